@@ -1,0 +1,1 @@
+"""tlreg.advisor: target data in, ranking out."""

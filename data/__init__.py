@@ -1,0 +1,1 @@
+"""Files tlreg ships: the built-in model catalog and the demo datasets."""

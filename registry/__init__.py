@@ -1,0 +1,1 @@
+"""tlreg.registry: what models exist and what we know about them."""

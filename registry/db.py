@@ -1,0 +1,163 @@
+"""One place that turns a URL into a ready engine: connected, tuned, and migrated.
+
+SQLite is the default and must be safe with several tlreg processes at once, so every file
+database runs in WAL mode with a busy timeout, and units of work that write start with
+``BEGIN IMMEDIATE`` (see :func:`write_session`): a deferred transaction that reads and then
+writes can fail at once with "database is locked" when another writer got there first, whatever
+the timeout. Migrations run on open, under a lock (a lock file for SQLite, an advisory lock on
+PostgreSQL) so that two processes opening a new database do not both create its tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from filelock import FileLock
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session
+
+from . import config
+from .errors import DatabaseError, DatabaseVersionError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+BUSY_TIMEOUT_S = 60
+_PG_LOCK_KEY = 0x746C726567  # "tlreg"
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """An engine for ``url`` (default: :func:`config.db_url`), not yet migrated."""
+    url = url or config.db_url()
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseError(
+            f"Cannot parse the database URL {url!r}.", hint="Give an SQLAlchemy URL such as sqlite:///path.db."
+        ) from exc
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+
+    database = parsed.database
+    in_memory = not database or database == ":memory:"
+    if in_memory:
+        engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
+    else:
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        # Let SQLAlchemy's "begin" event own transaction start, so writes can BEGIN IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+@contextlib.contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """A session for one unit of work that writes; committed on success, rolled back on error."""
+    with Session(engine) as session:
+        if engine.dialect.name == "sqlite":
+            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def _alembic_config(connection=None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def schema_heads(engine: Engine) -> tuple[set[str], set[str]]:
+    """(the database's current revisions, the revisions this tlreg knows as head)."""
+    script = ScriptDirectory.from_config(_alembic_config())
+    with engine.connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    return current, set(script.get_heads())
+
+
+def _check_known(engine: Engine, current: set[str]) -> None:
+    script = ScriptDirectory.from_config(_alembic_config())
+    known = {rev.revision for rev in script.walk_revisions()}
+    unknown = current - known
+    if unknown:
+        raise DatabaseVersionError(
+            f"The registry database {engine.url.render_as_string(hide_password=True)} has schema "
+            f"revision {', '.join(sorted(unknown))}, written by a newer tlreg.",
+            hint="Upgrade tlreg (pip install -U tlreg), or point --db / TLREG_DB at another database.",
+        )
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if not database or database == ":memory:":
+            yield
+            return
+        with FileLock(str(Path(database).expanduser()) + ".migrate.lock", timeout=BUSY_TIMEOUT_S):
+            yield
+    elif engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
+                conn.commit()
+    else:
+        yield
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to this tlreg's head; refuse a database from a newer tlreg."""
+    try:
+        current, heads = schema_heads(engine)
+        _check_known(engine, current)
+        if current == heads:
+            return
+        with _migration_lock(engine):
+            current, heads = schema_heads(engine)  # another process may have migrated meanwhile
+            if current == heads:
+                return
+            with engine.begin() as conn:
+                command.upgrade(_alembic_config(conn), "head")
+    except OperationalError as exc:
+        raise DatabaseError(
+            f"Cannot open the registry database {engine.url.render_as_string(hide_password=True)}: "
+            f"{exc.orig}.",
+            hint="Check the path or URL (--db / TLREG_DB) and that it is writable.",
+        ) from exc
+
+
+def open_engine(url: str | None = None) -> Engine:
+    """A migrated engine, ready to use."""
+    engine = make_engine(url)
+    migrate(engine)
+    return engine

@@ -1,0 +1,72 @@
+"""Every error tlreg raises on purpose, with the cause and what to do about it.
+
+Each class also subclasses the builtin a caller would naturally catch (``LookupError``,
+``ValueError``, ``FileNotFoundError``, ...), as huggingface_hub's errors do, so library users need
+not know tlreg's hierarchy. The CLI prints ``str(error)`` as one line and exits with
+``exit_code``; tracebacks are for ``--debug``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class TlregError(Exception):
+    """Base class: a problem the user can act on. ``exit_code`` is what the CLI returns."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(f"{message} {hint}" if hint else message)
+
+
+class BadInputError(TlregError, ValueError):
+    """Input the user gave is wrong (a ref, a path, an option): exit code 2."""
+
+    exit_code = 2
+
+
+class InvalidRefError(BadInputError):
+    """A model reference that no source understands."""
+
+
+class UnknownModelError(BadInputError, LookupError):
+    """A ref that is not in the registry (or not known to its source)."""
+
+    def __init__(self, ref: str, *, known: Iterable[str] = (), what: str = "in the registry") -> None:
+        close = difflib.get_close_matches(ref, list(known), n=3, cutoff=0.5)
+        hint = f"Did you mean: {', '.join(close)}?" if close else "See `tlreg registry list`."
+        super().__init__(f"Unknown model {ref!r}: not {what}.", hint=hint)
+        self.ref = ref
+        self.close_matches = close
+
+
+class UnsupportedModalityError(BadInputError):
+    """A model whose input is neither images nor text."""
+
+
+class WeightsError(BadInputError):
+    """A weights file that is missing, corrupt or does not fit the architecture."""
+
+    def __init__(self, path: str, problem: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{path}: {problem}", hint=hint)
+        self.path = path
+
+
+class OfflineError(TlregError, FileNotFoundError):
+    """Something must be downloaded but the Hub cannot be reached (or ``HF_HUB_OFFLINE`` is set)."""
+
+
+class RemoteCodeError(BadInputError):
+    """A model that needs its own Python code, which tlreg runs only with ``--trust-remote-code``."""
+
+
+class DatabaseError(TlregError):
+    """The registry database cannot be used as it is."""
+
+
+class DatabaseVersionError(DatabaseError):
+    """The database was written by a newer tlreg; this one does not know its schema."""

@@ -1,0 +1,276 @@
+"""Building models from timm and transformers, shared by every source.
+
+Metadata comes without weights: models are instantiated on the meta device (no memory, no
+download) to count parameters and find the feature dimension. Weights are loaded only by
+:func:`timm_extractor` and :func:`transformers_extractor`, from files the source has already
+resolved locally and pinned.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from timm.data import create_transform, resolve_model_data_config
+
+from .errors import RemoteCodeError, UnsupportedModalityError, WeightsError
+from .extractors import (
+    FeatureExtractor,
+    HFImageExtractor,
+    HFImageProcessor,
+    HFTextExtractor,
+    ImageTransform,
+    TimmExtractor,
+    Tokenize,
+)
+from .weights import count_params, state_dict_shapes
+
+PREPROCESSING_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spiece.model", "vocab.json")
+_NON_IMAGE_TEXT = {"audio": ("feature_extractor_type", "sampling_rate")}
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise WeightsError(str(path), f"cannot be read as JSON ({exc}).") from exc
+
+
+# --- timm -------------------------------------------------------------------------------------
+
+def timm_meta_model(arch: str, **kwargs: Any) -> torch.nn.Module:
+    """The architecture on the meta device: shapes and counts, no memory, no weights."""
+    with torch.device("meta"):
+        return timm.create_model(arch, pretrained=False, **kwargs)
+
+
+def timm_feature_dim(model: torch.nn.Module) -> int:
+    """The width of ``forward_head(..., pre_logits=True)`` (differs from num_features for MobileNetV3)."""
+    return int(getattr(model, "head_hidden_size", None) or model.num_features)
+
+
+def timm_preprocessing(cfg: dict[str, Any]) -> dict[str, Any]:
+    out = {k: cfg[k] for k in PREPROCESSING_KEYS if cfg.get(k) is not None}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+def timm_fields(arch: str, *, num_classes: int | None, pretrained_cfg: dict[str, Any]) -> dict[str, Any]:
+    """ModelSpec fields for a timm architecture with a given head, computed on the meta device."""
+    kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    model = timm_meta_model(arch, **kwargs)
+    nc = int(getattr(model, "num_classes", 0) or 0)
+    cfg = {**model.pretrained_cfg, **{k: v for k, v in pretrained_cfg.items() if v is not None}}
+    return {
+        "architecture": arch,
+        "modality": "image",
+        "task": "image-classification" if nc else "feature-extraction",
+        "num_classes": nc or None,
+        "params": sum(p.numel() for p in model.parameters()),
+        "feature_dim": timm_feature_dim(model),
+        "preprocessing": timm_preprocessing(cfg),
+        "license": cfg.get("license"),
+    }
+
+
+def timm_head_classes(arch: str, shapes: dict[str, tuple[int, ...]]) -> int | None:
+    """Classes of the head stored in a state dict (its classifier weight's rows)."""
+    classifier = timm_meta_model(arch).pretrained_cfg.get("classifier")
+    names = classifier if isinstance(classifier, (list, tuple)) else [classifier]
+    for name in names:
+        shape = shapes.get(f"{name}.weight")
+        if shape:
+            return int(shape[0])
+    return 0
+
+
+def timm_expected_shapes(arch: str, num_classes: int | None) -> dict[str, tuple[int, ...]]:
+    model = timm_meta_model(arch, num_classes=num_classes or 0)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def timm_extractor(model: torch.nn.Module, *, revision: str | None,
+                   preprocessing: dict[str, Any] | None = None) -> FeatureExtractor:
+    """Wrap a built timm model with the eval transform of its data config (or the stored one)."""
+    data_cfg = resolve_model_data_config(model)
+    if preprocessing:
+        data_cfg.update({k: tuple(v) if isinstance(v, list) else v for k, v in preprocessing.items()})
+    transform = create_transform(**data_cfg, is_training=False)
+    return TimmExtractor(
+        model, ImageTransform(transform), modality="image", feature_dim=timm_feature_dim(model),
+        num_classes=getattr(model, "num_classes", 0) or None, revision=revision,
+    )
+
+
+# --- transformers -----------------------------------------------------------------------------
+
+def folder_library(folder: Path) -> str:
+    """'timm' for a folder written by timm's save_for_hf, 'transformers' for save_pretrained."""
+    cfg_path = folder / "config.json"
+    if not cfg_path.is_file():
+        raise WeightsError(str(folder), "has no config.json: not a saved model folder.",
+                           hint="Save it with timm.models.save_for_hf or save_pretrained.")
+    cfg = read_json(cfg_path)
+    if "architecture" in cfg and "model_type" not in cfg:
+        return "timm"
+    if "model_type" in cfg:
+        return "transformers"
+    raise WeightsError(str(cfg_path), "names no architecture (no 'architecture' or 'model_type').")
+
+
+def transformers_modality(folder: Path, cfg: dict[str, Any]) -> str:
+    """image or text, from the preprocessing files saved beside the weights."""
+    if (folder / "preprocessor_config.json").is_file():
+        pre = read_json(folder / "preprocessor_config.json")
+        if "image_processor_type" in pre or "image_mean" in pre or "size" in pre:
+            return "image"
+        for modality, keys in _NON_IMAGE_TEXT.items():
+            if any(k in pre for k in keys):
+                raise UnsupportedModalityError(
+                    f"{folder}: a {modality} model ({cfg.get('model_type')}); tlreg ranks image and text models."
+                )
+    if any((folder / f).is_file() for f in _TOKENIZER_FILES):
+        return "text"
+    if "vision_config" in cfg or cfg.get("num_channels"):
+        return "image"
+    raise UnsupportedModalityError(
+        f"{folder}: cannot tell the input of this {cfg.get('model_type')} model: no image processor and no "
+        "tokenizer saved with it.", hint="Save the processor or tokenizer next to the weights.",
+    )
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The folder's weights: safetensors when there are any, else PyTorch files."""
+    found = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin")) or sorted(folder.glob("*.pth"))
+    return [p for p in found if not p.name.startswith("training_args")]
+
+
+def _meta_param_count(cfg_folder: Path, head: bool) -> int | None:
+    """Parameters of the architecture in ``config.json``, instantiated on the meta device."""
+    import transformers as tf
+
+    try:
+        config = tf.AutoConfig.from_pretrained(str(cfg_folder), local_files_only=True)
+        auto = tf.AutoModelForImageClassification if head else tf.AutoModel
+        with torch.device("meta"):
+            model = auto.from_config(config)
+    except (ValueError, OSError, KeyError, ImportError):
+        return None  # an architecture this transformers does not know (remote code): left unknown
+    return sum(p.numel() for p in model.parameters())
+
+
+def transformers_fields(folder: Path) -> dict[str, Any]:
+    """ModelSpec fields for a transformers folder, without loading its weights."""
+    cfg = read_json(folder / "config.json")
+    modality = transformers_modality(folder, cfg)
+    archs = cfg.get("architectures") or [cfg["model_type"]]
+    head = archs[0].endswith("ForImageClassification") and modality == "image"
+    labels = cfg.get("id2label") or {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    for f in weight_files(folder):
+        shapes.update(state_dict_shapes(f))
+    feature_dim = cfg.get("hidden_size") or (cfg.get("hidden_sizes") or [None])[-1]
+    if modality == "image" and head:
+        cls_w = [s for k, s in shapes.items() if k.startswith("classifier") and k.endswith("weight")]
+        feature_dim = cls_w[-1][-1] if cls_w else feature_dim
+    if modality == "image":
+        pre = read_json(folder / "preprocessor_config.json")
+        preprocessing = {k: pre[k] for k in ("size", "crop_size", "crop_pct", "image_mean", "image_std",
+                                             "resample", "image_processor_type") if k in pre}
+    else:
+        tok = read_json(folder / "tokenizer_config.json") if (folder / "tokenizer_config.json").is_file() else {}
+        preprocessing = {"tokenizer": tok.get("tokenizer_class"), "max_length": _max_length(folder, cfg, tok),
+                         **_pooling(folder)}
+    return {
+        "architecture": archs[0],
+        "modality": modality,
+        "task": "image-classification" if head else "feature-extraction",
+        "num_classes": len(labels) if head and labels else None,
+        "params": count_params(shapes) if shapes else _meta_param_count(folder, head),
+        "feature_dim": feature_dim,
+        "preprocessing": preprocessing,
+    }
+
+
+def folder_fields(folder: Path) -> dict[str, Any]:
+    """ModelSpec fields for a folder saved by timm's ``save_for_hf`` or transformers' ``save_pretrained``."""
+    if folder_library(folder) == "timm":
+        cfg = read_json(folder / "config.json")
+        fields = timm_fields(cfg["architecture"], num_classes=cfg.get("num_classes"),
+                             pretrained_cfg=cfg.get("pretrained_cfg") or {})
+        return {**fields, "extra": {"library": "timm"}}
+    return {**transformers_fields(folder), "extra": {"library": "transformers"}}
+
+
+def folder_extractor(folder: Path, *, modality: str, pretrained: bool = True, revision: str | None = None,
+                     trust_remote_code: bool = False) -> FeatureExtractor:
+    """Load a saved model folder (timm or transformers) from local files only."""
+    if folder_library(folder) == "timm":
+        if pretrained and not weight_files(folder):
+            raise WeightsError(str(folder), "has no weights file (model.safetensors or pytorch_model.bin).")
+        model = timm.create_model(f"local-dir:{folder}", pretrained=pretrained)
+        return timm_extractor(model, revision=revision)
+    return transformers_extractor(folder, modality=modality, pretrained=pretrained, revision=revision,
+                                  trust_remote_code=trust_remote_code)
+
+
+def _max_length(folder: Path, cfg: dict[str, Any], tok: dict[str, Any]) -> int:
+    st = folder / "sentence_bert_config.json"
+    if st.is_file():
+        return int(read_json(st).get("max_seq_length", 512))
+    limit = tok.get("model_max_length")
+    positions = cfg.get("max_position_embeddings", 512)
+    return int(min(limit, positions)) if isinstance(limit, int) and limit < 10**6 else int(positions)
+
+
+def _pooling(folder: Path) -> dict[str, Any]:
+    """The sentence-transformers pooling of this folder (mean by default), and whether it normalises."""
+    pool_cfg = folder / "1_Pooling" / "config.json"
+    mode = "mean"
+    if pool_cfg.is_file():
+        pc = read_json(pool_cfg)
+        mode = "cls" if pc.get("pooling_mode_cls_token") else "max" if pc.get("pooling_mode_max_tokens") else "mean"
+    modules = read_json(folder / "modules.json") if (folder / "modules.json").is_file() else []
+    normalize = any(str(m.get("type", "")).endswith("Normalize") for m in modules)
+    return {"pooling": mode, "normalize": normalize}
+
+
+def transformers_extractor(folder: Path, *, modality: str, pretrained: bool = True, revision: str | None = None,
+                           trust_remote_code: bool = False) -> FeatureExtractor:
+    """Load a transformers folder as a feature extractor (weights only from local files)."""
+    import transformers as tf
+
+    tf.utils.logging.disable_progress_bar()  # tlreg shows its own progress, on stderr, when it is a terminal
+    cfg = read_json(folder / "config.json")
+    if cfg.get("auto_map") and not trust_remote_code:
+        raise RemoteCodeError(
+            f"{folder}: this model needs its own Python code (auto_map in config.json).",
+            hint="Pass --trust-remote-code (trust_remote_code=True) only if you trust its authors.",
+        )
+    common = {"local_files_only": True, "trust_remote_code": trust_remote_code}
+    head = (cfg.get("architectures") or [""])[0].endswith("ForImageClassification") and modality == "image"
+    auto = tf.AutoModelForImageClassification if head else tf.AutoModel
+    if pretrained:
+        model = auto.from_pretrained(str(folder), **common)
+    else:
+        model = auto.from_config(tf.AutoConfig.from_pretrained(str(folder), **common),
+                                 trust_remote_code=trust_remote_code)
+    if pretrained and not weight_files(folder):
+        raise WeightsError(str(folder), "has no weights file (*.safetensors or pytorch_model.bin).")
+    fields = transformers_fields(folder)
+    if modality == "image":
+        processor = tf.AutoImageProcessor.from_pretrained(str(folder), **common)
+        return HFImageExtractor(
+            model, HFImageProcessor(processor), modality="image", feature_dim=int(fields["feature_dim"]),
+            num_classes=fields["num_classes"], revision=revision,
+        )
+    tokenizer = tf.AutoTokenizer.from_pretrained(str(folder), **common)
+    pre = fields["preprocessing"]
+    return HFTextExtractor(
+        model, Tokenize(tokenizer, max_length=pre["max_length"]), pooling=pre["pooling"],
+        normalize=pre["normalize"], modality="text", feature_dim=int(fields["feature_dim"]), num_classes=None,
+        revision=revision,
+    )

@@ -1,0 +1,92 @@
+"""Local weights: a timm architecture plus a weights file, or a saved model folder.
+
+``file:/abs/w.safetensors#arch=resnet18`` is checked tensor by tensor against the architecture
+before it is registered, so a corrupt or mismatched file is refused with its name. ``local-dir:``
+takes a folder written by timm's ``save_for_hf`` or transformers' ``save_pretrained``. The
+revision of a local model is the sha256 of its weights, so a changed file is a new revision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import timm
+
+from ..errors import BadInputError, WeightsError
+from ..extractors import FeatureExtractor
+from ..loaders import (
+    folder_extractor,
+    folder_fields,
+    timm_expected_shapes,
+    timm_extractor,
+    timm_fields,
+    timm_head_classes,
+    weight_files,
+)
+from ..models import ModelBase, ModelSpec
+from ..refs import Ref, parse_ref
+from ..weights import check_fits, sha256, state_dict_shapes
+from .base import Skip
+
+
+def folder_revision(folder: Path) -> str:
+    """One hash over the folder's weights files (their names and contents)."""
+    files = weight_files(folder)
+    if not files:
+        raise WeightsError(str(folder), "has no weights file (*.safetensors, pytorch_model.bin or *.pth).")
+    if len(files) == 1:
+        return sha256(files[0])
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode() + b"\0" + sha256(f).encode())
+    return digest.hexdigest()
+
+
+class LocalSource:
+    name: ClassVar[str] = "local"
+    schemes: ClassVar[tuple[str, ...]] = ("file", "local-dir")
+
+    def list(self, *, filters: Sequence[str] = (), limit: int | None = None,
+             sort: str | None = None) -> Iterator[ModelSpec | Skip]:
+        """Local files are added one by one (``tlreg registry add PATH``); there is nothing to list."""
+        return iter(())
+
+    def describe(self, ref: Ref, **options: Any) -> ModelSpec:
+        path = Path(ref.name)
+        if ref.scheme == "local-dir":
+            if not path.is_dir():
+                raise BadInputError(f"{path}: no such folder.")
+            fields = folder_fields(path)
+            return ModelSpec(ref=str(ref), source=self.name, revision=folder_revision(path), **fields,
+                             tags=["local", fields["extra"]["library"]])
+        arch = ref.options["arch"]
+        if not timm.is_model(arch):
+            raise BadInputError(f"{arch!r} is not a timm architecture (for {path}).",
+                                hint="See timm.list_models() for the names, e.g. resnet18.")
+        if not path.is_file():
+            raise WeightsError(str(path), "no such file.")
+        shapes = state_dict_shapes(path)
+        num_classes = timm_head_classes(arch, shapes)
+        check_fits(path, shapes, timm_expected_shapes(arch, num_classes), arch=arch)
+        fields = timm_fields(arch, num_classes=num_classes, pretrained_cfg={})
+        return ModelSpec(ref=str(ref), source=self.name, revision=sha256(path), **fields,
+                         extra={"path": str(path), "library": "timm"}, tags=["local", "timm"])
+
+    def load(self, entry: ModelBase, *, pretrained: bool = True,
+             trust_remote_code: bool = False) -> FeatureExtractor:
+        ref = parse_ref(entry.ref)
+        path = Path(ref.name)
+        if ref.scheme == "local-dir":
+            revision = folder_revision(path) if pretrained else None
+            return folder_extractor(path, modality=entry.modality, pretrained=pretrained, revision=revision,
+                                    trust_remote_code=trust_remote_code)
+        arch, nc = ref.options["arch"], entry.num_classes or 0
+        if not pretrained:
+            return timm_extractor(timm.create_model(arch, pretrained=False, num_classes=nc), revision=None)
+        revision = sha256(path)
+        model = timm.create_model(arch, pretrained=True, num_classes=nc,
+                                  pretrained_cfg_overlay={"file": str(path), "num_classes": nc})
+        return timm_extractor(model, revision=revision)

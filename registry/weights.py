@@ -1,0 +1,108 @@
+"""Weights files: read safely, check against an architecture, and pin by content.
+
+Safetensors first; anything else goes through ``torch.load(..., weights_only=True)``, which
+refuses pickled code. Every problem is a :class:`WeightsError` naming the file, raised before
+anything is written to the registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file
+
+from .errors import WeightsError
+
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
+_STATE_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
+
+
+def sha256(path: str | Path) -> str:
+    """The file's content hash: the revision of a local weights file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, Mapping):
+        for key in _STATE_KEYS:
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+        tensors = {k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        if tensors:
+            return tensors
+    raise WeightsError(str(path), "holds no state dict of tensors.", hint="Save it with model.state_dict().")
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file, loaded safely on the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(str(path), "no such file.")
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path), device="cpu")
+        return _unwrap(torch.load(path, map_location="cpu", weights_only=True), path)
+    except WeightsError:
+        raise
+    except (SafetensorError, RuntimeError, EOFError, ValueError, OSError) as exc:
+        kind = "a safetensors" if path.suffix == ".safetensors" else "a PyTorch weights"
+        raise WeightsError(
+            str(path), f"is not {kind} file tlreg can read safely ({str(exc).splitlines()[0]}).",
+            hint="Check that the file is complete; pickled code is refused (weights_only=True).",
+        ) from exc
+
+
+def state_dict_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes; reads only the header of a safetensors file."""
+    path = Path(path)
+    if path.suffix == ".safetensors" and path.is_file():
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise WeightsError(
+                str(path), f"is not a readable safetensors file ({str(exc).splitlines()[0]}).",
+                hint="Check that the file is complete.",
+            ) from exc
+    return {k: tuple(v.shape) for k, v in read_state_dict(path).items()}
+
+
+def count_params(shapes: Mapping[str, tuple[int, ...]]) -> int:
+    total = 0
+    for name, shape in shapes.items():
+        if name.endswith(("running_mean", "running_var", "num_batches_tracked", "position_ids")):
+            continue
+        n = 1
+        for d in shape:
+            n *= d
+        total += n
+    return total
+
+
+def check_fits(path: str | Path, shapes: Mapping[str, tuple[int, ...]], expected: Mapping[str, tuple[int, ...]],
+               *, arch: str) -> None:
+    """Raise a :class:`WeightsError` naming the file unless its tensors fit the architecture."""
+    missing = [k for k in expected if k not in shapes]
+    unexpected = [k for k in shapes if k not in expected]
+    wrong = [k for k in expected if k in shapes and tuple(shapes[k]) != tuple(expected[k])]
+    if not (missing or unexpected or wrong):
+        return
+    parts = []
+    if wrong:
+        k = wrong[0]
+        parts.append(f"{len(wrong)} tensors of the wrong shape (e.g. {k}: {shapes[k]} vs {expected[k]})")
+    if missing:
+        parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+    raise WeightsError(str(path), f"does not fit architecture {arch!r}: {'; '.join(parts)}.",
+                       hint="Check --arch, or that the file holds that model's state dict.")
