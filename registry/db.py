@@ -40,7 +40,8 @@ def make_engine(url: str | None = None) -> Engine:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise DatabaseError(
-            f"Cannot parse the database URL {url!r}.", hint="Give an SQLAlchemy URL such as sqlite:///path.db."
+            f"Cannot parse the database URL {url!r}.",
+            hint="Give an SQLAlchemy URL such as sqlite:///path.db.",
         ) from exc
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
@@ -50,7 +51,14 @@ def make_engine(url: str | None = None) -> Engine:
     if in_memory:
         engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
     else:
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(
+                f"Cannot open the registry database {url}: cannot create {folder} ({exc}).",
+                hint="Check the path (--db / TLREG_DB / TLREG_HOME) and that it is writable.",
+            ) from exc
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
 
     @event.listens_for(engine, "connect")

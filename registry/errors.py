@@ -37,11 +37,25 @@ class UnknownModelError(BadInputError, LookupError):
     """A ref that is not in the registry (or not known to its source)."""
 
     def __init__(self, ref: str, *, known: Iterable[str] = (), what: str = "in the registry") -> None:
-        close = difflib.get_close_matches(ref, list(known), n=3, cutoff=0.5)
+        close = close_matches(ref, known)
         hint = f"Did you mean: {', '.join(close)}?" if close else "See `tlreg registry list`."
         super().__init__(f"Unknown model {ref!r}: not {what}.", hint=hint)
         self.ref = ref
         self.close_matches = close
+
+
+def close_matches(name: str, known: Iterable[str], n: int = 3) -> list[str]:
+    """Known names closest to ``name``, comparing whole names and also names without their tag
+    (``timm:resnet81`` is closer to ``timm:resnet18.a1_in1k`` than the tags make it look)."""
+    known = list(known)
+    by_stem: dict[str, str] = {}
+    for k in known:
+        by_stem.setdefault(k.split(".")[0], k)
+    stem_hits = [
+        by_stem[s] for s in difflib.get_close_matches(name.split(".")[0], list(by_stem), n=n, cutoff=0.6)
+    ]
+    full_hits = difflib.get_close_matches(name, known, n=n, cutoff=0.5)
+    return list(dict.fromkeys(stem_hits + full_hits))[:n]
 
 
 class UnsupportedModalityError(BadInputError):

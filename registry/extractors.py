@@ -185,14 +185,21 @@ class HFTextExtractor(FeatureExtractor):
     """
 
     def __init__(
-        self, module: nn.Module, preprocessor: Preprocessor, *, pooling: str = "mean", normalize: bool = False,
+        self,
+        module: nn.Module,
+        preprocessor: Preprocessor,
+        *,
+        pooling: str = "mean",
+        normalize: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(module, preprocessor, **kwargs)
         self.pooling = pooling
         self.normalize = normalize
 
-    def _features_and_logits(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _features_and_logits(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         hidden = self.module(**batch).last_hidden_state
         if self.pooling == "cls":
             feats = hidden[:, 0]

@@ -71,8 +71,10 @@ def _translate(exc: Exception, repo: str, revision: str | None, what: str) -> Ex
     if isinstance(exc, RepositoryNotFoundError | GatedRepoError):
         return UnknownModelError(f"hf:{repo}", what="on the Hugging Face Hub (or it is private or gated)")
     if isinstance(exc, RevisionNotFoundError):
-        return BadInputError(f"hf:{repo}: no revision {revision!r} on the Hub.",
-                             hint="Use a branch, tag or 40-hex commit sha that exists.")
+        return BadInputError(
+            f"hf:{repo}: no revision {revision!r} on the Hub.",
+            hint="Use a branch, tag or 40-hex commit sha that exists.",
+        )
     if isinstance(exc, LocalEntryNotFoundError | OfflineModeIsEnabled | RevisionResolutionError):
         return _offline_error(repo, what)
     if isinstance(exc, EntryNotFoundError):
@@ -89,7 +91,9 @@ def resolve_revision(repo: str, revision: str | None = None) -> str:
         if snap.is_dir():
             return revision
     try:
-        resolved = HfApi().resolve_revision(repo, revision=revision, local_files_only=local)
+        resolved = HfApi().resolve_revision(
+            repo, revision=revision, local_files_only=local, cache_dir=config.hf_cache_dir()
+        )
     except Exception as exc:  # translated below; anything unknown is re-raised as is
         raise _translate(exc, repo, revision, f"revision {revision!r}") from exc
     return str(getattr(resolved, "resolved", resolved))
@@ -101,7 +105,11 @@ def download(repo: str, filenames: Sequence[str], *, revision: str) -> Path:
     last: Exception | None = None
     for name in filenames:
         try:
-            return Path(hf_hub_download(repo, name, revision=revision, local_files_only=local))
+            return Path(
+                hf_hub_download(
+                    repo, name, revision=revision, local_files_only=local, cache_dir=config.hf_cache_dir()
+                )
+            )
         except (EntryNotFoundError, LocalEntryNotFoundError) as exc:
             last = exc
         except Exception as exc:
@@ -113,7 +121,14 @@ def download(repo: str, filenames: Sequence[str], *, revision: str) -> Path:
 def snapshot(repo: str, *, revision: str, allow_patterns: Sequence[str] | None = None) -> Path:
     """A local folder with the repository's files at ``revision`` (downloaded when online)."""
     try:
-        return Path(snapshot_download(repo, revision=revision, allow_patterns=list(allow_patterns or []) or None,
-                                      local_files_only=not online()))
+        return Path(
+            snapshot_download(
+                repo,
+                revision=revision,
+                allow_patterns=list(allow_patterns or []) or None,
+                local_files_only=not online(),
+                cache_dir=config.hf_cache_dir(),
+            )
+        )
     except Exception as exc:
         raise _translate(exc, repo, revision, f"a snapshot at {revision}") from exc

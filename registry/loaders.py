@@ -42,6 +42,7 @@ def read_json(path: Path) -> dict[str, Any]:
 
 # --- timm -------------------------------------------------------------------------------------
 
+
 def timm_meta_model(arch: str, **kwargs: Any) -> torch.nn.Module:
     """The architecture on the meta device: shapes and counts, no memory, no weights."""
     with torch.device("meta"):
@@ -92,27 +93,36 @@ def timm_expected_shapes(arch: str, num_classes: int | None) -> dict[str, tuple[
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def timm_extractor(model: torch.nn.Module, *, revision: str | None,
-                   preprocessing: dict[str, Any] | None = None) -> FeatureExtractor:
+def timm_extractor(
+    model: torch.nn.Module, *, revision: str | None, preprocessing: dict[str, Any] | None = None
+) -> FeatureExtractor:
     """Wrap a built timm model with the eval transform of its data config (or the stored one)."""
     data_cfg = resolve_model_data_config(model)
     if preprocessing:
         data_cfg.update({k: tuple(v) if isinstance(v, list) else v for k, v in preprocessing.items()})
     transform = create_transform(**data_cfg, is_training=False)
     return TimmExtractor(
-        model, ImageTransform(transform), modality="image", feature_dim=timm_feature_dim(model),
-        num_classes=getattr(model, "num_classes", 0) or None, revision=revision,
+        model,
+        ImageTransform(transform),
+        modality="image",
+        feature_dim=timm_feature_dim(model),
+        num_classes=getattr(model, "num_classes", 0) or None,
+        revision=revision,
     )
 
 
 # --- transformers -----------------------------------------------------------------------------
 
+
 def folder_library(folder: Path) -> str:
     """'timm' for a folder written by timm's save_for_hf, 'transformers' for save_pretrained."""
     cfg_path = folder / "config.json"
     if not cfg_path.is_file():
-        raise WeightsError(str(folder), "has no config.json: not a saved model folder.",
-                           hint="Save it with timm.models.save_for_hf or save_pretrained.")
+        raise WeightsError(
+            str(folder),
+            "has no config.json: not a saved model folder.",
+            hint="Save it with timm.models.save_for_hf or save_pretrained.",
+        )
     cfg = read_json(cfg_path)
     if "architecture" in cfg and "model_type" not in cfg:
         return "timm"
@@ -130,7 +140,8 @@ def transformers_modality(folder: Path, cfg: dict[str, Any]) -> str:
         for modality, keys in _NON_IMAGE_TEXT.items():
             if any(k in pre for k in keys):
                 raise UnsupportedModalityError(
-                    f"{folder}: a {modality} model ({cfg.get('model_type')}); tlreg ranks image and text models."
+                    f"{folder}: a {modality} model ({cfg.get('model_type')}); "
+                    "tlreg ranks image and text models."
                 )
     if any((folder / f).is_file() for f in _TOKENIZER_FILES):
         return "text"
@@ -138,13 +149,16 @@ def transformers_modality(folder: Path, cfg: dict[str, Any]) -> str:
         return "image"
     raise UnsupportedModalityError(
         f"{folder}: cannot tell the input of this {cfg.get('model_type')} model: no image processor and no "
-        "tokenizer saved with it.", hint="Save the processor or tokenizer next to the weights.",
+        "tokenizer saved with it.",
+        hint="Save the processor or tokenizer next to the weights.",
     )
 
 
 def weight_files(folder: Path) -> list[Path]:
     """The folder's weights: safetensors when there are any, else PyTorch files."""
-    found = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin")) or sorted(folder.glob("*.pth"))
+    found = (
+        sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin")) or sorted(folder.glob("*.pth"))
+    )
     return [p for p in found if not p.name.startswith("training_args")]
 
 
@@ -178,12 +192,30 @@ def transformers_fields(folder: Path) -> dict[str, Any]:
         feature_dim = cls_w[-1][-1] if cls_w else feature_dim
     if modality == "image":
         pre = read_json(folder / "preprocessor_config.json")
-        preprocessing = {k: pre[k] for k in ("size", "crop_size", "crop_pct", "image_mean", "image_std",
-                                             "resample", "image_processor_type") if k in pre}
+        preprocessing = {
+            k: pre[k]
+            for k in (
+                "size",
+                "crop_size",
+                "crop_pct",
+                "image_mean",
+                "image_std",
+                "resample",
+                "image_processor_type",
+            )
+            if k in pre
+        }
     else:
-        tok = read_json(folder / "tokenizer_config.json") if (folder / "tokenizer_config.json").is_file() else {}
-        preprocessing = {"tokenizer": tok.get("tokenizer_class"), "max_length": _max_length(folder, cfg, tok),
-                         **_pooling(folder)}
+        tok = (
+            read_json(folder / "tokenizer_config.json")
+            if (folder / "tokenizer_config.json").is_file()
+            else {}
+        )
+        preprocessing = {
+            "tokenizer": tok.get("tokenizer_class"),
+            "max_length": _max_length(folder, cfg, tok),
+            **_pooling(folder),
+        }
     return {
         "architecture": archs[0],
         "modality": modality,
@@ -199,22 +231,36 @@ def folder_fields(folder: Path) -> dict[str, Any]:
     """ModelSpec fields for a folder saved by timm's ``save_for_hf`` or transformers' ``save_pretrained``."""
     if folder_library(folder) == "timm":
         cfg = read_json(folder / "config.json")
-        fields = timm_fields(cfg["architecture"], num_classes=cfg.get("num_classes"),
-                             pretrained_cfg=cfg.get("pretrained_cfg") or {})
+        fields = timm_fields(
+            cfg["architecture"],
+            num_classes=cfg.get("num_classes"),
+            pretrained_cfg=cfg.get("pretrained_cfg") or {},
+        )
         return {**fields, "extra": {"library": "timm"}}
     return {**transformers_fields(folder), "extra": {"library": "transformers"}}
 
 
-def folder_extractor(folder: Path, *, modality: str, pretrained: bool = True, revision: str | None = None,
-                     trust_remote_code: bool = False) -> FeatureExtractor:
+def folder_extractor(
+    folder: Path,
+    *,
+    modality: str,
+    pretrained: bool = True,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+) -> FeatureExtractor:
     """Load a saved model folder (timm or transformers) from local files only."""
     if folder_library(folder) == "timm":
         if pretrained and not weight_files(folder):
             raise WeightsError(str(folder), "has no weights file (model.safetensors or pytorch_model.bin).")
         model = timm.create_model(f"local-dir:{folder}", pretrained=pretrained)
         return timm_extractor(model, revision=revision)
-    return transformers_extractor(folder, modality=modality, pretrained=pretrained, revision=revision,
-                                  trust_remote_code=trust_remote_code)
+    return transformers_extractor(
+        folder,
+        modality=modality,
+        pretrained=pretrained,
+        revision=revision,
+        trust_remote_code=trust_remote_code,
+    )
 
 
 def _max_length(folder: Path, cfg: dict[str, Any], tok: dict[str, Any]) -> int:
@@ -232,14 +278,26 @@ def _pooling(folder: Path) -> dict[str, Any]:
     mode = "mean"
     if pool_cfg.is_file():
         pc = read_json(pool_cfg)
-        mode = "cls" if pc.get("pooling_mode_cls_token") else "max" if pc.get("pooling_mode_max_tokens") else "mean"
+        mode = (
+            "cls"
+            if pc.get("pooling_mode_cls_token")
+            else "max"
+            if pc.get("pooling_mode_max_tokens")
+            else "mean"
+        )
     modules = read_json(folder / "modules.json") if (folder / "modules.json").is_file() else []
     normalize = any(str(m.get("type", "")).endswith("Normalize") for m in modules)
     return {"pooling": mode, "normalize": normalize}
 
 
-def transformers_extractor(folder: Path, *, modality: str, pretrained: bool = True, revision: str | None = None,
-                           trust_remote_code: bool = False) -> FeatureExtractor:
+def transformers_extractor(
+    folder: Path,
+    *,
+    modality: str,
+    pretrained: bool = True,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+) -> FeatureExtractor:
     """Load a transformers folder as a feature extractor (weights only from local files)."""
     import transformers as tf
 
@@ -256,21 +314,31 @@ def transformers_extractor(folder: Path, *, modality: str, pretrained: bool = Tr
     if pretrained:
         model = auto.from_pretrained(str(folder), **common)
     else:
-        model = auto.from_config(tf.AutoConfig.from_pretrained(str(folder), **common),
-                                 trust_remote_code=trust_remote_code)
+        model = auto.from_config(
+            tf.AutoConfig.from_pretrained(str(folder), **common), trust_remote_code=trust_remote_code
+        )
     if pretrained and not weight_files(folder):
         raise WeightsError(str(folder), "has no weights file (*.safetensors or pytorch_model.bin).")
     fields = transformers_fields(folder)
     if modality == "image":
         processor = tf.AutoImageProcessor.from_pretrained(str(folder), **common)
         return HFImageExtractor(
-            model, HFImageProcessor(processor), modality="image", feature_dim=int(fields["feature_dim"]),
-            num_classes=fields["num_classes"], revision=revision,
+            model,
+            HFImageProcessor(processor),
+            modality="image",
+            feature_dim=int(fields["feature_dim"]),
+            num_classes=fields["num_classes"],
+            revision=revision,
         )
     tokenizer = tf.AutoTokenizer.from_pretrained(str(folder), **common)
     pre = fields["preprocessing"]
     return HFTextExtractor(
-        model, Tokenize(tokenizer, max_length=pre["max_length"]), pooling=pre["pooling"],
-        normalize=pre["normalize"], modality="text", feature_dim=int(fields["feature_dim"]), num_classes=None,
+        model,
+        Tokenize(tokenizer, max_length=pre["max_length"]),
+        pooling=pre["pooling"],
+        normalize=pre["normalize"],
+        modality="text",
+        feature_dim=int(fields["feature_dim"]),
+        num_classes=None,
         revision=revision,
     )

@@ -9,7 +9,7 @@ The tables use tlreg's own SQLAlchemy registry, so their metadata never mixes wi
 SQLModel application's in the same process.
 """
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import JSON, Column, UniqueConstraint
@@ -24,7 +24,7 @@ metadata = mapper_registry.metadata
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class TlregModel(SQLModel, registry=mapper_registry):

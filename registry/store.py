@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import timm
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete, or_
 from sqlmodel import Session, col, select
 
 from . import config
@@ -39,13 +39,17 @@ def to_ref(text: str, *, arch: str | None = None) -> Ref:
         return parse_ref(f"local-dir:{path}")
     if path.is_file() or path.suffix in WEIGHT_SUFFIXES:
         if not arch:
-            raise InvalidRefError(f"{text}: a weights file needs its timm architecture.",
-                                  hint="Pass --arch, e.g. --arch resnet18.")
+            raise InvalidRefError(
+                f"{text}: a weights file needs its timm architecture.",
+                hint="Pass --arch, e.g. --arch resnet18.",
+            )
         return parse_ref(f"file:{path}#arch={arch}")
     if timm.list_pretrained(text, exclude_filters=()) == [text] or ("." not in text and timm.is_model(text)):
         return Ref("timm", text)
-    raise InvalidRefError(f"{text!r} is neither a model reference nor an existing file or folder.",
-                          hint="Use timm:NAME, hf:ORG/NAME[@REV], pkg:NAME, or a path.")
+    raise InvalidRefError(
+        f"{text!r} is neither a model reference nor an existing file or folder.",
+        hint="Use timm:NAME, hf:ORG/NAME[@REV], pkg:NAME, or a path.",
+    )
 
 
 @dataclass
@@ -59,8 +63,12 @@ class ImportReport:
 
     def to_dict(self) -> dict[str, Any]:
         refs = lambda rows: [r.ref for r in rows]  # noqa: E731
-        return {"added": refs(self.added), "updated": refs(self.updated), "unchanged": refs(self.unchanged),
-                "skipped": [{"ref": s.name, "reason": s.reason} for s in self.skipped]}
+        return {
+            "added": refs(self.added),
+            "updated": refs(self.updated),
+            "unchanged": refs(self.unchanged),
+            "skipped": [{"ref": s.name, "reason": s.reason} for s in self.skipped],
+        }
 
 
 class Registry:
@@ -75,7 +83,9 @@ class Registry:
         ids = [e.id for e in entries]
         tags: dict[int, list[str]] = {}
         if ids:
-            for t in session.exec(select(ModelTag).where(col(ModelTag.model_id).in_(ids)).order_by(ModelTag.name)):
+            for t in session.exec(
+                select(ModelTag).where(col(ModelTag.model_id).in_(ids)).order_by(ModelTag.name)
+            ):
                 tags.setdefault(t.model_id, []).append(t.name)
         return [ModelRecord(**e.model_dump(), tags=tags.get(e.id, [])) for e in entries]
 
@@ -94,8 +104,15 @@ class Registry:
         with Session(self.engine) as session:
             return self._records(session, [self._find(session, ref)])[0]
 
-    def list(self, *, pattern: str | None = None, modality: str | None = None, source: str | None = None,
-             tags: Iterable[str] = (), max_params: int | None = None) -> list[ModelRecord]:
+    def list(
+        self,
+        *,
+        pattern: str | None = None,
+        modality: str | None = None,
+        source: str | None = None,
+        tags: Iterable[str] = (),
+        max_params: int | None = None,
+    ) -> list[ModelRecord]:
         """Entries matching every filter; ``pattern`` is a glob on the ref, with or without its scheme."""
         with Session(self.engine) as session:
             query = select(ModelEntry).order_by(ModelEntry.ref)
@@ -106,29 +123,34 @@ class Registry:
             records = self._records(session, session.exec(query).all())
         wanted = set(tags)
         return [
-            r for r in records
+            r
+            for r in records
             if (not pattern or fnmatch(r.ref, pattern) or fnmatch(r.ref.partition(":")[2], pattern))
             and wanted <= set(r.tags)
             and (max_params is None or (r.params is not None and r.params <= max_params))
         ]
 
     def events(self, ref: str | None = None) -> list[Event]:
+        """The event log, oldest first; for one ref (with or without its scheme) when given."""
         with Session(self.engine) as session:
             query = select(Event).order_by(Event.id)
             if ref:
-                query = query.where(Event.ref == ref)
+                base = ref.split("@")[0] if ref.startswith("hf:") else ref
+                query = query.where(or_(Event.ref == base, col(Event.ref).endswith(f":{base}")))
             return list(session.exec(query).all())
 
     # -- writing ------------------------------------------------------------------------------
 
-    def _event(self, session: Session, action: str, ref: str, **detail: Any) -> None:
+    def _event(self, session: Session, action: str, ref: str, detail: dict[str, Any]) -> None:
         session.add(Event(user=config.user(), host=config.host(), action=action, ref=ref, detail=detail))
 
     def add(self, spec: ModelSpec) -> tuple[ModelRecord, str]:
         """Store ``spec``; returns the record and ``added``, ``updated`` (new revision) or ``unchanged``."""
         if spec.modality not in MODALITIES:
-            raise UnsupportedModalityError(f"{spec.ref}: modality {spec.modality!r} is not supported.",
-                                           hint=f"tlreg ranks {' and '.join(MODALITIES)} models.")
+            raise UnsupportedModalityError(
+                f"{spec.ref}: modality {spec.modality!r} is not supported.",
+                hint=f"tlreg ranks {' and '.join(MODALITIES)} models.",
+            )
         with write_session(self.engine) as session:
             existing = session.exec(select(ModelEntry).where(ModelEntry.ref == spec.ref)).first()
             if existing is None:
@@ -137,10 +159,10 @@ class Registry:
                 session.flush()
                 for name in sorted(set(spec.tags)):
                     session.add(ModelTag(model_id=entry.id, name=name))
-                self._event(session, "add", spec.ref, **spec.model_dump(mode="json"))
+                self._event(session, "add", spec.ref, spec.model_dump(mode="json"))
                 status = "added"
             elif spec.revision and spec.revision != existing.revision:
-                self._event(session, "revision", spec.ref, old=existing.revision, new=spec.revision)
+                self._event(session, "revision", spec.ref, {"old": existing.revision, "new": spec.revision})
                 for key, value in spec.model_dump(exclude={"tags", "ref"}).items():
                     setattr(existing, key, value)
                 session.add(existing)
@@ -155,7 +177,7 @@ class Registry:
         with write_session(self.engine) as session:
             entry = self._find(session, ref)
             if entry.revision != revision:
-                self._event(session, "revision", entry.ref, old=entry.revision, new=revision)
+                self._event(session, "revision", entry.ref, {"old": entry.revision, "new": revision})
                 entry.revision = revision
                 session.add(entry)
 
@@ -163,10 +185,9 @@ class Registry:
         with write_session(self.engine) as session:
             entry = self._find(session, ref)
             record = self._records(session, [entry])[0]
-            for t in session.exec(select(ModelTag).where(ModelTag.model_id == entry.id)):
-                session.delete(t)
+            session.exec(delete(ModelTag).where(col(ModelTag.model_id) == entry.id))
             session.delete(entry)
-            self._event(session, "remove", record.ref, **record.model_dump(mode="json"))
+            self._event(session, "remove", record.ref, record.model_dump(mode="json"))
             return record
 
     def tag(self, ref: str, *, add: Iterable[str] = (), remove: Iterable[str] = ()) -> ModelRecord:
@@ -183,23 +204,26 @@ class Registry:
             for name in removed:
                 session.delete(have[name])
             if added:
-                self._event(session, "tag", entry.ref, tags=added)
+                self._event(session, "tag", entry.ref, {"tags": added})
             if removed:
-                self._event(session, "untag", entry.ref, tags=removed)
+                self._event(session, "untag", entry.ref, {"tags": removed})
             session.flush()
             return self._records(session, [entry])[0]
 
     # -- with the sources ---------------------------------------------------------------------
 
-    def add_ref(self, text: str, *, arch: str | None = None, tags: Iterable[str] = ()) -> tuple[ModelRecord, str]:
+    def add_ref(
+        self, text: str, *, arch: str | None = None, tags: Iterable[str] = ()
+    ) -> tuple[ModelRecord, str]:
         """Describe ``text`` with its source and store it (the Python twin of ``tlreg registry add``)."""
         ref = to_ref(text, arch=arch)
         spec = source_for_scheme(ref.scheme).describe(ref)
         spec = spec.model_copy(update={"tags": sorted({*spec.tags, *tags}), "origin": spec.origin or "add"})
         return self.add(spec)
 
-    def import_from(self, source: str, *, filters: Sequence[str] = (), limit: int | None = None,
-                    sort: str | None = None) -> ImportReport:
+    def import_from(
+        self, source: str, *, filters: Sequence[str] = (), limit: int | None = None, sort: str | None = None
+    ) -> ImportReport:
         """Register what a source lists (the Python twin of ``tlreg registry import``)."""
         report = ImportReport()
         for item in get_source(source).list(filters=filters, limit=limit, sort=sort):
@@ -214,8 +238,9 @@ class Registry:
     def load(self, ref: str, *, pretrained: bool = True, trust_remote_code: bool = False) -> FeatureExtractor:
         """The entry as a feature extractor; pins its revision if the load resolved it."""
         record = self.get(ref)
-        extractor = get_source(record.source).load(record, pretrained=pretrained,
-                                                   trust_remote_code=trust_remote_code)
+        extractor = get_source(record.source).load(
+            record, pretrained=pretrained, trust_remote_code=trust_remote_code
+        )
         if pretrained and extractor.revision and extractor.revision != record.revision:
             self.set_revision(record.ref, extractor.revision)
         return extractor

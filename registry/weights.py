@@ -8,6 +8,7 @@ anything is written to the registry.
 from __future__ import annotations
 
 import hashlib
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -53,10 +54,17 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         return _unwrap(torch.load(path, map_location="cpu", weights_only=True), path)
     except WeightsError:
         raise
+    except pickle.UnpicklingError as exc:
+        raise WeightsError(
+            str(path),
+            "holds pickled Python objects besides tensors; tlreg loads weights only (weights_only=True).",
+            hint="Re-save it with safetensors (safetensors.torch.save_file(model.state_dict(), ...)).",
+        ) from exc
     except (SafetensorError, RuntimeError, EOFError, ValueError, OSError) as exc:
         kind = "a safetensors" if path.suffix == ".safetensors" else "a PyTorch weights"
         raise WeightsError(
-            str(path), f"is not {kind} file tlreg can read safely ({str(exc).splitlines()[0]}).",
+            str(path),
+            f"is not {kind} file tlreg can read safely ({str(exc).splitlines()[0]}).",
             hint="Check that the file is complete; pickled code is refused (weights_only=True).",
         ) from exc
 
@@ -70,7 +78,8 @@ def state_dict_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
                 return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118
         except (SafetensorError, OSError, ValueError) as exc:
             raise WeightsError(
-                str(path), f"is not a readable safetensors file ({str(exc).splitlines()[0]}).",
+                str(path),
+                f"is not a readable safetensors file ({str(exc).splitlines()[0]}).",
                 hint="Check that the file is complete.",
             ) from exc
     return {k: tuple(v.shape) for k, v in read_state_dict(path).items()}
@@ -88,8 +97,13 @@ def count_params(shapes: Mapping[str, tuple[int, ...]]) -> int:
     return total
 
 
-def check_fits(path: str | Path, shapes: Mapping[str, tuple[int, ...]], expected: Mapping[str, tuple[int, ...]],
-               *, arch: str) -> None:
+def check_fits(
+    path: str | Path,
+    shapes: Mapping[str, tuple[int, ...]],
+    expected: Mapping[str, tuple[int, ...]],
+    *,
+    arch: str,
+) -> None:
     """Raise a :class:`WeightsError` naming the file unless its tensors fit the architecture."""
     missing = [k for k in expected if k not in shapes]
     unexpected = [k for k in shapes if k not in expected]
@@ -104,5 +118,8 @@ def check_fits(path: str | Path, shapes: Mapping[str, tuple[int, ...]], expected
         parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
     if unexpected:
         parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-    raise WeightsError(str(path), f"does not fit architecture {arch!r}: {'; '.join(parts)}.",
-                       hint="Check --arch, or that the file holds that model's state dict.")
+    raise WeightsError(
+        str(path),
+        f"does not fit architecture {arch!r}: {'; '.join(parts)}.",
+        hint="Check --arch, or that the file holds that model's state dict.",
+    )

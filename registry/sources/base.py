@@ -63,8 +63,11 @@ def sources() -> dict[str, Source]:
     found: dict[str, Source] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in found:
-            warnings.warn(f"Source {ep.name!r} from {ep.value} overrides an earlier registration.",
-                          SourceOverrideWarning, stacklevel=2)
+            warnings.warn(
+                f"Source {ep.name!r} from {ep.value} overrides an earlier registration.",
+                SourceOverrideWarning,
+                stacklevel=2,
+            )
         found[ep.name] = ep.load()()
     return found
 
@@ -73,8 +76,9 @@ def get_source(name: str) -> Source:
     try:
         return sources()[name]
     except KeyError:
-        raise InvalidRefError(f"Unknown model source {name!r}.",
-                              hint=f"Installed sources: {', '.join(sorted(sources()))}.") from None
+        raise InvalidRefError(
+            f"Unknown model source {name!r}.", hint=f"Installed sources: {', '.join(sorted(sources()))}."
+        ) from None
 
 
 def source_for_scheme(scheme: str) -> Source:

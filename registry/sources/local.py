@@ -49,8 +49,9 @@ class LocalSource:
     name: ClassVar[str] = "local"
     schemes: ClassVar[tuple[str, ...]] = ("file", "local-dir")
 
-    def list(self, *, filters: Sequence[str] = (), limit: int | None = None,
-             sort: str | None = None) -> Iterator[ModelSpec | Skip]:
+    def list(
+        self, *, filters: Sequence[str] = (), limit: int | None = None, sort: str | None = None
+    ) -> Iterator[ModelSpec | Skip]:
         """Local files are added one by one (``tlreg registry add PATH``); there is nothing to list."""
         return iter(())
 
@@ -60,33 +61,56 @@ class LocalSource:
             if not path.is_dir():
                 raise BadInputError(f"{path}: no such folder.")
             fields = folder_fields(path)
-            return ModelSpec(ref=str(ref), source=self.name, revision=folder_revision(path), **fields,
-                             tags=["local", fields["extra"]["library"]])
+            return ModelSpec(
+                ref=str(ref),
+                source=self.name,
+                revision=folder_revision(path),
+                **fields,
+                tags=["local", fields["extra"]["library"]],
+            )
         arch = ref.options["arch"]
         if not timm.is_model(arch):
-            raise BadInputError(f"{arch!r} is not a timm architecture (for {path}).",
-                                hint="See timm.list_models() for the names, e.g. resnet18.")
+            raise BadInputError(
+                f"{arch!r} is not a timm architecture (for {path}).",
+                hint="See timm.list_models() for the names, e.g. resnet18.",
+            )
         if not path.is_file():
             raise WeightsError(str(path), "no such file.")
         shapes = state_dict_shapes(path)
         num_classes = timm_head_classes(arch, shapes)
         check_fits(path, shapes, timm_expected_shapes(arch, num_classes), arch=arch)
         fields = timm_fields(arch, num_classes=num_classes, pretrained_cfg={})
-        return ModelSpec(ref=str(ref), source=self.name, revision=sha256(path), **fields,
-                         extra={"path": str(path), "library": "timm"}, tags=["local", "timm"])
+        return ModelSpec(
+            ref=str(ref),
+            source=self.name,
+            revision=sha256(path),
+            **fields,
+            extra={"path": str(path), "library": "timm"},
+            tags=["local", "timm"],
+        )
 
-    def load(self, entry: ModelBase, *, pretrained: bool = True,
-             trust_remote_code: bool = False) -> FeatureExtractor:
+    def load(
+        self, entry: ModelBase, *, pretrained: bool = True, trust_remote_code: bool = False
+    ) -> FeatureExtractor:
         ref = parse_ref(entry.ref)
         path = Path(ref.name)
         if ref.scheme == "local-dir":
             revision = folder_revision(path) if pretrained else None
-            return folder_extractor(path, modality=entry.modality, pretrained=pretrained, revision=revision,
-                                    trust_remote_code=trust_remote_code)
+            return folder_extractor(
+                path,
+                modality=entry.modality,
+                pretrained=pretrained,
+                revision=revision,
+                trust_remote_code=trust_remote_code,
+            )
         arch, nc = ref.options["arch"], entry.num_classes or 0
         if not pretrained:
             return timm_extractor(timm.create_model(arch, pretrained=False, num_classes=nc), revision=None)
         revision = sha256(path)
-        model = timm.create_model(arch, pretrained=True, num_classes=nc,
-                                  pretrained_cfg_overlay={"file": str(path), "num_classes": nc})
+        model = timm.create_model(
+            arch,
+            pretrained=True,
+            num_classes=nc,
+            pretrained_cfg_overlay={"file": str(path), "num_classes": nc},
+        )
         return timm_extractor(model, revision=revision)

@@ -26,11 +26,24 @@ from .catalog import published_top1
 
 # timm tag tokens that name a training dataset, in the words users search for.
 DATASETS = {
-    "in1k": "imagenet-1k", "in12k": "imagenet-12k", "in21k": "imagenet-21k", "in22k": "imagenet-22k",
-    "laion2b": "laion-2b", "laion400m": "laion-400m", "openai": "openai-wit-400m", "webli": "webli",
-    "datacomp1b": "datacomp-1b", "metaclip": "metaclip", "dfndr2b": "dfn-2b", "lvd142m": "lvd-142m",
-    "lvd1689m": "lvd-1689m", "jft": "jft-300m", "ig1b": "instagram-1b", "yfcc100m": "yfcc-100m",
-    "yfcc15m": "yfcc-15m", "swag": "instagram-swag",
+    "in1k": "imagenet-1k",
+    "in12k": "imagenet-12k",
+    "in21k": "imagenet-21k",
+    "in22k": "imagenet-22k",
+    "laion2b": "laion-2b",
+    "laion400m": "laion-400m",
+    "openai": "openai-wit-400m",
+    "webli": "webli",
+    "datacomp1b": "datacomp-1b",
+    "metaclip": "metaclip",
+    "dfndr2b": "dfn-2b",
+    "lvd142m": "lvd-142m",
+    "lvd1689m": "lvd-1689m",
+    "jft": "jft-300m",
+    "ig1b": "instagram-1b",
+    "yfcc100m": "yfcc-100m",
+    "yfcc15m": "yfcc-15m",
+    "swag": "instagram-swag",
 }
 
 
@@ -44,8 +57,9 @@ class TimmSource:
     name: ClassVar[str] = "timm"
     schemes: ClassVar[tuple[str, ...]] = ("timm",)
 
-    def list(self, *, filters: Sequence[str] = (), limit: int | None = None,
-             sort: str | None = None) -> Iterator[ModelSpec | Skip]:
+    def list(
+        self, *, filters: Sequence[str] = (), limit: int | None = None, sort: str | None = None
+    ) -> Iterator[ModelSpec | Skip]:
         names = sorted({n for f in (filters or ["*"]) for n in timm.list_pretrained(f)})
         for name in names[:limit]:
             try:
@@ -56,7 +70,9 @@ class TimmSource:
     def describe(self, ref: Ref, **options: Any) -> ModelSpec:
         cfg = get_pretrained_cfg(ref.name)
         if cfg is None or not (cfg.hf_hub_id or cfg.url or cfg.file):
-            raise UnknownModelError(f"timm:{ref.name}", known=timm.list_pretrained(), what="a pretrained timm model")
+            raise UnknownModelError(
+                f"timm:{ref.name}", known=timm.list_pretrained(), what="a pretrained timm model"
+            )
         arch, _ = split_model_name_tag(ref.name)
         name = f"{arch}.{cfg.tag}" if cfg.tag else arch
         revision = ref.revision
@@ -68,14 +84,19 @@ class TimmSource:
         fields = timm_fields(arch, num_classes=cfg.num_classes, pretrained_cfg=cfg.to_dict())
         dataset = pretrain_dataset(cfg.tag or "")
         return ModelSpec(
-            ref=f"timm:{name}", source=self.name, revision=revision, **fields,
-            pretrain_dataset=dataset, imagenet_top1=published_top1(f"timm:{name}"),
+            ref=f"timm:{name}",
+            source=self.name,
+            revision=revision,
+            **fields,
+            pretrain_dataset=dataset,
+            imagenet_top1=published_top1(f"timm:{name}"),
             extra={"hf_hub_id": cfg.hf_hub_id, "url": cfg.url, "paper_ids": cfg.paper_ids},
             tags=["timm", *(t for t in re.split(r"[_.]", cfg.tag or "") if t in DATASETS)],
         )
 
-    def load(self, entry: ModelBase, *, pretrained: bool = True,
-             trust_remote_code: bool = False) -> FeatureExtractor:
+    def load(
+        self, entry: ModelBase, *, pretrained: bool = True, trust_remote_code: bool = False
+    ) -> FeatureExtractor:
         name = entry.ref.removeprefix("timm:")
         arch, _ = split_model_name_tag(name)
         if not pretrained:
@@ -88,8 +109,10 @@ class TimmSource:
             model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
         else:
             if not hub.online():
-                raise OfflineError(f"timm:{name}: its weights come from a URL and {hub.offline_reason()}.",
-                                   hint="Connect once to fill torch's cache, then it works offline.")
+                raise OfflineError(
+                    f"timm:{name}: its weights come from a URL and {hub.offline_reason()}.",
+                    hint="Connect once to fill torch's cache, then it works offline.",
+                )
             revision = entry.revision
             model = timm.create_model(name, pretrained=True)
         with torch.no_grad():

@@ -1,0 +1,75 @@
+"""How the CLI prints: results on stdout, everything else on stderr.
+
+Pipelines read stdout, so it carries only the result (a table, or JSON with ``--json``);
+progress, notes and warnings go to stderr, without colour when ``NO_COLOR`` is set and
+without progress bars when stderr is not a terminal or ``--quiet`` is given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import datetime
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+
+def _no_color() -> bool:
+    return bool(os.environ.get("NO_COLOR"))
+
+
+def stdout() -> Console:
+    tty = sys.stdout.isatty()
+    return Console(
+        file=sys.stdout, no_color=_no_color(), width=None if tty else 200, soft_wrap=not tty, highlight=False
+    )
+
+
+def stderr() -> Console:
+    return Console(file=sys.stderr, stderr=True, no_color=_no_color(), highlight=False)
+
+
+def progress_enabled(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return str(value)
+
+
+def emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, default=_default))
+
+
+def note(message: str, *, quiet: bool = False) -> None:
+    """A line for the human watching (stderr); silent with --quiet."""
+    if not quiet:
+        stderr().print(message)
+
+
+def human_count(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:
+    t = Table(title=title, title_justify="left", show_lines=False)
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for row in rows:
+        t.add_row(*("-" if v is None else str(v) for v in row))
+    return t

@@ -1,0 +1,25 @@
+"""The global options every command sees, and the registry they open lazily."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import click
+from tlreg.registry import Registry
+
+
+@dataclass
+class State:
+    db: str | None = None
+    quiet: bool = False
+    debug: bool = False
+    _registry: Registry | None = field(default=None, repr=False)
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = Registry(self.db)
+        return self._registry
+
+
+pass_state = click.make_pass_decorator(State, ensure=True)
