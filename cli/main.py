@@ -14,7 +14,10 @@ from typing import Any
 import click
 from tlreg.registry.errors import TlregError
 
+from .cache_cmd import cache
 from .doctor import doctor
+from .estimators_cmd import estimators
+from .recommend_cmd import recommend
 from .registry_cmd import registry
 from .state import State
 
@@ -61,7 +64,10 @@ def cli(ctx: click.Context, db: str | None, quiet: bool, debug: bool) -> None:
     ctx.obj = State(db=db, quiet=quiet, debug=debug)
 
 
+cli.add_command(recommend)
 cli.add_command(registry)
+cli.add_command(cache)
+cli.add_command(estimators)
 cli.add_command(doctor)
 
 

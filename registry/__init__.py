@@ -7,6 +7,7 @@ load models; ``FeatureExtractor`` is a loaded model ready to embed data.
 from .extractors import FeatureExtractor
 from .models import Event, ModelRecord, ModelSpec
 from .refs import Ref, parse_ref
+from .runs import RunStore
 from .store import ImportReport, Registry, to_ref
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "ModelSpec",
     "Ref",
     "Registry",
+    "RunStore",
     "parse_ref",
     "to_ref",
 ]

@@ -83,8 +83,11 @@ def make_engine(url: str | None = None) -> Engine:
 
 @contextlib.contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
-    """A session for one unit of work that writes; committed on success, rolled back on error."""
-    with Session(engine) as session:
+    """A session for one unit of work that writes; committed on success, rolled back on error.
+
+    Objects stay usable after the commit (``expire_on_commit=False``): callers return them.
+    """
+    with Session(engine, expire_on_commit=False) as session:
         if engine.dialect.name == "sqlite":
             session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
         try:

@@ -213,3 +213,35 @@ def rgb_images(n: int, *, size: int = 40, seed: int = 0) -> list:
 
     rng = np.random.default_rng(seed)
     return [Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)) for _ in range(n)]
+
+
+def write_image_folder(
+    root: Path, *, classes: int = 3, per_class: int = 6, size: int = 24, seed: int = 0
+) -> Path:
+    """An image-folder dataset whose classes differ in colour, so features can separate them."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for c in range(classes):
+        folder = root / f"class{c}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 80, (size, size, 3))
+            pixels[..., c % 3] += 150
+            Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(folder / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    return write_image_folder(tmp_path / "images")
+
+
+@pytest.fixture
+def tiny_image_models(registry, tmp_path: Path) -> list[str]:
+    """Two tiny timm models registered as local folders (saved by timm's save_for_hf)."""
+    refs = []
+    for arch, seed in (("test_resnet", 0), ("test_vit", 1)):
+        folder = save_tiny_timm(tmp_path / f"m-{arch}", arch=arch, num_classes=5, seed=seed)
+        refs.append(registry.add_ref(str(folder))[0].ref)
+    return refs

@@ -52,8 +52,8 @@ class LocalSource:
     def list(
         self, *, filters: Sequence[str] = (), limit: int | None = None, sort: str | None = None
     ) -> Iterator[ModelSpec | Skip]:
-        """Local files are added one by one (``tlreg registry add PATH``); there is nothing to list."""
-        return iter(())
+        """Local files are added one by one; there is nothing to import in bulk."""
+        raise BadInputError("Local models are added one by one: tlreg registry add PATH [--arch ARCH].")
 
     def describe(self, ref: Ref, **options: Any) -> ModelSpec:
         path = Path(ref.name)

@@ -1,0 +1,73 @@
+"""What ``recommend`` returns: typed rows, the pick and its reason, and the same document as ``--json``."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN: unscored values become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+@dataclass
+class RankingRow:
+    """One candidate (or one baseline) and everything measured about it."""
+
+    rank: int
+    ref: str
+    revision: str | None
+    scores: dict[str, float]
+    combined: float
+    params: int | None
+    feature_dim: int | None
+    samples_per_s: float | None
+    seconds: float
+    from_cache: bool
+    baseline_of: str | None = None
+    negative_transfer: bool | None = None
+    p_best: float | None = None
+    rank_interval: tuple[int, int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean(asdict(self))
+
+
+@dataclass
+class RecommendResult:
+    """The answer to "which model should we start from, for this data, and why?"."""
+
+    run_id: str
+    data: dict[str, Any]
+    estimators: list[str]
+    ranking: list[RankingRow]
+    baselines: list[RankingRow] = field(default_factory=list)
+    reason: str = ""
+    warnings: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def best(self) -> RankingRow | None:
+        return self.ranking[0] if self.ranking else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``tlreg recommend --json`` document."""
+        return {
+            "run_id": self.run_id,
+            "best": self.best.to_dict() if self.best else None,
+            "reason": self.reason,
+            "ranking": [r.to_dict() for r in self.ranking],
+            "baselines": [r.to_dict() for r in self.baselines],
+            "estimators": self.estimators,
+            "data": _clean(self.data),
+            "warnings": self.warnings,
+            "skipped": self.skipped,
+        }

@@ -1,0 +1,68 @@
+"""``tlreg cache``: see and trim the feature cache."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+from tlreg.advisor.cache import FeatureCache
+
+from .output import emit_json, human_count, note, stdout, table
+from .state import State, pass_state
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M") if ts else "-"
+
+
+@click.group()
+def cache() -> None:
+    """The feature cache (TLREG_CACHE): features computed once per model and data sample."""
+
+
+@cache.command(name="list")
+@click.option("--json", "as_json", is_flag=True)
+def list_(as_json: bool) -> None:
+    """Entries with their model, data fingerprint, size and age."""
+    store = FeatureCache()
+    entries = list(store.entries())
+    if as_json:
+        emit_json([{"key": e.key, "size": e.size, **e.meta} for e in entries])
+        return
+    rows = [
+        [
+            e.key[:16],
+            e.meta.get("label", e.meta.get("ref")),
+            str(e.meta.get("fingerprint", ""))[:12],
+            e.meta.get("n"),
+            human_count(e.size) + "B",
+            _when(e.meta.get("created")),
+        ]
+        for e in entries
+    ]
+    stdout().print(table(str(store.root), ["key", "model", "data", "samples", "size", "created (UTC)"], rows))
+
+
+@cache.command()
+@click.option("--older-than", type=float, metavar="DAYS", help="Remove entries created more than DAYS ago.")
+@click.option(
+    "--max-size", type=float, metavar="BYTES", help="Then remove the oldest until the cache fits (e.g. 2e9)."
+)
+@pass_state
+def prune(state: State, older_than: float | None, max_size: float | None) -> None:
+    """Remove old entries (and temporary files left by interrupted runs)."""
+    if older_than is None and max_size is None:
+        raise click.UsageError("Give --older-than DAYS and/or --max-size BYTES.")
+    removed = FeatureCache().prune(older_than_days=older_than, max_bytes=int(max_size) if max_size else None)
+    note(f"removed {len(removed)} entries ({human_count(sum(e.size for e in removed))}B)", quiet=state.quiet)
+
+
+@cache.command()
+@click.option("--yes", is_flag=True, help="Do not ask.")
+@pass_state
+def clear(state: State, yes: bool) -> None:
+    """Remove every entry (features are recomputed when needed)."""
+    store = FeatureCache()
+    if not yes and not click.confirm(f"Remove every feature cache entry under {store.root}?", err=True):
+        raise click.Abort()
+    note(f"removed {store.clear()} entries", quiet=state.quiet)

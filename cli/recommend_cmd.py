@@ -1,0 +1,129 @@
+"""``tlreg recommend PATH``: rank the registered models on your data."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+import click
+from tlreg.advisor import recommend as run_recommend
+from tlreg.advisor.result import RecommendResult
+
+from .output import emit_json, human_count, note, stdout, table
+from .progress import RichReporter
+from .state import State, pass_state
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def render(result: RecommendResult) -> None:
+    console = stdout()
+    cols = ["rank", "model", *result.estimators, "combined", "params", "samples/s", "seconds"]
+    rows = [
+        [
+            r.rank,
+            r.ref,
+            *(_fmt(r.scores.get(e)) for e in result.estimators),
+            _fmt(r.combined, 2),
+            human_count(r.params),
+            "cached" if r.from_cache else _fmt(r.samples_per_s, 1),
+            _fmt(r.seconds, 1),
+        ]
+        for r in result.ranking
+    ]
+    data = result.data
+    title = f"{data['path']}: {data['samples']} {data['modality']} samples" + (
+        f", {len(data['classes'])} classes" if data.get("classes") else f" ({data['task']})"
+    )
+    console.print(table(title, cols, rows))
+    if result.baselines:
+        base_cols = ["baseline", *result.estimators, "samples/s", "seconds"]
+        base_rows = [
+            [
+                b.ref,
+                *(_fmt(b.scores.get(e)) for e in result.estimators),
+                "cached" if b.from_cache else _fmt(b.samples_per_s, 1),
+                _fmt(b.seconds, 1),
+            ]
+            for b in result.baselines
+        ]
+        console.print(table("Baselines: the same architectures, randomly initialised", base_cols, base_rows))
+    if result.best:
+        console.print(f"Recommended: {result.best.ref}")
+        console.print(f"Why: {result.reason}")
+    console.print(f"Run id: {result.run_id}")
+
+
+@click.command()
+@click.argument("path", type=click.Path(path_type=str))
+@click.option(
+    "--models",
+    "models",
+    multiple=True,
+    metavar="PATTERN",
+    help="Only these registered models: refs or globs like 'timm:convnext*' (repeatable).",
+)
+@click.option("--tag", "tags", multiple=True, help="Only models with this tag (repeatable: all of them).")
+@click.option("--max-params", type=float, help="Only models with at most this many parameters (e.g. 5e7).")
+@click.option(
+    "--estimator",
+    "estimators",
+    multiple=True,
+    help="Estimators to run (repeatable; default depends on the task). See `tlreg estimators list`.",
+)
+@click.option("--per-class", type=click.IntRange(min=1), help="At most this many samples per class.")
+@click.option("--max-samples", type=click.IntRange(min=2), help="At most this many samples in all.")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the sample and of random-init baselines."
+)
+@click.option("--text-col", help="Table column holding the text.")
+@click.option("--image-col", help="Table column holding image paths.")
+@click.option("--label-col", help="Table column holding the label or target.")
+@click.option("--strict", is_flag=True, help="Fail on an undecodable image instead of skipping it.")
+@click.option(
+    "--device", default="auto", show_default=True, help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:1, mps."
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option(
+    "--workers", type=click.IntRange(min=0), help="DataLoader worker processes (default: by modality)."
+)
+@click.option("--top", type=click.IntRange(min=1), help="Show only the best K models.")
+@click.option(
+    "--baselines/--no-baselines",
+    default=True,
+    show_default=True,
+    help="Also score each model's architecture randomly initialised.",
+)
+@click.option("--trust-remote-code", is_flag=True, help="Allow Hub models that ship their own Python code.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the table.")
+@pass_state
+def recommend(
+    state: State,
+    path: str,
+    models: tuple[str, ...],
+    tags: tuple[str, ...],
+    max_params: float | None,
+    estimators: tuple[str, ...],
+    as_json: bool,
+    **options: object,
+) -> None:
+    """Rank the registered models on the data at PATH, best first, and say why."""
+    result = run_recommend(
+        path,
+        registry=state.registry,
+        reporter=RichReporter(quiet=state.quiet),
+        command=shlex.join(["tlreg", *sys.argv[1:]]),
+        models=list(models) or None,
+        tags=list(tags),
+        max_params=int(max_params) if max_params else None,
+        estimators=list(estimators) or None,
+        **options,
+    )
+    for warning in result.warnings:
+        note(f"warning: {warning}", quiet=state.quiet)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        render(result)

@@ -1,0 +1,87 @@
+"""``tlreg recommend`` and ``tlreg cache`` from the command line: outputs, exit codes, pipelines."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from tlreg.advisor import recommend as api_recommend
+from tlreg.cli.main import cli
+from tlreg.registry import Registry
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_table_on_stdout_notes_on_stderr(image_folder: Path, tiny_image_models: list[str]) -> None:
+    result = run("recommend", str(image_folder), "--workers", "0")
+    assert result.exit_code == 0, result.output
+    assert "Recommended:" in result.stdout and "Run id:" in result.stdout
+    assert all(ref in result.stdout for ref in tiny_image_models)
+    assert "embedded" in result.stderr and "embedded" not in result.stdout
+
+
+def test_json_is_the_python_api_document(
+    registry: Registry, image_folder: Path, tiny_image_models: list[str]
+) -> None:
+    result = run(
+        "recommend",
+        str(image_folder),
+        "--json",
+        "--workers",
+        "0",
+        "--estimator",
+        "logme",
+        "--estimator",
+        "knn",
+    )
+    assert result.exit_code == 0
+    doc = json.loads(result.stdout)
+    api = api_recommend(image_folder, registry=registry, estimators=["logme", "knn"], workers=0).to_dict()
+    assert set(doc) == set(api)
+    assert [r["ref"] for r in doc["ranking"]] == [r["ref"] for r in api["ranking"]]
+    assert doc["ranking"][0]["scores"] == pytest.approx(api["ranking"][0]["scores"])
+    assert doc["best"]["ref"] == doc["ranking"][0]["ref"] and doc["run_id"] != api["run_id"]
+
+
+def test_exit_codes(image_folder: Path, tmp_path: Path) -> None:
+    no_models = run("recommend", str(image_folder))
+    assert no_models.exit_code == 3 and "tlreg registry import bundled" in no_models.stderr
+    missing = run("recommend", str(tmp_path / "nowhere"))
+    assert missing.exit_code == 2 and str(tmp_path / "nowhere") in missing.stderr
+    assert missing.stderr.count("\n") == 1 and "Traceback" not in missing.stderr and missing.stdout == ""
+    bad_estimator = run("recommend", str(image_folder), "--estimator", "logmee")
+    assert bad_estimator.exit_code == 2
+
+
+def test_cache_list_prune_clear(image_folder: Path, tiny_image_models: list[str]) -> None:
+    assert run("recommend", str(image_folder), "--workers", "0", "--no-baselines").exit_code == 0
+    entries = json.loads(run("cache", "list", "--json").stdout)
+    assert len(entries) == 2 and {e["ref"] for e in entries} == set(tiny_image_models)
+    assert run("cache", "prune").exit_code == 2
+    assert run("cache", "prune", "--older-than", "1").exit_code == 0
+    assert len(json.loads(run("cache", "list", "--json").stdout)) == 2
+    assert run("cache", "clear", "--yes").exit_code == 0
+    assert json.loads(run("cache", "list", "--json").stdout) == []
+
+
+@pytest.mark.slow
+def test_installed_command_in_a_pipeline(image_folder: Path, tiny_image_models: list[str]) -> None:
+    exe = shutil.which("tlreg")
+    done = subprocess.run(
+        [exe, "recommend", str(image_folder), "--json", "--workers", "0", "--no-baselines"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["best"]["ref"] in tiny_image_models
+    assert "\x1b[" not in done.stderr  # no colour, no progress bar: stderr is not a terminal

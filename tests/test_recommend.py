@@ -1,0 +1,174 @@
+"""``recommend`` end to end on tiny models: ranking, cache reuse, skips, run records, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import save_tiny_bert, write_image_folder
+from tlreg.advisor import features as features_module
+from tlreg.advisor import recommend
+from tlreg.advisor.cache import CacheCorruptWarning, FeatureCache
+from tlreg.advisor.errors import DatasetError, NoCandidatesError
+from tlreg.registry import ModelSpec, Registry, RunStore
+from tlreg.registry.errors import UnknownModelError
+
+
+def test_ranks_candidates_with_baselines_and_records_the_run(
+    registry: Registry, image_folder: Path, tiny_image_models: list[str]
+) -> None:
+    result = recommend(image_folder, registry=registry, workers=0)
+    assert sorted(r.ref for r in result.ranking) == sorted(tiny_image_models)
+    assert [r.rank for r in result.ranking] == [1, 2]
+    assert result.best.ref == result.ranking[0].ref and result.best.ref in result.reason
+    assert {b.baseline_of for b in result.baselines} == set(tiny_image_models)
+    assert result.estimators == ["logme", "knn", "leep"]
+    assert all(np.isfinite(list(r.scores.values())).all() for r in result.ranking)
+    assert result.ranking[0].combined >= result.ranking[1].combined
+
+    doc = result.to_dict()
+    assert {"run_id", "best", "ranking", "warnings", "skipped"} <= set(doc)
+    assert doc["best"]["ref"] == result.best.ref
+    assert set(doc["ranking"][0]) >= {"rank", "ref", "scores", "params"}
+
+    run, candidates, scores, final = RunStore(registry.engine).get(result.run_id)
+    assert run.status == "done" and run.n_samples == 18 and len(run.sample_ids) == 18
+    assert len(candidates) == 4 and final.best_ref == result.best.ref
+    assert {s.estimator for s in scores} == {"logme", "knn", "leep"}
+
+
+def test_a_second_run_does_no_forward_pass(
+    registry: Registry, image_folder: Path, tiny_image_models: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = recommend(image_folder, registry=registry, workers=0)
+    assert not any(r.from_cache for r in first.ranking)
+
+    def no_forward(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a forward pass ran although every feature was cached")
+
+    monkeypatch.setattr(features_module, "embed_into", no_forward)
+    second = recommend(image_folder, registry=registry, workers=0)
+    assert all(r.from_cache for r in second.ranking + second.baselines)
+    assert [r.ref for r in second.ranking] == [r.ref for r in first.ranking]
+    for a, b in zip(first.ranking, second.ranking, strict=True):
+        assert a.scores == pytest.approx(b.scores)
+
+
+def test_a_corrupt_cache_entry_is_recomputed(
+    registry: Registry, image_folder: Path, tiny_image_models: list[str]
+) -> None:
+    recommend(image_folder, registry=registry, workers=0, baselines=False)
+    cache = FeatureCache()
+    entry = next(cache.entries())
+    (entry.path / "features.npy").write_bytes(b"garbage")
+    with pytest.warns(CacheCorruptWarning):
+        again = recommend(image_folder, registry=registry, workers=0, baselines=False)
+    assert sum(not r.from_cache for r in again.ranking) == 1
+
+
+def test_dataloader_workers_give_the_same_features(
+    registry: Registry, image_folder: Path, tiny_image_models: list[str], tmp_path: Path
+) -> None:
+    in_process = recommend(
+        image_folder, registry=registry, workers=0, baselines=False, cache=FeatureCache(tmp_path / "c0")
+    )
+    workers = recommend(
+        image_folder, registry=registry, workers=2, baselines=False, cache=FeatureCache(tmp_path / "c2")
+    )
+    for a, b in zip(in_process.ranking, workers.ranking, strict=True):
+        assert a.scores == pytest.approx(b.scores, rel=1e-5)
+
+
+def test_filters_and_top(registry: Registry, image_folder: Path, tiny_image_models: list[str]) -> None:
+    vit = next(r for r in tiny_image_models if "test_vit" in r)
+    only = recommend(image_folder, registry=registry, models=["*test_vit*"], workers=0, baselines=False)
+    assert [r.ref for r in only.ranking] == [vit]
+    top = recommend(image_folder, registry=registry, top=1, workers=0, baselines=False)
+    assert len(top.ranking) == 1
+    with pytest.raises(UnknownModelError, match="Did you mean"):
+        recommend(image_folder, registry=registry, models=[vit + "x"], workers=0)
+    with pytest.raises(NoCandidatesError):
+        recommend(image_folder, registry=registry, max_params=10, workers=0)
+
+
+def test_a_model_that_cannot_load_is_skipped_with_its_reason(
+    registry: Registry, image_folder: Path, tiny_image_models: list[str]
+) -> None:
+    registry.add(
+        ModelSpec(
+            ref="timm:test_efficientnet.r160_in1k",
+            source="timm",
+            architecture="test_efficientnet",
+            modality="image",
+            num_classes=1000,
+            params=1,
+            feature_dim=256,
+            extra={"hf_hub_id": "timm/test_efficientnet.r160_in1k"},
+        )
+    )
+    result = recommend(image_folder, registry=registry, workers=0, baselines=False)
+    assert [s["ref"] for s in result.skipped] == ["timm:test_efficientnet.r160_in1k"]
+    assert "HF_HUB_OFFLINE" in result.skipped[0]["reason"]
+    assert len(result.ranking) == 2
+
+
+def test_no_candidate_at_all_is_exit_code_3_and_a_failed_run(registry: Registry, image_folder: Path) -> None:
+    with pytest.raises(NoCandidatesError) as info:
+        recommend(image_folder, registry=registry)
+    assert info.value.exit_code == 3 and "tlreg registry import bundled" in str(info.value)
+    registry.add(
+        ModelSpec(
+            ref="timm:test_efficientnet.r160_in1k",
+            source="timm",
+            architecture="test_efficientnet",
+            modality="image",
+            num_classes=1000,
+            extra={"hf_hub_id": "timm/test_efficientnet.r160_in1k"},
+        )
+    )
+    with pytest.raises(NoCandidatesError, match="could be evaluated"):
+        recommend(image_folder, registry=registry, workers=0)
+    [run] = RunStore(registry.engine).list()
+    assert run.status == "failed" and "NoCandidatesError" in run.failure
+
+
+def test_bad_data_leaves_nothing_behind(
+    registry: Registry, tmp_path: Path, tiny_image_models: list[str]
+) -> None:
+    with pytest.raises(DatasetError):
+        recommend(tmp_path / "missing", registry=registry)
+    one_class = write_image_folder(tmp_path / "one", classes=1)
+    with pytest.raises(DatasetError, match="class"):
+        recommend(one_class, registry=registry)
+    assert RunStore(registry.engine).list() == []
+    assert list(FeatureCache().entries()) == []
+
+
+def test_text_regression_and_unlabelled(registry: Registry, tmp_path: Path) -> None:
+    registry.add_ref(str(save_tiny_bert(tmp_path / "bert")))
+    words = [
+        "cat sat mat",
+        "dog sat rug",
+        "stock market fell",
+        "market rose",
+        "team won goal",
+        "team lost ball",
+        "bake bread oven",
+        "oven bread",
+    ] * 3
+    frame = pd.DataFrame({"text": words, "label": ["a", "a", "b", "b", "c", "c", "d", "d"] * 3})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    result = recommend(tmp_path / "t.csv", registry=registry)
+    assert result.data["modality"] == "text" and result.estimators == ["logme", "knn", "leep"]
+    assert "leep" not in result.ranking[0].scores  # no source head: LEEP does not apply
+
+    frame.assign(label=np.linspace(0.0, 1.0, len(frame)) ** 2).to_csv(tmp_path / "r.csv", index=False)
+    reg = recommend(tmp_path / "r.csv", registry=registry)
+    assert reg.data["task"] == "regression" and reg.estimators == ["logme"]
+
+    (tmp_path / "u.txt").write_text("\n".join(words))
+    unl = recommend(tmp_path / "u.txt", registry=registry)
+    assert unl.data["task"] == "unlabelled" and unl.estimators == ["rankme"]
+    assert np.isfinite(unl.ranking[0].scores["rankme"])
