@@ -113,11 +113,13 @@ def recommend(
     cache: FeatureCache | None = None,
     reporter: Reporter | None = None,
     command: str = "",
+    record: bool = True,
     **options: Any,
 ) -> RecommendResult:
     """Rank the registered models on ``data``, best first, and record the decision.
 
     ``options`` are the fields of :class:`Options` (``models``, ``estimators``, ``per_class``, ...).
+    ``record=False`` writes no run record (``tlreg runs verify`` recomputes a run that way).
     Raises :class:`~tlreg.advisor.errors.DatasetError` for bad data (exit 2 in the CLI) and
     :class:`~tlreg.advisor.errors.NoCandidatesError` when no model could be evaluated (exit 3).
     """
@@ -125,8 +127,9 @@ def recommend(
     registry = registry or Registry(db)
     cache = cache or FeatureCache()
     reporter = reporter or Silent()
-    runs = RunStore(registry.engine)
-    runs.mark_abandoned()
+    runs = RunStore(registry.engine) if record else None
+    if runs:
+        runs.mark_abandoned()
 
     warns: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
@@ -226,7 +229,8 @@ def _evaluate(
             except TlregError as exc:
                 label = record.ref if pretrained else f"{record.ref} (random init)"
                 skipped.append({"ref": label, "reason": str(exc)})
-                runs.add(RunCandidate(run_id=run.id, ref=label, status="skipped", reason=str(exc)))
+                if runs:
+                    runs.add(RunCandidate(run_id=run.id, ref=label, status="skipped", reason=str(exc)))
                 reporter.note(f"skipped {label}: {exc}")
                 break  # no baseline for a model that could not be evaluated
             values, score_rows = _score_all(feats, sub.labels, sub.task, names, warns)

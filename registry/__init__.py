@@ -6,6 +6,7 @@ load models; ``FeatureExtractor`` is a loaded model ready to embed data.
 
 from .extractors import FeatureExtractor
 from .models import Event, ModelRecord, ModelSpec
+from .outcomes import OutcomeStore
 from .refs import Ref, parse_ref
 from .runs import RunStore
 from .store import ImportReport, Registry, to_ref
@@ -16,6 +17,7 @@ __all__ = [
     "ImportReport",
     "ModelRecord",
     "ModelSpec",
+    "OutcomeStore",
     "Ref",
     "Registry",
     "RunStore",

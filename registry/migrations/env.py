@@ -2,7 +2,7 @@
 
 from alembic import context
 from sqlalchemy import create_engine
-from tlreg.registry import runs  # noqa: F401  (registers the run tables on the metadata)
+from tlreg.registry import outcomes, runs  # noqa: F401  (registers their tables on the metadata)
 from tlreg.registry.models import metadata
 
 connection = context.config.attributes.get("connection")

@@ -1,0 +1,102 @@
+"""What happened after a recommendation: fine-tune outcomes and dataset signatures.
+
+Fine-tune outcomes (from ``tlreg finetune`` or imported from a CSV) say how well a model really
+did on a dataset; dataset signatures (a fixed probe model's feature statistics, one vector per
+data fingerprint) say which datasets resemble each other. Together they let the registry learn
+from its own history: for a new dataset, the nearest past datasets and how each model did on them
+become one more signal for the ranking. Both tables are append-only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Engine
+from sqlmodel import Field, Session, col, select
+
+from . import config
+from .db import write_session
+from .models import TlregModel, utcnow
+
+MODES = ("linear", "partial", "full", "imported")
+
+
+class FinetuneOutcome(TlregModel, table=True):
+    __tablename__ = "finetune_outcome"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    run_id: str | None = Field(default=None, foreign_key="run.id", index=True)
+    ref: str = Field(index=True)
+    revision: str | None = None
+    fingerprint: str = Field(index=True, description="data fingerprint of the fine-tuning data")
+    dataset: str | None = Field(default=None, description="a name or path, for people reading the history")
+    mode: str = "full"
+    budget: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    val_accuracy: float | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    source: str = Field(default="finetune", description="finetune (tlreg finetune) or import (a CSV)")
+    output_dir: str | None = None
+    user: str = ""
+    host: str = ""
+
+
+class DatasetSignature(TlregModel, table=True):
+    __tablename__ = "dataset_signature"
+
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str = Field(index=True)
+    probe: str = Field(description="the probe model's ref@revision the signature was computed with")
+    created_at: datetime = Field(default_factory=utcnow)
+    modality: str = ""
+    n_samples: int = 0
+    data_path: str = ""
+    vector: list[float] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class OutcomeStore:
+    """Append-only access to fine-tune outcomes and dataset signatures."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def record(self, outcome: FinetuneOutcome) -> FinetuneOutcome:
+        outcome.user, outcome.host = outcome.user or config.user(), outcome.host or config.host()
+        with write_session(self.engine) as session:
+            session.add(outcome)
+        return outcome
+
+    def outcomes(
+        self, *, fingerprint: str | None = None, run_id: str | None = None, ref: str | None = None
+    ) -> list[FinetuneOutcome]:
+        with Session(self.engine) as session:
+            query = select(FinetuneOutcome).order_by(col(FinetuneOutcome.id))
+            if fingerprint:
+                query = query.where(FinetuneOutcome.fingerprint == fingerprint)
+            if run_id:
+                query = query.where(FinetuneOutcome.run_id == run_id)
+            if ref:
+                query = query.where(FinetuneOutcome.ref == ref)
+            return list(session.exec(query).all())
+
+    def add_signature(self, signature: DatasetSignature) -> DatasetSignature:
+        """Store a signature unless this fingerprint already has one from the same probe."""
+        with write_session(self.engine) as session:
+            existing = session.exec(
+                select(DatasetSignature).where(
+                    DatasetSignature.fingerprint == signature.fingerprint,
+                    DatasetSignature.probe == signature.probe,
+                )
+            ).first()
+            if existing is not None:
+                return existing
+            session.add(signature)
+        return signature
+
+    def signatures(self, *, probe: str | None = None) -> list[DatasetSignature]:
+        with Session(self.engine) as session:
+            query = select(DatasetSignature).order_by(col(DatasetSignature.id))
+            if probe:
+                query = query.where(DatasetSignature.probe == probe)
+            return list(session.exec(query).all())
