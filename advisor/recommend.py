@@ -6,10 +6,8 @@ interrupted or failing run is recorded as such (see :mod:`tlreg.registry.runs`).
 
 from __future__ import annotations
 
-import math
 import platform
 import sys
-import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,18 +15,19 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from tlreg.registry import ModelRecord, Registry
-from tlreg.registry.errors import BadInputError, TlregError
-from tlreg.registry.runs import Run, RunCandidate, RunResult, RunScore, RunStore, new_run_id
+from tlreg.registry import Registry
+from tlreg.registry.errors import BadInputError
+from tlreg.registry.runs import Run, RunResult, RunStore, new_run_id
 
 from . import estimators as est
 from .cache import FeatureCache
-from .data import Dataset, fingerprint, load_dataset, sample
+from .data import fingerprint, load_dataset, sample
 from .embed import default_workers, resolve_device
-from .errors import EstimatorError, NoCandidatesError
-from .features import Features, Reporter, Silent, features_for, select_candidates
-from .rank import DEFAULT_ESTIMATORS, combine, explain, order
-from .result import RankingRow, RecommendResult
+from .errors import NoCandidatesError
+from .evaluate import Settings, evaluate
+from .features import Reporter, Silent, select_candidates
+from .rank import DEFAULT_ESTIMATORS
+from .result import RecommendResult
 
 
 @dataclass
@@ -51,6 +50,8 @@ class Options:
     workers: int | None = None
     top: int | None = None
     baselines: bool = True
+    bootstrap: int = 50
+    history: bool = True
     trust_remote_code: bool = False
 
 
@@ -69,40 +70,6 @@ def _choose_estimators(names: Sequence[str] | None, task: str) -> list[str]:
                 hint=f"Ones that do: {', '.join(i.name for i in est.available(task=task))}.",
             )
     return chosen
-
-
-def _score_all(
-    feats: Features,
-    labels: Any,
-    task: str,
-    names: Sequence[str],
-    warns: list[str],
-) -> tuple[dict[str, float], list[RunScore]]:
-    values: dict[str, float] = {}
-    rows: list[RunScore] = []
-    for name in names:
-        info = est.get(name)
-        if info.needs_source_probs and feats.probs is None:
-            continue  # this model has no source head: the estimator does not apply to it
-        start = time.perf_counter()
-        try:
-            value = est.score(name, feats.features, labels, source_probs=feats.probs, task=task)
-            error = None
-        except EstimatorError as exc:
-            value, error = math.nan, str(exc)
-            warns.append(f"{name} could not score {feats.label}: {exc}")
-        values[name] = value
-        rows.append(
-            RunScore(
-                run_id="",
-                ref=feats.label,
-                estimator=name,
-                value=value if math.isfinite(value) else None,
-                seconds=time.perf_counter() - start,
-                error=error,
-            )
-        )
-    return values, rows
 
 
 def recommend(
@@ -124,6 +91,8 @@ def recommend(
     :class:`~tlreg.advisor.errors.NoCandidatesError` when no model could be evaluated (exit 3).
     """
     opts = Options(**options)
+    if opts.bootstrap < 0:
+        raise BadInputError(f"--bootstrap must be 0 (off) or a number of rounds, not {opts.bootstrap}.")
     registry = registry or Registry(db)
     cache = cache or FeatureCache()
     reporter = reporter or Silent()
@@ -157,23 +126,36 @@ def recommend(
             "or tlreg registry add REF.",
         )
     device = resolve_device(opts.device)
-    run = runs.start(
-        Run(
-            id=new_run_id(),
-            command=command,
-            options={k: v for k, v in vars(opts).items()},
-            environment=_environment(str(device)),
-            data_path=str(Path(data).resolve()),
-            fingerprint=fp,
-            modality=sub.modality,
-            task=sub.task,
-            n_samples=len(sub),
-            classes=sub.classes,
-            sample_ids=list(sub.ids),
-        )
+    run = Run(
+        id=new_run_id() if record else "",
+        command=command or "python: tlreg.advisor.recommend(...)",
+        options=dict(vars(opts)),
+        environment=_environment(str(device)),
+        data_path=str(Path(data).resolve()),
+        fingerprint=fp,
+        modality=sub.modality,
+        task=sub.task,
+        n_samples=len(sub),
+        classes=sub.classes,
+        sample_ids=list(sub.ids),
     )
+    settings = Settings(
+        names=names,
+        seed=opts.seed,
+        batch_size=opts.batch_size,
+        workers=opts.workers if opts.workers is not None else default_workers(sub.modality),
+        baselines=opts.baselines,
+        bootstrap=opts.bootstrap,
+        history=opts.history,
+        top=opts.top,
+        trust_remote_code=opts.trust_remote_code,
+    )
+    common = {"cache": cache, "device": device, "reporter": reporter, "warns": warns}
+    if runs is None:
+        return evaluate(registry, None, run, candidates, sub, fp, settings, **common)
+    runs.start(run)
     try:
-        result = _evaluate(registry, run, candidates, sub, fp, names, opts, cache, device, reporter, warns)
+        result = evaluate(registry, runs, run, candidates, sub, fp, settings, **common)
     except BaseException as exc:
         runs.fail(run.id, f"{type(exc).__name__}: {exc}")
         raise
@@ -185,116 +167,11 @@ def recommend(
             ranking=[r.to_dict() for r in result.ranking + result.baselines],
             warnings=result.warnings,
             skipped=result.skipped,
-            detail={"estimators": names},
+            detail={
+                "estimators": result.estimators,
+                "confidence": result.confidence,
+                "history": result.history,
+            },
         )
     )
     return result
-
-
-def _evaluate(
-    registry: Registry,
-    run: Run,
-    candidates: list[ModelRecord],
-    sub: Dataset,
-    fp: str,
-    names: list[str],
-    opts: Options,
-    cache: FeatureCache,
-    device: Any,
-    reporter: Reporter,
-    warns: list[str],
-) -> RecommendResult:
-    runs = RunStore(registry.engine)
-    workers = opts.workers if opts.workers is not None else default_workers(sub.modality)
-    scores: dict[str, dict[str, float]] = {}
-    info: dict[str, tuple[ModelRecord, Features]] = {}
-    skipped: list[dict[str, str]] = []
-    for record in candidates:
-        for pretrained in (True, False) if opts.baselines else (True,):
-            try:
-                feats = features_for(
-                    registry,
-                    record,
-                    sub,
-                    fp,
-                    pretrained=pretrained,
-                    seed=opts.seed,
-                    cache=cache,
-                    device=device,
-                    batch_size=opts.batch_size,
-                    workers=workers,
-                    trust_remote_code=opts.trust_remote_code,
-                    reporter=reporter,
-                )
-            except TlregError as exc:
-                label = record.ref if pretrained else f"{record.ref} (random init)"
-                skipped.append({"ref": label, "reason": str(exc)})
-                if runs:
-                    runs.add(RunCandidate(run_id=run.id, ref=label, status="skipped", reason=str(exc)))
-                reporter.note(f"skipped {label}: {exc}")
-                break  # no baseline for a model that could not be evaluated
-            values, score_rows = _score_all(feats, sub.labels, sub.task, names, warns)
-            scores[feats.label] = values
-            info[feats.label] = (record, feats)
-            for row in score_rows:
-                row.run_id = run.id
-            runs.add(
-                RunCandidate(
-                    run_id=run.id,
-                    ref=feats.label,
-                    revision=feats.revision,
-                    cache_key=feats.cache_key,
-                    baseline_of=None if pretrained else record.ref,
-                    params=record.params,
-                    feature_dim=record.feature_dim,
-                    seconds=feats.seconds,
-                    samples_per_s=feats.samples_per_s,
-                    from_cache=feats.from_cache,
-                ),
-                *score_rows,
-            )
-    pretrained_refs = [r.ref for r in candidates if r.ref in scores]
-    if not pretrained_refs:
-        raise NoCandidatesError(
-            f"None of the {len(candidates)} candidate models could be evaluated.",
-            hint="See the reasons above (or in the run record); fix them and run again.",
-        )
-    combined = combine({r: scores[r] for r in pretrained_refs}, names)
-    ranked = order(combined, {r: info[r][0].params or 0 for r in pretrained_refs})
-
-    def row(label: str, rank: int) -> RankingRow:
-        record, feats = info[label]
-        return RankingRow(
-            rank=rank,
-            ref=label,
-            revision=feats.revision,
-            scores=scores[label],
-            combined=combined.get(label, math.nan),
-            params=record.params,
-            feature_dim=record.feature_dim,
-            samples_per_s=feats.samples_per_s,
-            seconds=round(feats.seconds, 3),
-            from_cache=feats.from_cache,
-            baseline_of=None if label == record.ref else record.ref,
-        )
-
-    ranking = [row(label, i + 1) for i, label in enumerate(ranked)]
-    baselines = [row(label, 0) for label in scores if label not in combined]
-    return RecommendResult(
-        run_id=run.id,
-        data={
-            "path": run.data_path,
-            "fingerprint": fp,
-            "modality": sub.modality,
-            "task": sub.task,
-            "samples": len(sub),
-            "classes": sub.classes,
-            "format": sub.format,
-        },
-        estimators=names,
-        ranking=ranking[: opts.top] if opts.top else ranking,
-        baselines=baselines,
-        reason=explain(ranked, scores, combined, names),
-        warnings=warns,
-        skipped=skipped,
-    )

@@ -34,6 +34,7 @@ class RankingRow:
     from_cache: bool
     baseline_of: str | None = None
     negative_transfer: bool | None = None
+    negative_transfer_vs: list[str] | None = None
     p_best: float | None = None
     rank_interval: tuple[int, int] | None = None
 
@@ -53,6 +54,8 @@ class RecommendResult:
     reason: str = ""
     warnings: list[str] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    confidence: dict[str, Any] = field(default_factory=dict)
+    history: dict[str, Any] = field(default_factory=dict)
 
     @property
     def best(self) -> RankingRow | None:
@@ -68,6 +71,8 @@ class RecommendResult:
             "baselines": [r.to_dict() for r in self.baselines],
             "estimators": self.estimators,
             "data": _clean(self.data),
+            "confidence": _clean(self.confidence),
+            "history": _clean(self.history),
             "warnings": self.warnings,
             "skipped": self.skipped,
         }

@@ -17,6 +17,7 @@ from tlreg.registry.errors import TlregError
 from .cache_cmd import cache
 from .doctor import doctor
 from .estimators_cmd import estimators
+from .history_cmd import history
 from .recommend_cmd import recommend
 from .registry_cmd import registry
 from .state import State
@@ -68,6 +69,7 @@ cli.add_command(recommend)
 cli.add_command(registry)
 cli.add_command(cache)
 cli.add_command(estimators)
+cli.add_command(history)
 cli.add_command(doctor)
 
 

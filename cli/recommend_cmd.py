@@ -18,15 +18,33 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None or value != value else f"{value:.{digits}f}"
 
 
+def _versus(negative: bool | None) -> str:
+    return "-" if negative is None else ("NEGATIVE TRANSFER" if negative else "better")
+
+
 def render(result: RecommendResult) -> None:
     console = stdout()
-    cols = ["rank", "model", *result.estimators, "combined", "params", "samples/s", "seconds"]
+    cols = [
+        "rank",
+        "model",
+        *result.estimators,
+        "combined",
+        "P(best)",
+        "rank 5-95%",
+        "vs baselines",
+        "params",
+        "samples/s",
+        "seconds",
+    ]
     rows = [
         [
             r.rank,
             r.ref,
             *(_fmt(r.scores.get(e)) for e in result.estimators),
             _fmt(r.combined, 2),
+            _fmt(r.p_best, 2),
+            f"{r.rank_interval[0]}-{r.rank_interval[1]}" if r.rank_interval else "-",
+            _versus(r.negative_transfer),
             human_count(r.params),
             "cached" if r.from_cache else _fmt(r.samples_per_s, 1),
             _fmt(r.seconds, 1),
@@ -49,7 +67,11 @@ def render(result: RecommendResult) -> None:
             ]
             for b in result.baselines
         ]
-        console.print(table("Baselines: the same architectures, randomly initialised", base_cols, base_rows))
+        console.print(
+            table(
+                "Baselines: each architecture randomly initialised, and the raw inputs", base_cols, base_rows
+            )
+        )
     if result.best:
         console.print(f"Recommended: {result.best.ref}")
         console.print(f"Why: {result.reason}")
@@ -95,6 +117,19 @@ def render(result: RecommendResult) -> None:
     default=True,
     show_default=True,
     help="Also score each model's architecture randomly initialised.",
+)
+@click.option(
+    "--bootstrap",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="Resampling rounds for P(best) and rank intervals (0: off; no forward pass either way).",
+)
+@click.option(
+    "--history/--no-history",
+    default=True,
+    show_default=True,
+    help="Store this dataset's signature and use fine-tune outcomes on similar past datasets.",
 )
 @click.option("--trust-remote-code", is_flag=True, help="Allow Hub models that ship their own Python code.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the table.")

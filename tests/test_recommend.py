@@ -23,7 +23,8 @@ def test_ranks_candidates_with_baselines_and_records_the_run(
     assert sorted(r.ref for r in result.ranking) == sorted(tiny_image_models)
     assert [r.rank for r in result.ranking] == [1, 2]
     assert result.best.ref == result.ranking[0].ref and result.best.ref in result.reason
-    assert {b.baseline_of for b in result.baselines} == set(tiny_image_models)
+    assert {b.baseline_of for b in result.baselines} == {*tiny_image_models, "*"}
+    assert "raw pixels (16x16)" in {b.ref for b in result.baselines}
     assert result.estimators == ["logme", "knn", "leep"]
     assert all(np.isfinite(list(r.scores.values())).all() for r in result.ranking)
     assert result.ranking[0].combined >= result.ranking[1].combined
@@ -35,7 +36,7 @@ def test_ranks_candidates_with_baselines_and_records_the_run(
 
     run, candidates, scores, final = RunStore(registry.engine).get(result.run_id)
     assert run.status == "done" and run.n_samples == 18 and len(run.sample_ids) == 18
-    assert len(candidates) == 4 and final.best_ref == result.best.ref
+    assert len(candidates) == 5 and final.best_ref == result.best.ref
     assert {s.estimator for s in scores} == {"logme", "knn", "leep"}
 
 

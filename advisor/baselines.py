@@ -1,0 +1,117 @@
+"""The raw-input baseline, and the negative-transfer guard that compares each model with its baselines.
+
+A pretrained model is only worth starting from if its features beat what needs no pretraining at
+all. Two baselines are scored by the same estimators as the candidates: the candidate's own
+architecture randomly initialised (embedded like any model, see ``features_for(pretrained=False)``)
+and the raw inputs themselves — images downscaled to 16×16 RGB pixels (768 numbers, standardised),
+texts as TF-IDF reduced to at most 256 dimensions by a truncated SVD (estimators need dense
+features). A candidate that does not beat one of them is flagged ``negative_transfer``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from PIL import Image
+from tlreg.registry.extractors import open_image
+
+from .cache import FeatureCache, cache_key
+from .data import Dataset
+from .features import Features
+
+RAW_LABELS = {"image": "raw pixels (16x16)", "text": "raw text (tf-idf)"}
+PIXELS = 16
+TFIDF_DIMS = 256
+RAW_VERSION = 1  # bump when raw_features changes, so cached raw baselines are recomputed
+
+
+def raw_features(sample: Dataset, *, seed: int = 0) -> np.ndarray:
+    """Features that need no model: downscaled pixels for images, TF-IDF + SVD for texts."""
+    if sample.modality == "image":
+        rows = [
+            np.asarray(open_image(p).resize((PIXELS, PIXELS), Image.BILINEAR), dtype=np.float32).ravel()
+            / 255.0
+            for p in sample.items
+        ]
+        x = np.stack(rows)
+    else:
+        from sklearn.decomposition import TruncatedSVD
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        tfidf = TfidfVectorizer(sublinear_tf=True, min_df=1).fit_transform([str(t) for t in sample.items])
+        dims = min(TFIDF_DIMS, tfidf.shape[1] - 1, len(sample) - 1)
+        x = (
+            TruncatedSVD(n_components=dims, random_state=seed).fit_transform(tfidf)
+            if dims >= 2
+            else tfidf.toarray()
+        ).astype(np.float32)
+    std = x.std(axis=0)
+    return ((x - x.mean(axis=0)) / np.where(std > 1e-8, std, 1.0)).astype(np.float32)
+
+
+def raw_baseline(sample: Dataset, fingerprint: str, *, cache: FeatureCache, seed: int = 0) -> Features:
+    """The raw-input features as a baseline row, through the feature cache like any model's."""
+    label = RAW_LABELS[sample.modality]
+    start = time.perf_counter()
+    key = cache_key(
+        ref=f"raw:{sample.modality}", version=RAW_VERSION, fingerprint=fingerprint, n=len(sample), seed=seed
+    )
+    hit = cache.load(key)
+    if hit is None:
+        x = raw_features(sample, seed=seed)
+        writer = cache.writer(
+            key,
+            n=len(x),
+            dim=x.shape[1],
+            classes=None,
+            meta={
+                "ref": f"raw:{sample.modality}",
+                "label": label,
+                "fingerprint": fingerprint,
+                "n": len(sample),
+            },
+        )
+        writer.write(x, None)
+        return Features(
+            label,
+            np.asarray(writer.commit().features),
+            None,
+            None,
+            key,
+            False,
+            time.perf_counter() - start,
+            None,
+        )
+    return Features(label, np.asarray(hit.features), None, None, key, True, time.perf_counter() - start, None)
+
+
+def beats(
+    candidate: Mapping[str, float],
+    baseline: Mapping[str, float],
+    weights: Mapping[str, float] | None,
+    names: Sequence[str],
+) -> bool | None:
+    """Whether the candidate beats the baseline on the (weighted) majority of the estimators both
+    have a score for; None when they share none."""
+    won = total = 0.0
+    for name in names:
+        a, b = candidate.get(name, math.nan), baseline.get(name, math.nan)
+        if not (math.isfinite(a) and math.isfinite(b)):
+            continue
+        w = (weights or {}).get(name, 1.0)
+        total += w
+        won += w * (a > b) + 0.5 * w * (a == b)
+    return None if total == 0 else won > total / 2
+
+
+def negative_transfer(
+    candidate: Mapping[str, float],
+    baselines: Mapping[str, Mapping[str, float]],
+    names: Sequence[str],
+    weights: Mapping[str, float] | None = None,
+) -> list[str]:
+    """The baselines (by label) the candidate does not beat; empty when pretraining pays."""
+    return [label for label, scores in baselines.items() if beats(candidate, scores, weights, names) is False]

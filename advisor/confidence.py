@@ -1,0 +1,120 @@
+"""How sure is the ranking? Resampling the sample, with the features already cached.
+
+The sample is resampled ``rounds`` times and every estimator re-scores every candidate on each
+resample; the combined ranking of each round gives each model the share of rounds it came first
+(P(best)) and the spread of its rank (a 5-95 % interval). No forward pass runs: the features are
+rows of the cached arrays.
+
+Resamples are drawn *without* replacement (m-out-of-n subsampling, Politis & Romano 1994: each
+class keeps ``fraction`` of its items, at least two) rather than with replacement, because exact
+duplicates distort several estimators: a duplicated point is its own nearest neighbour in the
+leave-one-out kNN probe, and duplicates shrink the class covariances that H-score, GBC and SFDA
+invert. Subsampling answers the same question — would a slightly different sample change the
+pick? — without that artefact.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .rank import combine, order
+from .scoring import as_dict, score_features
+
+#: The pick is called separable from the runner-up when it ranks above it in at least this share of rounds.
+SEPARABLE = 0.9
+
+
+@dataclass
+class Confidence:
+    rounds: int
+    p_best: dict[str, float] = field(default_factory=dict)
+    rank_interval: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: share of rounds in which the pick ranked above the runner-up (None with fewer than 2 models)
+    beats_runner_up: float | None = None
+
+    @property
+    def separable(self) -> bool | None:
+        return None if self.beats_runner_up is None else self.beats_runner_up >= SEPARABLE
+
+
+def resample_indices(
+    n: int, labels: np.ndarray | None, task: str, *, fraction: float, rng: np.random.Generator
+) -> np.ndarray:
+    """One subsample (sorted indices) of ``n`` items: for classes, ``fraction`` of each class and at
+    least 2 per class; otherwise ``fraction`` of all items."""
+    if task != "classification" or labels is None:
+        size = max(2, round(fraction * n))
+        return np.sort(rng.choice(n, size=size, replace=False))
+    picks = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        take = min(len(members), max(2, round(fraction * len(members))))
+        picks.append(rng.choice(members, size=take, replace=False))
+    return np.sort(np.concatenate(picks))
+
+
+def bootstrap(
+    features: Mapping[str, tuple[np.ndarray, np.ndarray | None]],
+    labels: np.ndarray | None,
+    task: str,
+    names: Sequence[str],
+    ranked: Sequence[str],
+    *,
+    rounds: int = 50,
+    fraction: float = 0.8,
+    seed: int = 0,
+    weights: Mapping[str, float] | None = None,
+    tiebreak: Mapping[str, float] | None = None,
+    fixed: Mapping[str, Mapping[str, float]] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Confidence:
+    """P(best) and rank intervals for the models in ``features`` ({ref: (features, probs)}).
+
+    ``ranked`` is the ranking on the full sample (best first); the runner-up test compares its
+    first two entries. ``fixed`` holds signals that do not depend on the sample ({ref: {name:
+    value}}, e.g. the history's), added unchanged to every round.
+    """
+    refs = list(features)
+    conf = Confidence(rounds=rounds)
+    if rounds <= 0 or not refs:
+        return conf
+    n = len(next(iter(features.values()))[0])
+    extra = sorted({name for values in (fixed or {}).values() for name in values})
+    rng = np.random.default_rng(seed)
+    ranks = {r: [] for r in refs}
+    first = dict.fromkeys(refs, 0)
+    ahead = 0
+    for _ in range(rounds):
+        idx = resample_indices(n, labels, task, fraction=fraction, rng=rng)
+        sub_labels = None if labels is None else labels[idx]
+        scores = {
+            r: {
+                **as_dict(score_features(f[idx], None if p is None else p[idx], sub_labels, task, names)),
+                **(fixed or {}).get(r, {}),
+            }
+            for r, (f, p) in features.items()
+        }
+        combined = combine(scores, [*names, *extra], weights)
+        round_order = order(combined, tiebreak)
+        for position, r in enumerate(round_order, start=1):
+            ranks[r].append(position)
+        first[round_order[0]] += 1
+        if len(ranked) >= 2:
+            a, b = combined[ranked[0]], combined[ranked[1]]
+            ahead += (a > b) or (math.isfinite(a) and not math.isfinite(b))
+        if progress:
+            progress(1)
+    conf.p_best = {r: first[r] / rounds for r in refs}
+    conf.rank_interval = {
+        r: (
+            int(np.percentile(ranks[r], 5, method="lower")),
+            int(np.percentile(ranks[r], 95, method="higher")),
+        )
+        for r in refs
+    }
+    conf.beats_runner_up = ahead / rounds if len(ranked) >= 2 else None
+    return conf

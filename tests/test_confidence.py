@@ -1,0 +1,89 @@
+"""Confidence by resampling: stratified subsamples, P(best), rank intervals, separability."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tlreg.advisor.confidence import SEPARABLE, bootstrap, resample_indices
+
+
+def separable(n_per_class: int, classes: int, scale: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(classes), n_per_class)
+    means = rng.normal(size=(classes, 8)) * scale
+    return means[labels] + rng.normal(size=(len(labels), 8)), labels
+
+
+def test_resamples_are_stratified_without_replacement_and_seeded() -> None:
+    labels = np.array([0] * 10 + [1] * 3 + [2] * 2)
+    idx = resample_indices(15, labels, "classification", fraction=0.8, rng=np.random.default_rng(0))
+    assert len(idx) == len(set(idx.tolist()))
+    counts = np.bincount(labels[idx])
+    assert counts.tolist() == [8, 2, 2]
+    again = resample_indices(15, labels, "classification", fraction=0.8, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(idx, again)
+    plain = resample_indices(10, None, "unlabelled", fraction=0.5, rng=np.random.default_rng(0))
+    assert len(plain) == 5 and len(set(plain.tolist())) == 5
+
+
+def test_a_clearly_better_model_is_best_in_every_round() -> None:
+    good, labels = separable(15, 3, scale=4.0, seed=0)
+    noise = np.random.default_rng(1).normal(size=good.shape)
+    conf = bootstrap(
+        {"good": (good, None), "noise": (noise, None)},
+        labels,
+        "classification",
+        ["logme", "knn"],
+        ["good", "noise"],
+        rounds=20,
+        seed=0,
+    )
+    assert conf.p_best == {"good": 1.0, "noise": 0.0}
+    assert conf.rank_interval == {"good": (1, 1), "noise": (2, 2)}
+    assert conf.beats_runner_up == 1.0 and conf.separable
+
+
+def test_two_equal_models_are_not_separable() -> None:
+    feats, labels = separable(15, 3, scale=1.0, seed=2)
+    conf = bootstrap(
+        {"a": (feats, None), "b": (feats.copy(), None)},
+        labels,
+        "classification",
+        ["logme"],
+        ["a", "b"],
+        rounds=10,
+        seed=0,
+    )
+    assert conf.beats_runner_up == 0.0 and conf.separable is False
+    assert sum(conf.p_best.values()) == pytest.approx(1.0)
+    assert SEPARABLE == 0.9
+
+
+def test_close_models_get_wide_intervals_and_the_result_is_seeded() -> None:
+    a, labels = separable(12, 3, scale=1.0, seed=3)
+    b = a + np.random.default_rng(4).normal(scale=0.8, size=a.shape)
+    args = ({"a": (a, None), "b": (b, None)}, labels, "classification", ["logme", "knn"], ["a", "b"])
+    first = bootstrap(*args, rounds=30, seed=7)
+    assert first == bootstrap(*args, rounds=30, seed=7)
+    assert 0.0 <= first.p_best["a"] <= 1.0 and first.rank_interval["a"][0] <= first.rank_interval["a"][1]
+
+
+def test_fixed_signals_count_in_every_round() -> None:
+    feats, labels = separable(10, 2, scale=1.0, seed=5)
+    conf = bootstrap(
+        {"a": (feats, None), "b": (feats.copy(), None)},
+        labels,
+        "classification",
+        ["logme"],
+        ["b", "a"],
+        rounds=10,
+        seed=0,
+        fixed={"a": {"history": 0.0}, "b": {"history": 1.0}},
+    )
+    assert conf.p_best["b"] == 1.0 and conf.beats_runner_up == 1.0
+
+
+def test_no_rounds_means_no_confidence() -> None:
+    feats, labels = separable(5, 2, scale=1.0, seed=0)
+    conf = bootstrap({"a": (feats, None)}, labels, "classification", ["logme"], ["a"], rounds=0)
+    assert conf.p_best == {} and conf.separable is None
