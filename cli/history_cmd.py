@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import click
-from tlreg.advisor.history import import_outcomes
-from tlreg.registry import OutcomeStore
 
 from .output import emit_json, note, stdout, table
 from .state import State, pass_state
@@ -21,6 +19,8 @@ def history() -> None:
 @pass_state
 def import_(state: State, csv_path: str, as_json: bool) -> None:
     """Record fine-tune outcomes from a CSV: data (or fingerprint), model, accuracy[, mode, dataset]."""
+    from tlreg.advisor.history import import_outcomes
+
     summary = import_outcomes(csv_path, registry=state.registry)
     if as_json:
         emit_json(
@@ -37,6 +37,8 @@ def import_(state: State, csv_path: str, as_json: bool) -> None:
 @pass_state
 def list_(state: State, as_json: bool) -> None:
     """Every recorded outcome (model, dataset, mode, accuracy) with where it came from."""
+    from tlreg.registry import OutcomeStore
+
     store = OutcomeStore(state.registry.engine)
     outcomes = store.outcomes()
     signatures = {s.fingerprint: s for s in store.signatures()}

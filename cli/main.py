@@ -2,29 +2,46 @@
 
 Known errors (tlreg's own, and click's usage errors) become one line on stderr and the exit
 code documented in the README; a traceback only with ``--debug`` or ``TLREG_DEBUG=1``.
+Commands are imported when they run, so ``tlreg --version`` or ``tlreg registry list`` do not
+pay for torch, timm and transformers.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from importlib import import_module
 from importlib.metadata import version
 from typing import Any
 
 import click
 from tlreg.registry.errors import TlregError
 
-from .cache_cmd import cache
-from .doctor import doctor
-from .estimators_cmd import estimators
-from .history_cmd import history
-from .recommend_cmd import recommend
-from .registry_cmd import registry
 from .state import State
+
+#: command name -> "module:attribute", in the order ``tlreg --help`` lists them.
+COMMANDS = {
+    "recommend": "recommend_cmd:recommend",
+    "registry": "registry_cmd:registry",
+    "cache": "cache_cmd:cache",
+    "estimators": "estimators_cmd:estimators",
+    "history": "history_cmd:history",
+    "doctor": "doctor:doctor",
+}
 
 
 class TlregGroup(click.Group):
-    """Turns tlreg's errors into one line and an exit code."""
+    """Loads commands on demand, and turns tlreg's errors into one line and an exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*COMMANDS, *super().list_commands(ctx)]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return super().get_command(ctx, name)
+        module, attribute = target.split(":")
+        return getattr(import_module(f".{module}", __package__), attribute)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -63,14 +80,6 @@ def _debug(ctx: click.Context) -> bool:
 def cli(ctx: click.Context, db: str | None, quiet: bool, debug: bool) -> None:
     """tlreg: which pretrained model to fine-tune from, for this data, and why."""
     ctx.obj = State(db=db, quiet=quiet, debug=debug)
-
-
-cli.add_command(recommend)
-cli.add_command(registry)
-cli.add_command(cache)
-cli.add_command(estimators)
-cli.add_command(history)
-cli.add_command(doctor)
 
 
 def main() -> None:

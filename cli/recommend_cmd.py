@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import shlex
 import sys
+from typing import TYPE_CHECKING
 
 import click
-from tlreg.advisor import recommend as run_recommend
-from tlreg.advisor.result import RecommendResult
+
+if TYPE_CHECKING:
+    from tlreg.advisor.result import RecommendResult
 
 from .output import emit_json, human_count, note, stdout, table
 from .progress import RichReporter
@@ -145,6 +147,8 @@ def recommend(
     **options: object,
 ) -> None:
     """Rank the registered models on the data at PATH, best first, and say why."""
+    from tlreg.advisor import recommend as run_recommend
+
     result = run_recommend(
         path,
         registry=state.registry,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
 import click
-from tlreg.registry import ModelRecord
-from tlreg.registry.sources import sources
+
+if TYPE_CHECKING:
+    from tlreg.registry import ModelRecord
 
 from .output import emit_json, human_count, note, stdout, table
 from .state import State, pass_state
@@ -51,7 +55,7 @@ def add(state: State, ref: str, arch: str | None, tags: tuple[str, ...], as_json
 
 
 @registry.command(name="import")
-@click.argument("source", type=click.Choice(sorted(sources())))
+@click.argument("source", type=click.Choice(sorted({ep.name for ep in entry_points(group="tlreg.sources")})))
 @click.option(
     "--filter",
     "filters",

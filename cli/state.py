@@ -18,6 +18,8 @@ class State:
     @property
     def registry(self) -> Registry:
         if self._registry is None:
+            from tlreg.registry import Registry
+
             self._registry = Registry(self.db)
         return self._registry
 

@@ -2,15 +2,37 @@
 
 ``Registry`` is the store (and the Python twin of ``tlreg registry ...``); sources describe and
 load models; ``FeatureExtractor`` is a loaded model ready to embed data.
+
+Names are imported on first use (PEP 562), so ``import tlreg.registry.errors`` — what the CLI needs
+to start — does not pay for torch and timm.
 """
 
-from .extractors import FeatureExtractor
-from .models import Event, ModelRecord, ModelSpec
-from .outcomes import OutcomeStore
-from .refs import Ref, parse_ref
-from .runs import RunStore
-from .store import ImportReport, Registry, to_ref
+from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .extractors import FeatureExtractor
+    from .models import Event, ModelRecord, ModelSpec
+    from .outcomes import OutcomeStore
+    from .refs import Ref, parse_ref
+    from .runs import RunStore
+    from .store import ImportReport, Registry, to_ref
+
+_EXPORTS = {
+    "Event": ".models",
+    "FeatureExtractor": ".extractors",
+    "ImportReport": ".store",
+    "ModelRecord": ".models",
+    "ModelSpec": ".models",
+    "OutcomeStore": ".outcomes",
+    "Ref": ".refs",
+    "Registry": ".store",
+    "RunStore": ".runs",
+    "parse_ref": ".refs",
+    "to_ref": ".store",
+}
 __all__ = [
     "Event",
     "FeatureExtractor",
@@ -24,3 +46,12 @@ __all__ = [
     "parse_ref",
     "to_ref",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value

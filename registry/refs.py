@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl, urlencode
 from .errors import InvalidRefError
 
 SCHEMES = ("timm", "hf", "file", "local-dir", "pkg")
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 _HF_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 

@@ -12,24 +12,26 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import timm
 from sqlalchemy import Engine, delete, or_
 from sqlmodel import Session, col, select
 
 from . import config
 from .db import open_engine, write_session
 from .errors import BadInputError, InvalidRefError, UnknownModelError, UnsupportedModalityError
-from .extractors import FeatureExtractor
 from .models import MODALITIES, Event, ModelEntry, ModelRecord, ModelSpec, ModelTag
-from .refs import SCHEMES, Ref, parse_ref
-from .sources import Skip, get_source, source_for_scheme
-from .weights import WEIGHT_SUFFIXES
+from .refs import SCHEMES, WEIGHT_SUFFIXES, Ref, parse_ref
+
+if TYPE_CHECKING:  # sources and extractors import torch and timm: loaded only when models are
+    from .extractors import FeatureExtractor
+    from .sources import Skip
 
 
 def to_ref(text: str, *, arch: str | None = None) -> Ref:
     """What the user typed as a ref: a ref string, a path to weights or a model folder, or a timm name."""
+    import timm
+
     scheme = text.partition(":")[0]
     if scheme in SCHEMES:
         ref = parse_ref(text if not arch or "#" in text else f"{text}#arch={arch}")
@@ -216,6 +218,8 @@ class Registry:
         self, text: str, *, arch: str | None = None, tags: Iterable[str] = ()
     ) -> tuple[ModelRecord, str]:
         """Describe ``text`` with its source and store it (the Python twin of ``tlreg registry add``)."""
+        from .sources import source_for_scheme
+
         ref = to_ref(text, arch=arch)
         spec = source_for_scheme(ref.scheme).describe(ref)
         spec = spec.model_copy(update={"tags": sorted({*spec.tags, *tags}), "origin": spec.origin or "add"})
@@ -225,6 +229,8 @@ class Registry:
         self, source: str, *, filters: Sequence[str] = (), limit: int | None = None, sort: str | None = None
     ) -> ImportReport:
         """Register what a source lists (the Python twin of ``tlreg registry import``)."""
+        from .sources import Skip, get_source
+
         report = ImportReport()
         for item in get_source(source).list(filters=filters, limit=limit, sort=sort):
             if isinstance(item, Skip):
@@ -237,6 +243,8 @@ class Registry:
 
     def load(self, ref: str, *, pretrained: bool = True, trust_remote_code: bool = False) -> FeatureExtractor:
         """The entry as a feature extractor; pins its revision if the load resolved it."""
+        from .sources import get_source
+
         record = self.get(ref)
         extractor = get_source(record.source).load(
             record, pretrained=pretrained, trust_remote_code=trust_remote_code

@@ -11,14 +11,15 @@ import hashlib
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
 
 from .errors import WeightsError
 
-WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
+if TYPE_CHECKING:  # torch loads only when weights are read: hashing and headers need none of it
+    import torch
+
 _STATE_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model")
 
 
@@ -32,6 +33,8 @@ def sha256(path: str | Path) -> str:
 
 
 def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
+    import torch
+
     if isinstance(obj, Mapping):
         for key in _STATE_KEYS:
             if isinstance(obj.get(key), Mapping):
@@ -45,6 +48,9 @@ def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of a weights file, loaded safely on the CPU."""
+    import torch
+    from safetensors.torch import load_file
+
     path = Path(path)
     if not path.is_file():
         raise WeightsError(str(path), "no such file.")
