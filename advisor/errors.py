@@ -17,6 +17,22 @@ class EstimatorError(BadInputError):
     """Features or labels an estimator cannot score (one class, NaN, fewer samples than classes, ...)."""
 
 
+class ClassMismatchError(DatasetError):
+    """Fine-tuning data whose classes are not the ones the run ranked the models on."""
+
+
+class NoBlocksError(BadInputError):
+    """``--mode partial`` on a model whose block sequence cannot be found."""
+
+
+class DiskFullError(TlregError, OSError):
+    """The disk filled up while saving; nothing already saved was overwritten. Exit code 1."""
+
+
+class TrainingOutOfMemoryError(TlregError, MemoryError):
+    """Even one sample at a time does not fit on the device."""
+
+
 class NoCandidatesError(TlregError):
     """No candidate model could be evaluated: exit code 3."""
 

@@ -25,7 +25,7 @@ def _no_color() -> bool:
 def stdout() -> Console:
     tty = sys.stdout.isatty()
     return Console(
-        file=sys.stdout, no_color=_no_color(), width=None if tty else 200, soft_wrap=not tty, highlight=False
+        file=sys.stdout, no_color=_no_color(), width=None if tty else 4000, soft_wrap=not tty, highlight=False
     )
 
 

@@ -58,6 +58,10 @@ def close_matches(name: str, known: Iterable[str], n: int = 3) -> list[str]:
     return list(dict.fromkeys(stem_hits + full_hits))[:n]
 
 
+class UnknownRunError(BadInputError, LookupError):
+    """A run id (or id prefix) that names no run, or more than one."""
+
+
 class UnsupportedModalityError(BadInputError):
     """A model whose input is neither images nor text."""
 

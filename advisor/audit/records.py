@@ -1,0 +1,249 @@
+"""Reading the audit trail: one run's whole record, and the list of runs.
+
+The record itself is written by ``recommend`` into the tables of :mod:`tlreg.registry.runs`;
+this module gathers a run's rows into one :class:`RunRecord` (what ``tlreg runs show`` prints,
+and what diff, export, verify and the HTML report work from), with the fine-tunes that followed
+it. Every entry point first marks runs whose process died as failed
+(:meth:`~tlreg.registry.runs.RunStore.mark_abandoned`), so nothing is shown as running that is not.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tlreg.registry import OutcomeStore, Registry, RunStore
+from tlreg.registry.errors import BadInputError
+from tlreg.registry.outcomes import FinetuneOutcome
+from tlreg.registry.runs import Run, RunCandidate, RunResult, RunScore
+
+from ..features import baseline_label
+
+_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(text: str, *, now: datetime | None = None) -> datetime:
+    """``--since``: an ISO date or time (UTC unless it gives a zone), or an age such as ``7d``, ``12h``."""
+    match = _RELATIVE.match(text)
+    if match:
+        amount, unit = float(match.group(1)), _UNITS[match.group(2)]
+        return (now or datetime.now(UTC)) - timedelta(**{unit: amount})
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise BadInputError(
+            f"--since {text!r} is neither a date nor an age.",
+            hint="Give e.g. 2026-11-01, 2026-11-01T14:00, 2026-11-01T14:00+01:00, 7d, 12h or 30m.",
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def iso_utc(when: datetime | None) -> str | None:
+    if when is None:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
+
+
+def shown(when: datetime | None) -> str:
+    """A time for people: ``2026-11-25 03:41:00 UTC``."""
+    if when is None:
+        return "-"
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _num(value: float | None) -> float | None:
+    return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
+
+
+def is_baseline(candidate: RunCandidate) -> bool:
+    """Rows for random-init or raw-input baselines, including a baseline that was skipped."""
+    return candidate.baseline_of is not None or candidate.ref.endswith(baseline_label(""))
+
+
+@dataclass
+class RunRecord:
+    """Everything recorded about one run, gathered from its rows."""
+
+    run: Run
+    candidates: list[RunCandidate]
+    scores: list[RunScore]
+    result: RunResult | None
+    finetunes: list[FinetuneOutcome] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.run.id
+
+    @property
+    def pick(self) -> str | None:
+        return self.result.best_ref if self.result else None
+
+    @property
+    def estimators(self) -> list[str]:
+        """The estimators of the run, in its order (those of the result, else those scored)."""
+        if self.result and self.result.detail.get("estimators"):
+            return list(self.result.detail["estimators"])
+        return list(dict.fromkeys(s.estimator for s in self.scores))
+
+    def models(self) -> list[str]:
+        """The refs of the run's candidate models (pretrained, not baselines), skipped ones included."""
+        return [c.ref for c in self.candidates if not is_baseline(c)]
+
+    def score_table(self) -> dict[str, dict[str, float | None]]:
+        """{label: {estimator: value}} over every scored row, baselines included.
+
+        The history signal (not a score row: it is computed from past fine-tunes, after the
+        estimators) is taken from the result's ranking rows.
+        """
+        table: dict[str, dict[str, float | None]] = {}
+        for s in self.scores:
+            table.setdefault(s.ref, {})[s.estimator] = _num(s.value)
+        for row in self.ranking():
+            for name, value in (row.get("scores") or {}).items():
+                table.setdefault(row["ref"], {}).setdefault(name, _num(value))
+        return table
+
+    def ranking(self, *, baselines: bool = False) -> list[dict[str, Any]]:
+        """The recorded ranking rows (best first), or the baseline rows."""
+        rows = self.result.ranking if self.result else []
+        return [r for r in rows if (r.get("baseline_of") is not None) == baselines]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``tlreg runs show --json`` document (and ``tlreg runs export --format json``)."""
+        run = self.run
+        by_ref: dict[str, list[dict[str, Any]]] = {}
+        for s in self.scores:
+            by_ref.setdefault(s.ref, []).append(
+                {"estimator": s.estimator, "value": _num(s.value), "seconds": s.seconds, "error": s.error}
+            )
+        result = self.result
+        return {
+            "id": run.id,
+            "status": run.status,
+            "failure": run.failure,
+            "created_at": iso_utc(run.created_at),
+            "finished_at": iso_utc(run.finished_at),
+            "user": run.user,
+            "host": run.host,
+            "pid": run.pid,
+            "command": run.command,
+            "options": run.options,
+            "environment": run.environment,
+            "data": {
+                "path": run.data_path,
+                "fingerprint": run.fingerprint,
+                "modality": run.modality,
+                "task": run.task,
+                "samples": run.n_samples,
+                "classes": run.classes,
+                "sample_ids": run.sample_ids,
+            },
+            "candidates": [
+                {
+                    **c.model_dump(exclude={"id", "run_id"}),
+                    "seconds": _num(c.seconds),
+                    "samples_per_s": _num(c.samples_per_s),
+                    "scores": by_ref.get(c.ref, []),
+                }
+                for c in self.candidates
+            ],
+            "result": None
+            if result is None
+            else {
+                "pick": result.best_ref,
+                "reason": result.reason,
+                "ranking": self.ranking(),
+                "baselines": self.ranking(baselines=True),
+                "warnings": result.warnings,
+                "skipped": result.skipped,
+                **result.detail,
+            },
+            "finetunes": [
+                {**o.model_dump(exclude={"created_at"}), "created_at": iso_utc(o.created_at)}
+                for o in self.finetunes
+            ],
+        }
+
+
+def _store(registry: Registry | None) -> tuple[Registry, RunStore]:
+    registry = registry or Registry()
+    runs = RunStore(registry.engine)
+    runs.mark_abandoned()
+    return registry, runs
+
+
+def load_run(run_id: str, *, registry: Registry | None = None) -> RunRecord:
+    """The whole record of run ``run_id`` (or of the one run whose id starts with it)."""
+    registry, runs = _store(registry)
+    run, candidates, scores, result = runs.get(run_id)
+    finetunes = OutcomeStore(registry.engine).outcomes(run_id=run.id)
+    return RunRecord(run, candidates, scores, result, finetunes)
+
+
+@dataclass
+class RunSummary:
+    """One line of ``tlreg runs list``."""
+
+    id: str
+    created_at: str | None
+    user: str
+    host: str
+    data_path: str
+    samples: int
+    pick: str | None
+    status: str
+    failure: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def list_runs(
+    *, since: datetime | str | None = None, limit: int | None = None, registry: Registry | None = None
+) -> list[RunSummary]:
+    """Runs, newest first (the Python twin of ``tlreg runs list``); ``since`` as :func:`parse_since`."""
+    _, runs = _store(registry)
+    when = parse_since(since) if isinstance(since, str) else since
+    return [
+        RunSummary(
+            run.id,
+            iso_utc(run.created_at),
+            run.user,
+            run.host,
+            run.data_path,
+            run.n_samples,
+            pick,
+            run.status,
+            run.failure,
+        )
+        for run, pick in runs.summaries(since=when, limit=limit)
+    ]
+
+
+def write_atomic(path: str | Path, text: str, *, option: str = "--out") -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename, so a
+    reader (or a crash) never sees half a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise BadInputError(f"{option} {path} is a folder.", hint="Give a file name.")
+    folder = path.parent
+    if not folder.is_dir():
+        raise BadInputError(f"Cannot write {path}: {folder} does not exist.", hint="Create it first.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,307 @@
+"""One run as one self-contained HTML page: the ranking, the charts and the audit details.
+
+The page is meant to be attached to a ticket or archived with a model, and opened offline months
+later, so everything is inline (CSS and SVG; there is no script) and a Content-Security-Policy
+forbids loading anything from elsewhere. Charts come from :mod:`tlreg.advisor.audit.svg`. Nothing is
+invented: a run recorded without resampling confidence says so instead of drawing intervals, and
+a model read from the feature cache shows the throughput measured by the run that embedded it
+(named), or none.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from tlreg.registry import Registry, RunStore
+
+from ..features import baseline_label
+from .records import RunRecord, is_baseline, load_run, shown, write_atomic
+from .svg import Bar, Interval, Point, bar_chart, fmt, interval_chart, scatter
+
+CSS = "\n".join(
+    [
+        'body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;margin:0;'
+        "background:#f6f7f9}",
+        "main{max-width:1060px;margin:0 auto;padding:24px 28px 48px;background:#fff;min-height:100vh}",
+        "h1{font-size:22px;margin:0 0 4px}",
+        "h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #e2e5ea;padding-bottom:4px}",
+        ".muted{color:#5b6472}",
+        ".pick-box{background:#eef6ee;border-left:4px solid #2e7d32;padding:10px 14px;margin:14px 0}",
+        ".status{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;"
+        "vertical-align:middle}",
+        ".status.done{background:#e3f2e5;color:#1b5e20}",
+        ".status.failed{background:#fde7e7;color:#b71c1c}",
+        ".status.running{background:#fff4d6;color:#8a5a00}",
+        "table{border-collapse:collapse;width:100%;margin:6px 0;font-size:13px}",
+        "th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #edf0f3;vertical-align:top}",
+        "th{background:#f3f5f8;font-weight:600}",
+        "td.num{text-align:right;font-variant-numeric:tabular-nums}",
+        "tr.pick td{background:#f3faf3;font-weight:600}",
+        "code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}",
+        "td.long{overflow-wrap:anywhere}td.num{white-space:nowrap}",
+        ".grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(470px,1fr));gap:8px 24px}",
+        ".note{background:#fff8e1;border-left:4px solid #f0b400;padding:8px 12px;margin:8px 0}",
+        ".warn{color:#8a4b00}",
+        ".flag{color:#b71c1c;font-weight:600}",
+        "svg.chart{max-width:100%;height:auto;margin:6px 0}",
+        "svg .bar.model,svg .rank.model{fill:#5b8def}",
+        "svg .bar.pick,svg .rank.pick{fill:#2e7d32}",
+        "svg .bar.baseline{fill:#b9bec7}",
+        "svg .interval.model{stroke:#a9c2f5}",
+        "svg .interval.pick{stroke:#8fc593}",
+        "svg .point.model{fill:#5b8def;fill-opacity:.85}",
+        "svg .point.pick{fill:#2e7d32}",
+        "svg .point.pareto{stroke:#d84315;stroke-width:2.5}",
+        "svg .front{stroke:#d84315;stroke-width:1.5}",
+        "svg .label.pick{font-weight:600}",
+        "svg .label.baseline{fill:#6b7280}",
+        "svg .point-label{fill:#333;font-size:11px}",
+        "details{margin:6px 0}",
+        "summary{cursor:pointer;color:#3451b2}",
+    ]
+)
+_YES_NO = {True: "yes", False: "no"}
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+
+def _cell(value: Any, cls: str = "") -> str:
+    text = fmt(value) if isinstance(value, float) else ("-" if value is None else str(value))
+    return f'<td class="{cls}">{escape(text)}</td>' if cls else f"<td>{escape(text)}</td>"
+
+
+def _table(
+    head: list[str],
+    rows: list[list[Any]],
+    *,
+    num: set[int] = frozenset(),
+    long: set[int] = frozenset(),
+    row_cls: list[str] = (),
+) -> str:
+    """A table; columns in ``num`` are right-aligned, those in ``long`` (hashes, paths) may break anywhere."""
+    out = ["<table><thead><tr>", *(f"<th>{escape(h)}</th>" for h in head), "</tr></thead><tbody>"]
+    for i, row in enumerate(rows):
+        cls = row_cls[i] if i < len(row_cls) else ""
+        out.append(f'<tr class="{cls}">' if cls else "<tr>")
+        out += [_cell(v, "num" if j in num else "long" if j in long else "") for j, v in enumerate(row)]
+        out.append("</tr>")
+    return "".join([*out, "</tbody></table>"])
+
+
+def _kv(pairs: list[tuple[str, Any]]) -> str:
+    return _table(["", ""], [[k, v] for k, v in pairs], long={1}).replace(
+        "<thead><tr><th></th><th></th></tr></thead>", ""
+    )
+
+
+def _ranking(record: RunRecord) -> str:
+    ests = record.estimators
+    rows, classes = [], []
+    for r in record.ranking():
+        interval = r.get("rank_interval")
+        nt = r.get("negative_transfer")
+        p_best = None if r.get("p_best") is None else f"{r['p_best']:.0%}"
+        spread = "-" if not interval else f"{interval[0]}–{interval[1]}"
+        rev = (r.get("revision") or "unpinned")[:12]
+        scores = [r["scores"].get(e) for e in ests]
+        rows.append(
+            [r["rank"], r["ref"], rev, *scores, r.get("combined"), p_best, spread, _YES_NO.get(nt, "-")]
+        )
+        classes.append("pick" if r["ref"] == record.pick else "")
+    head = ["rank", "model", "revision", *ests, "combined", "P(best)", "rank 5–95%", "negative transfer"]
+    html = _table(head, rows, num={0, *range(3, 4 + len(ests))}, row_cls=classes)
+    if base := record.ranking(baselines=True):
+        html += "<p class='muted'>Baselines: the same architectures randomly initialised, and raw inputs.</p>"
+        html += _table(["baseline", *ests], [[b["ref"], *(b["scores"].get(e) for e in ests)] for b in base])
+    return html
+
+
+def _score_charts(record: RunRecord) -> str:
+    """One bar chart per estimator: each model (best first) with its random-init baseline under it."""
+    table = record.score_table()
+    base = [b["ref"] for b in record.ranking(baselines=True)]
+    charts = []
+    for i, est in enumerate(record.estimators):
+        bars = []
+        for row in record.ranking():
+            ref = row["ref"]
+            bars.append(Bar(ref, table.get(ref, {}).get(est), "pick" if ref == record.pick else "model"))
+            own = baseline_label(ref)
+            if own in base and table.get(own, {}).get(est) is not None:
+                bars.append(Bar(own, table[own][est], "baseline", "↳ random init"))
+        bars += [
+            Bar(ref, table[ref][est], "baseline")
+            for ref in base
+            if ref not in {b.label for b in bars} and table.get(ref, {}).get(est) is not None
+        ]
+        charts.append(bar_chart(f"scores-{i}", f"{est} (higher is better)", bars))
+    combined = [
+        Bar(r["ref"], r.get("combined"), "pick" if r["ref"] == record.pick else "model")
+        for r in record.ranking()
+    ]
+    charts.append(bar_chart("scores-combined", "combined rank score (0–1)", combined))
+    return f'<div class="grid">{"".join(charts)}</div>'
+
+
+def _confidence(record: RunRecord) -> str:
+    rows = [r for r in record.ranking() if r.get("rank_interval")]
+    conf = (record.result.detail.get("confidence") or {}) if record.result else {}
+    if not rows:
+        return (
+            '<p class="note" id="no-intervals">This run recorded no resampling confidence (resampling was '
+            "off, there was a single candidate, or the run predates it): no intervals are shown.</p>"
+        )
+    items = [
+        Interval(r["ref"], r["rank"], *r["rank_interval"], r.get("p_best"), r["ref"] == record.pick)
+        for r in rows
+    ]
+    n = max(len(record.ranking()), max(i.high for i in items))
+    text = f"<p class='muted'>Ranks over {conf.get('rounds', '?')} subsamples of the data sample"
+    if conf.get("beats_runner_up") is not None:
+        sep = "separable" if conf.get("separable") else "not separable"
+        text += f"; the pick ranks above the runner-up in {conf['beats_runner_up']:.0%} of them ({sep})"
+    chart = interval_chart("rank-intervals", "rank with its 5–95% interval (1 = best)", items, n)
+    return text + ".</p>" + chart
+
+
+def _tradeoffs(record: RunRecord, throughput: dict[str, tuple[float, str]]) -> str:
+    by_ref = {c.ref: c for c in record.candidates}
+    ranked = [r for r in record.ranking() if r.get("combined") is not None]
+    size = [
+        Point(r["ref"], r["params"], r["combined"], r["ref"] == record.pick)
+        for r in ranked
+        if r.get("params")
+    ]
+    speed, notes = [], []
+    for r in ranked:
+        cand = by_ref.get(r["ref"])
+        value = r.get("samples_per_s") or (cand.samples_per_s if cand else None)
+        if not value and cand and cand.cache_key in throughput:
+            value, other = throughput[cand.cache_key]
+            notes.append(f"{r['ref']}: read from the cache; {value:.1f} samples/s as measured by run {other}")
+        if value:
+            speed.append(Point(r["ref"], value, r["combined"], r["ref"] == record.pick))
+        else:
+            notes.append(f"{r['ref']}: read from the cache; no run measured its throughput")
+    out = []
+    for points, cid, x_label, maximize, what in (
+        (size, "pareto-params", "parameters", False, "parameter count"),
+        (speed, "pareto-throughput", "samples/s", True, "throughput"),
+    ):
+        if points:
+            title = f"combined score vs {x_label} (Pareto front ringed)"
+            out.append(scatter(cid, title, points, x_label=x_label, y_label="combined", maximize_x=maximize))
+        else:
+            out.append(f'<p class="note">No candidate of this run has a known {escape(what)}.</p>')
+    extra = "".join(f"<li>{escape(n)}</li>" for n in notes)
+    return f'<div class="grid">{"".join(out)}</div>' + (f"<ul class='muted'>{extra}</ul>" if extra else "")
+
+
+def _audit(record: RunRecord) -> str:
+    run, result = record.run, record.result
+    parts = [
+        "<h2>Audit</h2>",
+        _kv(
+            [
+                ("run id", run.id),
+                ("status", run.status + (f": {run.failure}" if run.failure else "")),
+                ("started / finished", f"{shown(run.created_at)} / {shown(run.finished_at)}"),
+                ("who", f"{run.user} on {run.host} (pid {run.pid})"),
+                ("command", run.command),
+                ("data", f"{run.data_path}: {run.n_samples} {run.modality} samples, {run.task}"),
+                ("data fingerprint", run.fingerprint),
+                ("classes", ", ".join(run.classes or []) or "-"),
+            ]
+        ),
+        "<h3>Environment</h3>",
+        _kv(sorted(run.environment.items())),
+        "<h3>Options</h3>",
+        _kv([(k, json.dumps(v)) for k, v in sorted(run.options.items())]),
+        "<h3>Candidates</h3>",
+        _table(
+            ["model", "revision", "status", "feature cache key", "seconds", "samples/s", "cached"],
+            [
+                [
+                    c.ref,
+                    c.revision,
+                    c.status,
+                    (c.cache_key or "-")[:16],
+                    c.seconds,
+                    c.samples_per_s,
+                    _YES_NO[bool(c.from_cache)],
+                ]
+                for c in record.candidates
+                if not is_baseline(c) or c.status != "ok"
+            ],
+            num={4, 5},
+            long={0, 1, 3},
+        ),
+    ]
+    if result and result.warnings:
+        parts += [
+            "<h3>Warnings</h3><ul>",
+            *(f"<li class='warn'>{escape(w)}</li>" for w in result.warnings),
+            "</ul>",
+        ]
+    if result and result.skipped:
+        parts += [
+            "<h3>Skipped</h3>",
+            _table(["model", "why"], [[s["ref"], s["reason"]] for s in result.skipped]),
+        ]
+    if record.finetunes:
+        rows = [[shown(o.created_at), o.ref, o.mode, o.val_accuracy, o.user] for o in record.finetunes]
+        parts += ["<h3>Fine-tunes since</h3>", _table(["when", "model", "mode", "val accuracy", "by"], rows)]
+    ids = "".join(f"<li>{escape(i)}</li>" for i in run.sample_ids)
+    summary = f"<summary>The {len(run.sample_ids)} sampled items</summary>"
+    parts.append(f"<details>{summary}<ul class='mono'>{ids}</ul></details>")
+    return "".join(parts)
+
+
+def render_report(record: RunRecord, *, throughput: dict[str, tuple[float, str]] | None = None) -> str:
+    """The HTML page of one run; ``throughput``: measured samples/s by feature-cache key (cached models)."""
+    run, result = record.run, record.result
+    head = (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>tlreg run {escape(run.id)}</title><style>{CSS}</style></head><body><main>"
+        f'<h1>tlreg run <span class="mono">{escape(run.id)}</span> '
+        f'<span class="status {escape(run.status)}">{escape(run.status)}</span></h1>'
+        f'<div class="muted">{escape(shown(run.created_at))} · {escape(run.user)}@'
+        f"{escape(run.host)} · {escape(run.data_path)} · {run.n_samples} samples</div>"
+    )
+    if result is None:
+        body = (
+            f'<p class="note">This run has no result ({escape(run.status)}: {escape(run.failure or "")}).</p>'
+        )
+        return head + body + _audit(record) + "</main></body></html>"
+    flagged = [r["ref"] for r in record.ranking() if r.get("negative_transfer")]
+    body = (
+        f'<div class="pick-box" id="pick"><b>Pick: {escape(result.best_ref or "none")}</b><br>'
+        f"{escape(result.reason)}</div>"
+        + (
+            f"<p class='flag'>Negative transfer flagged for: {escape(', '.join(flagged))}</p>"
+            if flagged
+            else ""
+        )
+        + "<h2>Ranking</h2>"
+        + _ranking(record)
+        + "<h2>Scores by estimator</h2>"
+        + _score_charts(record)
+        + "<h2>Confidence</h2>"
+        + _confidence(record)
+        + "<h2>Cost and benefit</h2>"
+        + _tradeoffs(record, throughput or {})
+        + _audit(record)
+    )
+    return head + body + "</main></body></html>"
+
+
+def write_report(run_id: str, path: str | Path, *, registry: Registry | None = None) -> Path:
+    """Write the HTML report of run ``run_id`` to ``path``, atomically (``tlreg report ID --out``)."""
+    registry = registry or Registry()
+    record = load_run(run_id, registry=registry)
+    throughput = RunStore(registry.engine).measured_throughput(c.cache_key for c in record.candidates)
+    return write_atomic(path, render_report(record, throughput=throughput))
