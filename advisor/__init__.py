@@ -1,9 +1,35 @@
 """tlreg.advisor: target data in, ranking out.
 
 ``recommend(path, ...)`` is the main job; its result's ``to_dict()`` is the ``--json`` document.
+``finetune(...)`` hands the pick to fine-tuning. Names are imported on first use (PEP 562), so the
+light submodules (the cache, the errors) load without torch.
 """
 
-from .recommend import Options, recommend
-from .result import RankingRow, RecommendResult
+from __future__ import annotations
 
-__all__ = ["Options", "RankingRow", "RecommendResult", "recommend"]
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .handoff import FinetuneResult, finetune
+    from .recommend import Options, recommend
+    from .result import RankingRow, RecommendResult
+
+_EXPORTS = {
+    "FinetuneResult": ".handoff",
+    "Options": ".recommend",
+    "RankingRow": ".result",
+    "RecommendResult": ".result",
+    "finetune": ".handoff",
+    "recommend": ".recommend",
+}
+__all__ = ["FinetuneResult", "Options", "RankingRow", "RecommendResult", "finetune", "recommend"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value

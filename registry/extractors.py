@@ -129,6 +129,12 @@ class FeatureExtractor:
         probs = None if logits is None else torch.softmax(logits.float(), dim=-1)
         return feats.float(), probs
 
+    def features(self, batch: Any) -> torch.Tensor:
+        """Penultimate features ``[B, D]`` with autograd on (no ``inference_mode``): what fine-tuning
+        trains a new head on, and back-propagates through when the backbone is unfrozen."""
+        feats, _ = self._features_and_logits(_to_device(batch, self.device))
+        return feats
+
     def embed(self, items: Sequence[Any], *, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray | None]:
         """Embed a small list in-process (no DataLoader); for tests, notebooks and one-offs."""
         feats, probs = [], []

@@ -154,13 +154,17 @@ WORDS = [
 
 def save_tiny_bert(folder: Path, *, seed: int = 0, normalize: bool = False) -> Path:
     """A small BERT encoder with a WordPiece tokenizer, in sentence-transformers' folder layout."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel, BertTokenizer
 
     torch.manual_seed(seed)
     folder.mkdir(parents=True, exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
+    # transformers 5: BertTokenizerFast(vocab_file=...) ignores the file (every word becomes [UNK]);
+    # BertTokenizer(vocab=...) reads it and saves a fast tokenizer.json.
+    tokenizer = BertTokenizer(vocab=str(folder / "vocab.txt"))
+    assert tokenizer("cat sat")["input_ids"][1:3] != [tokenizer.unk_token_id] * 2
+    tokenizer.save_pretrained(folder)
     config = BertConfig(
         vocab_size=len(vocab),
         hidden_size=32,

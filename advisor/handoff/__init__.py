@@ -1,0 +1,28 @@
+"""Hand-off: the picked model to fine-tuning (``tlreg finetune``), or to scripts for your own trainer.
+
+``finetune(...)`` trains (linear probe on cached features, partial or full), writes a reloadable
+model, ``metrics.json`` and ``command.txt``, and records the outcome in the registry;
+``load_finetuned(out)`` reloads any fine-tune. Names load on first use (PEP 562).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .finetune import finetune
+    from .finetuned import load_finetuned
+    from .result import FinetuneResult
+
+_EXPORTS = {"FinetuneResult": ".result", "finetune": ".finetune", "load_finetuned": ".finetuned"}
+__all__ = ["FinetuneResult", "finetune", "load_finetuned"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,205 @@
+"""What a fine-tune starts from: the run and its pick, the data and its classes, the options, the split.
+
+Kept apart from the loop so that every check on the user's input happens, with a one-line error,
+before a model is loaded or a file is written.
+"""
+
+from __future__ import annotations
+
+import shlex
+import warnings
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tlreg.registry import Registry, RunStore
+from tlreg.registry.errors import BadInputError
+from tlreg.registry.runs import Run, RunResult
+
+from ..data import Dataset, fingerprint, load_dataset, sample
+from ..errors import ClassMismatchError, DatasetError
+from .model import MODES
+
+MODE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "linear": {"epochs": 50, "lr": 1e-2},  # cheap epochs on cached features; a head alone takes a high lr
+    "partial": {"epochs": 10, "lr": 1e-4},
+    "full": {"epochs": 10, "lr": 5e-5},
+}
+
+
+@dataclass
+class Options:
+    """Everything that decides the result of a fine-tune (stored in its checkpoint and metrics)."""
+
+    mode: str = "linear"
+    unfreeze: int = 2
+    epochs: int = 0  # 0: the mode's default
+    lr: float = 0.0  # 0: the mode's default
+    batch_size: int = 32
+    val_split: float = 0.2
+    seed: int = 0
+    label_smoothing: float = 0.0
+    patience: int = 5
+    weight_decay: float = 0.01
+
+    @classmethod
+    def resolve(cls, given: dict[str, Any], stored: dict[str, Any] | None = None) -> Options:
+        """Defaults, overridden by ``stored`` (a run being resumed), overridden by what was ``given``.
+
+        Resuming with a value that differs from the interrupted run's would silently change the
+        result, so it is refused.
+        """
+        names = [f.name for f in fields(cls)]
+        unknown = set(given) - set(names)
+        if unknown:
+            raise TypeError(f"unknown fine-tune options: {', '.join(sorted(unknown))}")
+        values = {**(stored or {})}
+        for name, value in given.items():
+            if value is None:
+                continue
+            if stored is not None and name in stored and stored[name] != value:
+                flag = f"--{name.replace('_', '-')}"
+                raise BadInputError(
+                    f"{flag} {value} differs from the interrupted run's {stored[name]}.",
+                    hint="Resume with the same options (or leave them out), or start again in another --out.",
+                )
+            values[name] = value
+        opts = cls(**{k: v for k, v in values.items() if k in names})
+        if opts.mode not in MODES:
+            raise BadInputError(f"Unknown --mode {opts.mode!r}.", hint=f"Use one of: {', '.join(MODES)}.")
+        opts.epochs = opts.epochs or MODE_DEFAULTS[opts.mode]["epochs"]
+        opts.lr = opts.lr or MODE_DEFAULTS[opts.mode]["lr"]
+        checks = [
+            (opts.epochs >= 1, "--epochs must be at least 1"),
+            (opts.lr > 0, "--lr must be positive"),
+            (opts.batch_size >= 1, "--batch-size must be at least 1"),
+            (0 < opts.val_split < 1, "--val-split must be between 0 and 1 (exclusive)"),
+            (0 <= opts.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
+            (opts.patience >= 0, "--patience must be 0 (no early stopping) or more"),
+            (opts.unfreeze >= 1, "--unfreeze must be at least 1"),
+            (opts.seed >= 0, "--seed must be 0 or more"),
+            (opts.weight_decay >= 0, "--weight-decay must be 0 or more"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise BadInputError(f"{message}.")
+        return opts
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def get_run(registry: Registry, run_id: str) -> tuple[Run, RunResult | None]:
+    """The run (a unique prefix of its id is enough), or one line with the closest ids."""
+    run, _, _, result = RunStore(registry.engine).get(run_id)
+    return run, result
+
+
+def pick_model(run: Run | None, result: RunResult | None, model: str | None) -> str:
+    if model:
+        return model
+    if run is None:
+        raise BadInputError("Nothing to fine-tune: give a RUN_ID, or a model with --model REF.")
+    if result is None or not result.best_ref:
+        raise BadInputError(
+            f"Run {run.id} has no recommended model (status: {run.status}).",
+            hint="Pass --model REF to choose one yourself.",
+        )
+    return result.best_ref
+
+
+@dataclass
+class Data:
+    """The fine-tuning data: every item (decoded once), its fingerprint, and its classes."""
+
+    path: str
+    dataset: Dataset
+    fingerprint: str
+    columns: dict[str, str | None]
+    warnings: list[str]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.dataset.classes or [])
+
+
+def load_data(
+    data: str | Path | None, run: Run | None, *, modality: str, columns: dict[str, str | None]
+) -> Data:
+    """Load and check the data: classification, the model's modality, and the run's classes."""
+    if data is None:
+        if run is None or not run.data_path:
+            raise BadInputError("No data to fine-tune on: pass --data PATH.")
+        data = run.data_path
+        columns = {
+            k: columns.get(k) or (run.options or {}).get(k) for k in ("text_col", "image_col", "label_col")
+        }
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        full = sample(load_dataset(data, **columns))  # no caps: every item, each image decoded once
+    notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    if full.task != "classification":
+        raise DatasetError(
+            f"{data}: {full.task} data; fine-tuning trains a classifier and needs class labels.",
+            hint="Give a folder of class subfolders, or a table with a label column (--label-col).",
+        )
+    if full.modality != modality:
+        raise DatasetError(f"{data}: {full.modality} data, but the model takes {modality}.")
+    if run is not None and run.classes is not None and set(run.classes) != set(full.classes or []):
+        extra = sorted(set(full.classes or []) - set(run.classes))
+        missing = sorted(set(run.classes) - set(full.classes or []))
+        parts = ([f"not in the run: {', '.join(extra)}"] if extra else []) + (
+            [f"missing from the data: {', '.join(missing)}"] if missing else []
+        )
+        raise ClassMismatchError(
+            f"{data}: its classes differ from those run {run.id} ranked the models on ({'; '.join(parts)}).",
+            hint="Fine-tune on data with the run's classes, or pass --model REF without a run id.",
+        )
+    path = str(Path(data).expanduser().resolve())
+    return Data(path, full, fingerprint(full), dict(columns), notes)
+
+
+def split(labels: np.ndarray, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified train/validation indices: each class with 2+ items gives ``val_split`` of them
+    (at least 1, never all) to validation; the draw is seeded."""
+    rng = np.random.default_rng(seed)
+    train: list[int] = []
+    val: list[int] = []
+    for code in np.unique(labels):
+        idx = np.flatnonzero(labels == code)
+        idx = idx[rng.permutation(len(idx))]
+        k = 0 if len(idx) < 2 else min(len(idx) - 1, max(1, round(val_split * len(idx))))
+        val.extend(idx[:k].tolist())
+        train.extend(idx[k:].tolist())
+    if not val:
+        raise DatasetError("Too few samples for a validation split: every class has a single item.")
+    return np.sort(np.asarray(train)), np.sort(np.asarray(val))
+
+
+def command_text(
+    given: str, *, run_id: str | None, ref: str, data: str, out: Path, opts: Options, extra: dict[str, Any]
+) -> str:
+    """``command.txt``: the command as typed, the same with every option spelled out, and in Python."""
+    flags: list[str] = ["--model", ref, "--data", data, "--out", str(out)]
+    kwargs: dict[str, Any] = {"model": ref, "data": data, "out": str(out)}
+    for key, value in {**opts.to_dict(), **{k: v for k, v in extra.items() if v is not None}}.items():
+        if key == "unfreeze" and opts.mode != "partial":
+            continue
+        kwargs[key] = value
+        if isinstance(value, bool):
+            if value:
+                flags.append(f"--{key.replace('_', '-')}")
+        else:
+            flags += [f"--{key.replace('_', '-')}", str(value)]
+    cli = shlex.join(["tlreg", "finetune", *([run_id] if run_id else []), *flags])
+    args = ([repr(run_id)] if run_id else []) + [f"{k}={v!r}" for k, v in kwargs.items()]
+    return (
+        "# The command as given:\n"
+        f"{given or '(called from Python)'}\n\n"
+        "# The same fine-tune with every option spelled out:\n"
+        f"{cli}\n\n"
+        "# The same from Python:\n"
+        "from tlreg.advisor import finetune\n"
+        f"finetune({', '.join(args)})\n"
+    )
