@@ -44,7 +44,6 @@ class Settings:
     baselines: bool
     bootstrap: int
     history: bool
-    top: int | None
     trust_remote_code: bool
 
 
@@ -222,7 +221,7 @@ def evaluate(
             "format": sub.format,
         },
         estimators=names,
-        ranking=ranking[: s.top] if s.top else ranking,
+        ranking=ranking,
         baselines=baselines,
         reason=explain(ranked, scores, combined, names),
         warnings=warns,

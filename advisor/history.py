@@ -138,7 +138,7 @@ def history_signal(
             continue
         neighbour = past[i]
         best: dict[str, float] = {}
-        for o in store.outcomes(fingerprint=neighbour.fingerprint):
+        for o in store.outcomes_for_dataset(neighbour.fingerprint):
             if o.ref in wanted and o.val_accuracy is not None:
                 best[o.ref] = max(best.get(o.ref, -math.inf), o.val_accuracy)
         signal.neighbours.append(

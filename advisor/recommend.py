@@ -147,12 +147,11 @@ def recommend(
         baselines=opts.baselines,
         bootstrap=opts.bootstrap,
         history=opts.history,
-        top=opts.top,
         trust_remote_code=opts.trust_remote_code,
     )
     common = {"cache": cache, "device": device, "reporter": reporter, "warns": warns}
     if runs is None:
-        return evaluate(registry, None, run, candidates, sub, fp, settings, **common)
+        return _top(evaluate(registry, None, run, candidates, sub, fp, settings, **common), opts.top)
     runs.start(run)
     try:
         result = evaluate(registry, runs, run, candidates, sub, fp, settings, **common)
@@ -174,4 +173,11 @@ def recommend(
             },
         )
     )
+    return _top(result, opts.top)
+
+
+def _top(result: RecommendResult, top: int | None) -> RecommendResult:
+    """Show the best ``top`` only; the run record keeps the whole ranking."""
+    if top:
+        result.ranking = result.ranking[:top]
     return result

@@ -22,10 +22,13 @@ from .state import State
 #: command name -> "module:attribute", in the order ``tlreg --help`` lists them.
 COMMANDS = {
     "recommend": "recommend_cmd:recommend",
+    "finetune": "finetune_cmd:finetune",
     "registry": "registry_cmd:registry",
     "cache": "cache_cmd:cache",
     "estimators": "estimators_cmd:estimators",
     "history": "history_cmd:history",
+    "runs": "runs_cmd:runs",
+    "report": "runs_cmd:report",
     "doctor": "doctor:doctor",
 }
 

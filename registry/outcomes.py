@@ -80,6 +80,19 @@ class OutcomeStore:
                 query = query.where(FinetuneOutcome.ref == ref)
             return list(session.exec(query).all())
 
+    def outcomes_for_dataset(self, fingerprint: str) -> list[FinetuneOutcome]:
+        """Outcomes on the dataset a signature describes: recorded with that data fingerprint, or
+        linked to a run that sampled it (a fine-tune trains on the whole data, whose fingerprint
+        differs from the run's sample's when the run capped the sample)."""
+        from .runs import Run
+
+        with Session(self.engine) as session:
+            run_ids = select(Run.id).where(Run.fingerprint == fingerprint)
+            query = select(FinetuneOutcome).where(
+                (FinetuneOutcome.fingerprint == fingerprint) | col(FinetuneOutcome.run_id).in_(run_ids)
+            )
+            return list(session.exec(query.order_by(col(FinetuneOutcome.id))).all())
+
     def add_signature(self, signature: DatasetSignature) -> DatasetSignature:
         """Store a signature unless this fingerprint already has one from the same probe."""
         with write_session(self.engine) as session:

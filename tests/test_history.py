@@ -137,3 +137,21 @@ def test_history_cli(image_folder: Path, tmp_path: Path) -> None:
     assert listed["outcomes"][0]["val_accuracy"] == 0.8 and len(listed["signatures"]) == 1
     missing = CliRunner().invoke(cli, ["history", "import", str(tmp_path / "none.csv")])
     assert missing.exit_code == 2 and "none.csv" in missing.stderr
+
+
+def test_fine_tunes_linked_to_a_run_count_for_its_dataset(
+    registry: Registry, image_folder: Path, tiny_image_models: list[str], tmp_path: Path
+) -> None:
+    from tlreg.registry.outcomes import FinetuneOutcome
+
+    resnet, vit = sorted(tiny_image_models)
+    past = write_image_folder(tmp_path / "past", seed=9, per_class=8)
+    run = recommend(past, registry=registry, workers=0, bootstrap=0, per_class=4)  # a capped sample
+    store = OutcomeStore(registry.engine)
+    for ref, acc in ((resnet, 0.95), (vit, 0.35)):  # fine-tuned on the whole data: another fingerprint
+        store.record(FinetuneOutcome(run_id=run.run_id, ref=ref, fingerprint="whole-data", val_accuracy=acc))
+    assert len(store.outcomes_for_dataset(run.data["fingerprint"])) == 2
+    result = recommend(image_folder, registry=registry, workers=0, bootstrap=0)
+    assert result.history["used"]
+    scores = {r.ref: r.scores["history"] for r in result.ranking}
+    assert scores[resnet] > scores[vit]

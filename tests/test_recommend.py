@@ -173,3 +173,32 @@ def test_text_regression_and_unlabelled(registry: Registry, tmp_path: Path) -> N
     unl = recommend(tmp_path / "u.txt", registry=registry)
     assert unl.data["task"] == "unlabelled" and unl.estimators == ["rankme"]
     assert np.isfinite(unl.ranking[0].scores["rankme"])
+
+
+def test_top_shows_k_but_the_record_keeps_every_row(
+    registry: Registry, image_folder: Path, tiny_image_models: list[str]
+) -> None:
+    result = recommend(image_folder, registry=registry, workers=0, top=1, bootstrap=0)
+    assert len(result.ranking) == 1
+    _, _, _, final = RunStore(registry.engine).get(result.run_id)
+    assert sum(1 for row in final.ranking if row["baseline_of"] is None) == 2
+
+
+def test_weights_edited_in_place_are_a_new_revision_not_stale_features(
+    registry: Registry, image_folder: Path, tmp_path: Path
+) -> None:
+    import timm
+    from safetensors.torch import save_file
+
+    path = tmp_path / "w.safetensors"
+    model = timm.create_model("test_resnet", num_classes=3)
+    save_file(model.state_dict(), str(path))
+    ref = registry.add_ref(str(path), arch="test_resnet")[0].ref
+    first = recommend(image_folder, registry=registry, workers=0, baselines=False, bootstrap=0)
+    save_file({k: v * 0.5 if v.is_floating_point() else v for k, v in model.state_dict().items()}, str(path))
+    second = recommend(image_folder, registry=registry, workers=0, baselines=False, bootstrap=0)
+    assert not second.ranking[0].from_cache
+    assert (
+        second.ranking[0].revision != first.ranking[0].revision == registry.events(ref)[0].detail["revision"]
+    )
+    assert registry.get(ref).revision == second.ranking[0].revision

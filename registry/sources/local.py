@@ -89,6 +89,11 @@ class LocalSource:
             tags=["local", "timm"],
         )
 
+    def current_revision(self, entry: ModelBase) -> str:
+        """The hash of the weights as they are now: a local file can change after it was added."""
+        ref = parse_ref(entry.ref)
+        return folder_revision(Path(ref.name)) if ref.scheme == "local-dir" else sha256(Path(ref.name))
+
     def load(
         self, entry: ModelBase, *, pretrained: bool = True, trust_remote_code: bool = False
     ) -> FeatureExtractor:
