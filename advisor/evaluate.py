@@ -19,12 +19,13 @@ from tlreg.registry.errors import TlregError
 from tlreg.registry.outcomes import OutcomeStore
 from tlreg.registry.runs import Run, RunCandidate, RunScore, RunStore
 
+from .backends import Backend, EmbedSettings, Job, LocalBackend
 from .baselines import negative_transfer, raw_baseline
 from .cache import FeatureCache
 from .confidence import bootstrap
 from .data import Dataset
 from .errors import NoCandidatesError
-from .features import Features, Reporter, baseline_label, features_for
+from .features import Features, Reporter, baseline_label
 from .history import PROBES, compute_signature, history_signal
 from .rank import combine, explain, order
 from .result import RankingRow, RecommendResult
@@ -65,7 +66,9 @@ def evaluate(
     device: torch.device,
     reporter: Reporter,
     warns: list[str],
+    backend: Backend | None = None,
 ) -> RecommendResult:
+    backend = backend or LocalBackend()
     scores: dict[str, dict[str, float]] = {}
     feats_of: dict[str, Features] = {}
     records: dict[str, ModelRecord] = {}
@@ -104,31 +107,26 @@ def evaluate(
             ),
         )
 
-    for record in candidates:
-        for pretrained in (True, False) if s.baselines else (True,):
-            label = record.ref if pretrained else baseline_label(record.ref)
-            try:
-                feats = features_for(
-                    registry,
-                    record,
-                    sub,
-                    fp,
-                    pretrained=pretrained,
-                    seed=s.seed,
-                    cache=cache,
-                    device=device,
-                    batch_size=s.batch_size,
-                    workers=s.workers,
-                    trust_remote_code=s.trust_remote_code,
-                    reporter=reporter,
-                )
-            except TlregError as exc:
-                skipped.append({"ref": label, "reason": str(exc)})
-                _record(runs, RunCandidate(run_id=run.id, ref=label, status="skipped", reason=str(exc)))
-                reporter.note(f"skipped {label}: {exc}")
-                break  # no baseline for a model that could not be evaluated
-            records[label] = record
-            score_and_record(feats, record, None if pretrained else record.ref)
+    jobs = [
+        Job(record, pretrained)
+        for record in candidates
+        for pretrained in ((True, False) if s.baselines else (True,))
+    ]
+    embed = EmbedSettings(
+        seed=s.seed, batch_size=s.batch_size, workers=s.workers, trust_remote_code=s.trust_remote_code
+    )
+    for job, outcome in backend.run(
+        registry, jobs, sub, fp, cache=cache, device=device, settings=embed, reporter=reporter
+    ):
+        record = job.record
+        label = record.ref if job.pretrained else baseline_label(record.ref)
+        if isinstance(outcome, TlregError):
+            skipped.append({"ref": label, "reason": str(outcome)})
+            _record(runs, RunCandidate(run_id=run.id, ref=label, status="skipped", reason=str(outcome)))
+            reporter.note(f"skipped {label}: {outcome}")
+            continue
+        records[label] = record
+        score_and_record(outcome, record, None if job.pretrained else record.ref)
 
     refs = [r.ref for r in candidates if r.ref in scores]
     if not refs:

@@ -20,6 +20,7 @@ from tlreg.registry.errors import BadInputError
 from tlreg.registry.runs import Run, RunResult, RunStore, new_run_id
 
 from . import estimators as est
+from .backends import make_backend
 from .cache import FeatureCache
 from .data import fingerprint, load_dataset, sample
 from .embed import default_workers, resolve_device
@@ -53,6 +54,8 @@ class Options:
     bootstrap: int = 50
     history: bool = True
     trust_remote_code: bool = False
+    backend: str = "local"
+    ray_address: str | None = None
 
 
 def _environment(device: str) -> dict[str, Any]:
@@ -149,7 +152,8 @@ def recommend(
         history=opts.history,
         trust_remote_code=opts.trust_remote_code,
     )
-    common = {"cache": cache, "device": device, "reporter": reporter, "warns": warns}
+    backend = make_backend(opts.backend, address=opts.ray_address)
+    common = {"cache": cache, "device": device, "reporter": reporter, "warns": warns, "backend": backend}
     if runs is None:
         return _top(evaluate(registry, None, run, candidates, sub, fp, settings, **common), opts.top)
     runs.start(run)

@@ -133,6 +133,18 @@ def render(result: RecommendResult) -> None:
     show_default=True,
     help="Store this dataset's signature and use fine-tune outcomes on similar past datasets.",
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where to embed: this process, or a Ray cluster (pip install 'tlreg[ray]').",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDRESS",
+    help="Ray cluster to join: auto, or ray://HOST:10001 (default: start a local one).",
+)
 @click.option("--trust-remote-code", is_flag=True, help="Allow Hub models that ship their own Python code.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the table.")
 @pass_state
