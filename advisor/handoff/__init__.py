@@ -7,8 +7,9 @@ model, ``metrics.json`` and ``command.txt``, and records the outcome in the regi
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tlreg.registry.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .finetune import finetune
@@ -19,10 +20,4 @@ _EXPORTS = {"FinetuneResult": ".result", "finetune": ".finetune", "load_finetune
 __all__ = ["FinetuneResult", "finetune", "load_finetuned"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
