@@ -43,6 +43,16 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op torch thread: the tests' models are tiny, and on a small shared machine two threads
+    contending over tiny operations are far slower than one (measured ~100x on 2 busy cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """A fresh TLREG_HOME and Hugging Face cache per test, offline, whatever the developer's environment."""
     home = tmp_path_factory.mktemp("home")

@@ -33,15 +33,6 @@ from torch import nn
 FAST = {"workers": 0, "batch_size": 8}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a busy 2-core machine: one intra-op thread is ~100x faster than two fighting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def small_resnet(registry: Registry, tmp_path: Path) -> str:
     return registry.add_ref(str(save_small_timm(tmp_path / "resnet32")))[0].ref

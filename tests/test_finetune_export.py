@@ -24,15 +24,6 @@ from tlreg.registry import Registry
 from tlreg.registry.errors import BadInputError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a busy 2-core machine: one intra-op thread is far faster than two fighting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def image_model(registry: Registry, tmp_path: Path) -> str:
     return registry.add_ref(str(save_small_timm(tmp_path / "resnet32")))[0].ref
