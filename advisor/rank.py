@@ -1,10 +1,29 @@
 """From per-estimator scores to one ranking, and the sentence that explains the pick.
 
-Estimators live on different scales (LogME is a log evidence per sample, kNN an accuracy, LEEP
-a log-likelihood), so scores are combined by rank: within each estimator the candidates are
-ranked (ties share their mean rank), each rank is mapped to [0, 1] (1 = best), and the combined
-score is the weighted mean over the estimators that scored the candidate. With one estimator
-this is that estimator's order.
+Estimators live on different scales (LogME is a log evidence per sample, kNN an accuracy, LEEP a
+log-likelihood), so each estimator's scores are first normalised over the candidate pool, then
+averaged with weights over the estimators that scored the candidate:
+
+- ``rank`` (the default): the candidates are ranked within each estimator (ties share their mean
+  rank) and each rank is mapped to [0, 1], 1 = best. Robust to outliers and to scales.
+- ``zscore``: each estimator's scores are standardised over the pool (mean 0, standard deviation 1),
+  so a candidate far ahead on one estimator keeps that margin.
+
+With one estimator, either is that estimator's order.
+
+Scores whose papers normalise their parts across the pool of models (ETran, NCTI: their
+``EstimatorInfo.components``) are ranked by
+:func:`tlreg.advisor.estimators.pool_normalize` over the candidates' component scores
+(``etran_energy``, ``etran_lda``, ``etran_svd``; ``ncti_seli``, ``ncti_ncc``, ``ncti_vc``), not by the
+per-model sum, whose largest term swamps the others; :func:`to_compute` says which scores a caller
+must compute for that.
+
+The defaults (:data:`DEFAULT_ESTIMATORS`, :data:`DEFAULT_WEIGHTS`, :data:`DEFAULT_AGGREGATION`) come
+from the ground truth of ``bench/transfer_quality.py`` (23 models fine-tuned on 7 targets): the
+search space (subsets of up to 1-4 estimators, rank or z-score aggregation) was chosen by
+leave-one-target-out, then the best combination in it; the README's "Transfer quality" section
+gives the figures, and ``python bench/transfer_quality.py --report`` checks that these defaults are
+still what the evidence selects.
 """
 
 from __future__ import annotations
@@ -15,33 +34,134 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy.stats import rankdata
 
+from . import estimators as est
+from .errors import EstimatorError
+
 #: The estimators ``recommend`` runs when the caller names none, by target task. Estimators that
 #: need the source head's probabilities are used only for models that have a head.
 DEFAULT_ESTIMATORS: dict[str, tuple[str, ...]] = {
-    "classification": ("logme", "knn", "leep"),
+    # LogME (You et al., ICML 2021) + shrinkage H-score (Ibrahim et al., ECML-PKDD 2022), rank-aggregated:
+    # the combination the benchmark's evidence selects (README, "Transfer quality").
+    "classification": ("logme", "hscore_shrinkage"),
     "regression": ("logme",),
     "unlabelled": ("rankme",),
 }
+#: Relative weights of estimators in :func:`combine` when the caller gives none (missing: 1). Equal:
+#: weighting each estimator by its benchmark tau did worse when judged leave-one-target-out.
+DEFAULT_WEIGHTS: dict[str, float] = {}
+AGGREGATIONS = ("rank", "zscore")
+DEFAULT_AGGREGATION = "rank"
+
+Scores = Mapping[str, Mapping[str, float]]
+
+
+def components_of(name: str) -> tuple[str, ...]:
+    """The component estimators (``etran_lda``, ...) that rank ``name`` over a pool; () for others.
+
+    Names that are not registered estimators (a signal such as ``history``) have no components.
+    """
+    try:
+        info = est.get(name)
+    except EstimatorError:
+        return ()
+    if info.pool_normalizer is None or not info.components:
+        return ()
+    return tuple(f"{name}_{part}" for part in info.components)
+
+
+def to_compute(estimators: Sequence[str]) -> list[str]:
+    """The scores a caller must compute per model so that :func:`combine` can rank by ``estimators``:
+    each pool-normalised estimator is replaced by its components; order kept, duplicates dropped."""
+    out: list[str] = []
+    for name in estimators:
+        for needed in components_of(name) or (name,):
+            if needed not in out:
+                out.append(needed)
+    return out
+
+
+def _value(scores: Scores, ref: str, name: str) -> float:
+    value = scores[ref].get(name)
+    return math.nan if value is None else float(value)
+
+
+def signal(scores: Scores, name: str) -> dict[str, float]:
+    """The values ``name`` ranks the candidates by: its scores, or for ETran / NCTI the pool
+    normalisation of their components over the candidates that have every component (the others
+    get NaN). Where no candidate has components, the per-model scores are used as they are."""
+    parts = components_of(name)
+    refs = list(scores)
+    if parts and any(any(p in scores[r] for p in parts) for r in refs):
+        pool = {
+            r: {p.removeprefix(f"{name}_"): _value(scores, r, p) for p in parts}
+            for r in refs
+            if all(math.isfinite(_value(scores, r, p)) for p in parts)
+        }
+        values = est.pool_normalize(name, pool) if pool else {}
+        return {r: float(values.get(r, math.nan)) for r in refs}
+    return {r: _value(scores, r, name) for r in refs}
+
+
+def pooled(scores: Scores, estimators: Sequence[str]) -> dict[str, dict[str, float]]:
+    """{ref: {estimator: value it is ranked by}}: what a table of the ranking should show."""
+    columns = {name: signal(scores, name) for name in estimators}
+    return {r: {name: columns[name][r] for name in estimators} for r in scores}
+
+
+def normalise(values: np.ndarray, method: str = DEFAULT_AGGREGATION) -> np.ndarray:
+    """One estimator's values over the pool, made comparable across estimators (NaN stays NaN).
+
+    ``rank``: 1 for the best, 0 for the worst, ties sharing their mean (a pool of one gets 1).
+    ``zscore``: standardised over the scored candidates (0 for all when they are all equal).
+    """
+    values = np.asarray(values, dtype=float)
+    out = np.full(values.shape, np.nan)
+    ok = np.isfinite(values)
+    n = int(ok.sum())
+    if n == 0:
+        return out
+    if method == "rank":
+        ranks = rankdata(-values[ok], method="average")  # 1 = best
+        out[ok] = 1.0 if n == 1 else 1.0 - (ranks - 1.0) / (n - 1.0)
+    elif method == "zscore":
+        spread = float(values[ok].std())
+        out[ok] = (
+            0.0
+            if spread <= 1e-12 * max(1.0, float(np.abs(values[ok]).max()))
+            else (values[ok] - values[ok].mean()) / spread
+        )
+    else:
+        raise ValueError(f"unknown aggregation {method!r}: use one of {', '.join(AGGREGATIONS)}")
+    return out
 
 
 def combine(
-    scores: Mapping[str, Mapping[str, float]],
+    scores: Scores,
     estimators: Sequence[str],
     weights: Mapping[str, float] | None = None,
+    *,
+    method: str | None = None,
 ) -> dict[str, float]:
-    """Combined score in [0, 1] per candidate (higher is better); NaN for a candidate nobody scored."""
+    """Combined score per candidate, higher is better; NaN for a candidate no estimator scored.
+
+    ``scores`` is {ref: {estimator: value}} (NaN or missing: not scored); ``weights`` default to
+    :data:`DEFAULT_WEIGHTS` (1 for an estimator it does not list); ``method`` is one of
+    :data:`AGGREGATIONS` (default :data:`DEFAULT_AGGREGATION`). The ``rank`` combination lies in
+    [0, 1]; the ``zscore`` one is a mean z-score. Each candidate's combination is the weighted mean
+    over the estimators that scored it.
+    """
     refs = list(scores)
+    weights = DEFAULT_WEIGHTS if weights is None else weights
     total = np.zeros(len(refs))
     weight_sum = np.zeros(len(refs))
-    for est in estimators:
-        values = np.array([scores[r].get(est, math.nan) for r in refs], dtype=float)
-        ok = np.isfinite(values)
-        if ok.sum() == 0:
+    for name in estimators:
+        w = float(weights.get(name, 1.0))
+        if w <= 0:
             continue
-        w = (weights or {}).get(est, 1.0)
-        ranks = rankdata(-values[ok], method="average")  # 1 = best
-        norm = np.ones(ok.sum()) if ok.sum() == 1 else 1.0 - (ranks - 1.0) / (ok.sum() - 1.0)
-        total[ok] += w * norm
+        values = signal(scores, name)
+        norm = normalise(np.array([values[r] for r in refs]), method or DEFAULT_AGGREGATION)
+        ok = np.isfinite(norm)
+        total[ok] += w * norm[ok]
         weight_sum[ok] += w
     with np.errstate(invalid="ignore", divide="ignore"):
         combined = np.where(weight_sum > 0, total / weight_sum, np.nan)
@@ -60,23 +180,18 @@ def order(combined: Mapping[str, float], tiebreak: Mapping[str, float] | None = 
 
 def explain(
     ranked: Sequence[str],
-    scores: Mapping[str, Mapping[str, float]],
+    scores: Scores,
     combined: Mapping[str, float],
     estimators: Sequence[str],
 ) -> str:
-    """Why the first model is the pick, in one or two sentences."""
+    """Why the first model is the pick, in one or two sentences (ETran / NCTI by their pool values)."""
     if not ranked:
         return "No candidate could be evaluated."
+    values = pooled({r: scores[r] for r in ranked}, estimators)
     best = ranked[0]
-    used = [e for e in estimators if math.isfinite(scores[best].get(e, math.nan))]
+    used = [e for e in estimators if math.isfinite(values[best][e])]
     leads = [
-        e
-        for e in used
-        if all(
-            scores[best][e] >= scores[r].get(e, -math.inf)
-            for r in ranked
-            if math.isfinite(scores[r].get(e, math.nan))
-        )
+        e for e in used if all(values[best][e] >= values[r][e] for r in ranked if math.isfinite(values[r][e]))
     ]
     if len(ranked) == 1:
         return f"{best} is the only candidate that could be scored ({', '.join(used)})."

@@ -1,0 +1,243 @@
+"""bench/transfer_quality.py's evaluation, on small synthetic results and on the committed ones.
+
+Nothing here builds the zoo: the synthetic tables are made in memory, and ``--report`` reads the
+committed ``data/bench/transfer_quality_results.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import weightedtau
+from tlreg.advisor import rank
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import transfer_eval as ev  # noqa: E402
+import transfer_quality as tq  # noqa: E402
+
+ESTIMATORS = ("logme", "knn", "leep")
+COMPONENTS = ("etran_energy", "etran_lda", "etran_svd")
+
+
+def synthetic_results(*, n_models: int = 6, targets=("t1", "t2", "t3", "t4"), seed: int = 0) -> dict:
+    """A results document in the build's schema: accuracies, and scores that track them with noise
+    (logme closely, knn loosely, leep not at all)."""
+    rng = np.random.default_rng(seed)
+    models = {
+        f"m{i}": {"params": float(1000 * (i + 1)), "imagenet_top1": 70.0 + i if i >= n_models - 2 else None}
+        for i in range(n_models)
+    }
+    pairs = []
+    for t in targets:
+        acc = rng.uniform(0.2, 0.9, n_models)
+        for i, m in enumerate(models):
+            scores = {
+                "logme": float(acc[i] + rng.normal(0, 0.02)),
+                "knn": float(acc[i] + rng.normal(0, 0.2)),
+                "leep": float(rng.normal()),
+                "etran_energy": float(rng.normal() * 100),
+                "etran_lda": float(acc[i]),
+                "etran_svd": float(-rng.uniform()),
+            }
+            scores["etran"] = sum(scores[c] for c in COMPONENTS)
+            pair = {"model": m, "target": t, "finetune_acc": float(acc[i]), "probe_acc": float(acc[i] * 0.9)}
+            pairs.append({**pair, "scores": scores})
+    return {"models": models, "targets": {t: {} for t in targets}, "pairs": pairs, "config": {}}
+
+
+@pytest.fixture
+def table() -> ev.Table:
+    return ev.table_from_results(synthetic_results())
+
+
+def test_tau_w_is_scipys_weightedtau_with_unscored_models_last():
+    acc = {"a": 0.9, "b": 0.5, "c": 0.7, "d": 0.1}
+    values = {"a": 3.0, "b": 1.0, "c": 2.0, "d": 0.0}
+    expected = weightedtau([3.0, 1.0, 2.0, 0.0], [0.9, 0.5, 0.7, 0.1])[0]
+    assert ev.tau_w(values, acc) == pytest.approx(expected)
+    assert ev.tau_w(values, acc) == pytest.approx(1.0)  # same order
+    # an unscored model ranks below every scored one
+    with_nan = {**values, "a": math.nan}
+    assert ev.tau_w(with_nan, acc) == pytest.approx(
+        weightedtau([-1.0, 1.0, 2.0, 0.0], [0.9, 0.5, 0.7, 0.1])[0]
+    )
+    assert ev.tau_w({m: 1.0 for m in acc}, acc) == 0.0  # no information
+    assert ev.tau_w({m: math.nan for m in acc}, acc) == 0.0
+    reversed_values = {m: -v for m, v in values.items()}
+    assert ev.tau_w(reversed_values, acc) == pytest.approx(-1.0)
+
+
+def test_regret_hand_checked_with_ties_to_fewer_parameters():
+    acc = {"a": 0.80, "b": 0.95, "c": 0.60}
+    params = {"a": 10.0, "b": 20.0, "c": 5.0}
+    assert ev.regret({"a": 1.0, "b": 2.0, "c": 0.0}, acc, params) == pytest.approx(0.0)
+    assert ev.regret({"a": 2.0, "b": 1.0, "c": 0.0}, acc, params) == pytest.approx(15.0)
+    # a and c tie on top: the smaller c is the pick, as recommend breaks ties
+    assert ev.pick({"a": 2.0, "b": 1.0, "c": 2.0}, params) == "c"
+    assert ev.regret({"a": 2.0, "b": 1.0, "c": 2.0}, acc, params) == pytest.approx(35.0)
+    # unscored models are never picked while another is scored
+    assert ev.pick({"a": math.nan, "b": 0.0, "c": math.nan}, params) == "b"
+
+
+def test_priors_and_unpublished_top1(table: ev.Table):
+    top1 = ev.values_of(table, "t1", "imagenet_top1")
+    assert top1 == {"m0": 0.0, "m1": 0.0, "m2": 0.0, "m3": 0.0, "m4": 74.0, "m5": 75.0}
+    assert ev.values_of(table, "t1", "params")["m5"] == 6000.0
+
+
+def test_etran_is_judged_pool_normalised_and_its_sum_separately(table: ev.Table):
+    scores = table.scores["t2"]
+    parts = {m: {c.removeprefix("etran_"): scores[m][c] for c in COMPONENTS} for m in table.models}
+    from tlreg.advisor.estimators import pool_normalize
+
+    assert ev.values_of(table, "t2", "etran") == pytest.approx(pool_normalize("etran", parts))
+    assert ev.values_of(table, "t2", "etran_sum") == {m: scores[m]["etran"] for m in table.models}
+    assert "etran" in ev.combinable(table) and "etran_lda" not in ev.combinable(table)
+
+
+def test_judge_and_mean(table: ev.Table):
+    per = ev.judge(table, lambda t: {m: table.accuracy[t][m] for m in table.models})
+    assert set(per) == set(table.targets)
+    assert ev.mean(per, "tau_w") == pytest.approx(1.0)  # the truth itself
+    assert ev.mean(per, "regret") == 0.0
+
+
+def test_fast_combination_equals_rank_combine(table: ev.Table):
+    names = ev.combinable(table)
+    scorer = ev.ComboScorer(table, names)
+    rng = np.random.default_rng(1)
+    for combo in ev.candidates(names, max_size=3):
+        weights = tuple(float(w) for w in rng.uniform(0.5, 2.0, len(combo.estimators)))
+        for c in (combo, ev.Combo(combo.estimators, combo.method, weights)):
+            for t in table.targets:
+                expected = rank.combine(table.scores[t], c.estimators, c.weight_map(), method=c.method)
+                assert scorer.values(c, t) == pytest.approx(expected, nan_ok=True)
+
+
+def test_selection_prefers_the_informative_estimator(table: ev.Table):
+    scorer = ev.ComboScorer(table, ev.combinable(table))
+    assert ev.best_single(scorer, table.targets).estimators == ("logme",)
+    best_single_tau = scorer.mean_tau(ev.Combo(("logme",)), table.targets)
+    assert scorer.mean_tau(ev.subset_search(scorer, table.targets), table.targets) >= best_single_tau
+    nested = ev.nested_search(scorer, table.targets)
+    assert "logme" in nested.estimators and nested.note.startswith("subsets of up to")
+
+
+def test_choose_space_judges_each_space_on_inner_held_out_targets(table: ev.Table):
+    scorer = ev.ComboScorer(table, ev.combinable(table))
+    space, inner = ev.choose_space(scorer, table.targets)
+    assert set(inner) == set(ev.SPACES) and space in ev.SPACES
+    # the figure of the one-estimator space is the leave-one-target-out of picking the best single one
+    folds = ev.leave_one_target_out(table, ev.best_single)
+    assert inner[(1, ("rank",))] == pytest.approx(ev.mean(folds, "tau_w"))
+
+
+def _perturbed(results: dict, target: str, seed: int) -> dict:
+    """The same results with ``target``'s accuracies and scores replaced by noise."""
+    rng = np.random.default_rng(seed)
+    out = json.loads(json.dumps(results))
+    for pair in out["pairs"]:
+        if pair["target"] == target:
+            pair["finetune_acc"] = float(rng.uniform())
+            pair["probe_acc"] = float(rng.uniform())
+            pair["scores"] = {k: float(rng.normal()) for k in pair["scores"]}
+    return out
+
+
+PROCEDURES = [ev.nested_search, ev.subset_search, ev.best_single, ev.tau_weighted]
+
+
+@pytest.mark.parametrize("procedure", PROCEDURES, ids=lambda p: p.__name__)
+def test_loto_never_sees_the_held_out_target(procedure):
+    results = synthetic_results(targets=("t1", "t2", "t3", "t4", "t5"), seed=2)
+    seen: dict[str, list[str]] = {}
+
+    def recording(scorer: ev.ComboScorer, targets):
+        held_out = next(t for t in results["targets"] if t not in targets)
+        seen[held_out] = list(scorer.table.targets)
+        assert set(scorer.table.scores) == set(targets)  # the held-out scores are not even in the table
+        return procedure(scorer, targets)
+
+    base = ev.leave_one_target_out(ev.table_from_results(results), recording)
+    assert {t: sorted(v) for t, v in seen.items()} == {
+        t: sorted(set(results["targets"]) - {t}) for t in results["targets"]
+    }
+    for i, held_out in enumerate(results["targets"]):
+        # scramble the held-out target: the choice made for it cannot change, only its judgement
+        other = ev.leave_one_target_out(
+            ev.table_from_results(_perturbed(results, held_out, seed=i)), procedure
+        )
+        assert other[held_out]["config"] == base[held_out]["config"]
+        assert other[held_out]["tau_w"] != base[held_out]["tau_w"]  # ... while its judgement did change
+
+
+def test_loto_judges_on_the_held_out_target():
+    results = synthetic_results(seed=3)
+    table = ev.table_from_results(results)
+    folds = ev.leave_one_target_out(table, ev.best_single)
+    for t, fold in folds.items():
+        combo = ev.Combo(tuple(fold["config"]["estimators"]), fold["config"]["method"])
+        values = combo.values(table.scores[t])
+        assert fold["tau_w"] == pytest.approx(ev.tau_w(values, table.accuracy[t]))
+        assert fold["regret"] == pytest.approx(ev.regret(values, table.accuracy[t], table.params))
+
+
+def test_evaluate_document_covers_every_ranker():
+    doc = tq.evaluate(synthetic_results())
+    for key in ("mean_tau_w", "regret"):
+        assert {
+            "logme",
+            "knn",
+            "leep",
+            "etran",
+            "etran_lda",
+            "etran_sum",
+            "params",
+            "imagenet_top1",
+            "combined",
+        } <= set(doc[key])
+        assert all(isinstance(v, float) for v in doc[key].values())
+    assert isinstance(doc["loto_combined"], float)
+    assert doc["mean_tau_w"]["logme"] > doc["mean_tau_w"]["leep"]
+    assert set(doc["loto"]["folds"]) == {"t1", "t2", "t3", "t4"}
+
+
+def test_table_refuses_missing_pairs():
+    results = synthetic_results()
+    results["pairs"] = results["pairs"][1:]
+    with pytest.raises(ValueError, match="target t1: no result for m0"):
+        ev.table_from_results(results)
+
+
+def test_report_runs_from_the_committed_results_without_building(tmp_path: Path, capsys):
+    assert tq.RESULTS.is_file(), "data/bench/transfer_quality_results.json must be committed"
+    out = tmp_path / "evaluation.json"
+    assert tq.main(["--report", "--out", str(out)]) == 0
+    assert "zoo_build" not in sys.modules  # the build code was never imported
+    printed = capsys.readouterr().out
+    assert "mean tau_w" in printed and "Leave-one-target-out" in printed
+    doc = json.loads(out.read_text())
+    committed = json.loads(tq.EVALUATION.read_text())
+    # the committed evaluation is the one the committed results give with today's code
+    for key in ("mean_tau_w", "regret", "loto_combined", "shipped", "selected_on_all_targets"):
+        assert doc[key] == committed[key], key
+    assert doc["shipped_matches_selection"], "advisor/rank.py's defaults differ from the evidence"
+    results = json.loads(tq.RESULTS.read_text())
+    assert len(results["models"]) >= 16 and len(results["targets"]) >= 6
+    assert results["config"]["seed"] == 0 and "versions" in results["environment"]
+
+
+def test_report_without_results_is_one_line(tmp_path: Path, capsys):
+    assert (
+        tq.main(["--report", "--results", str(tmp_path / "none.json"), "--out", str(tmp_path / "o.json")])
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "none.json: no such file" in err
