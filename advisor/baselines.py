@@ -21,6 +21,7 @@ from tlreg.registry.extractors import open_image
 from .cache import FeatureCache, cache_key
 from .data import Dataset
 from .features import Features
+from .rank import pooled
 
 RAW_LABELS = {"image": "raw pixels (16x16)", "text": "raw text (tf-idf)"}
 PIXELS = 16
@@ -95,10 +96,12 @@ def beats(
     names: Sequence[str],
 ) -> bool | None:
     """Whether the candidate beats the baseline on the (weighted) majority of the estimators both
-    have a score for; None when they share none."""
+    have a score for; None when they share none. ETran and NCTI compare their pool normalisation over
+    the pair."""
+    pair = pooled({"candidate": candidate, "baseline": baseline}, names)
     won = total = 0.0
     for name in names:
-        a, b = candidate.get(name, math.nan), baseline.get(name, math.nan)
+        a, b = pair["candidate"][name], pair["baseline"][name]
         if not (math.isfinite(a) and math.isfinite(b)):
             continue
         w = (weights or {}).get(name, 1.0)

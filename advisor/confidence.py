@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .rank import combine, order
+from .rank import combine, order, to_compute
 from .scoring import as_dict, score_features
 
 #: The pick is called separable from the runner-up when it ranks above it in at least this share of rounds.
@@ -84,6 +84,7 @@ def bootstrap(
         return conf
     n = len(next(iter(features.values()))[0])
     extra = sorted({name for values in (fixed or {}).values() for name in values})
+    compute = to_compute(names)
     rng = np.random.default_rng(seed)
     ranks = {r: [] for r in refs}
     first = dict.fromkeys(refs, 0)
@@ -93,7 +94,7 @@ def bootstrap(
         sub_labels = None if labels is None else labels[idx]
         scores = {
             r: {
-                **as_dict(score_features(f[idx], None if p is None else p[idx], sub_labels, task, names)),
+                **as_dict(score_features(f[idx], None if p is None else p[idx], sub_labels, task, compute)),
                 **(fixed or {}).get(r, {}),
             }
             for r, (f, p) in features.items()

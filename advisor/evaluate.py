@@ -27,7 +27,7 @@ from .data import Dataset
 from .errors import NoCandidatesError
 from .features import Features, Reporter, baseline_label
 from .history import PROBES, compute_signature, history_signal
-from .rank import combine, explain, order
+from .rank import combine, explain, order, pooled, to_compute
 from .result import RankingRow, RecommendResult
 from .scoring import as_dict, score_features
 
@@ -75,7 +75,7 @@ def evaluate(
     skipped: list[dict[str, str]] = []
 
     def score_and_record(feats: Features, record: ModelRecord | None, baseline_of: str | None) -> None:
-        scored = score_features(feats.features, feats.probs, sub.labels, sub.task, s.names)
+        scored = score_features(feats.features, feats.probs, sub.labels, sub.task, to_compute(s.names))
         for item in scored:
             if item.error:
                 warns.append(f"{item.estimator} could not score {feats.label}: {item.error}")
@@ -148,6 +148,8 @@ def evaluate(
             names.append(HISTORY)
 
     combined = combine({r: scores[r] for r in refs}, names)
+    shown = pooled({r: scores[r] for r in refs}, names)  # ETran / NCTI by their pool values
+    shown.update({b: v for b, v in pooled(scores, names).items() if b not in shown})
     tiebreak = {r: float(records[r].params or 0) for r in refs}
     ranked = order(combined, tiebreak)
     fixed = {r: {HISTORY: scores[r][HISTORY]} for r in refs if HISTORY in scores[r]}
@@ -170,7 +172,7 @@ def evaluate(
             rank=rank,
             ref=label,
             revision=feats.revision,
-            scores=scores[label],
+            scores={**scores[label], **shown[label]},
             combined=combined.get(label, math.nan),
             params=record.params if record else None,
             feature_dim=feats.features.shape[1],

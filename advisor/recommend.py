@@ -27,7 +27,7 @@ from .embed import default_workers, resolve_device
 from .errors import NoCandidatesError
 from .evaluate import Settings, evaluate
 from .features import Reporter, Silent, select_candidates
-from .rank import DEFAULT_ESTIMATORS
+from .rank import DEFAULT_ESTIMATORS, to_compute
 from .result import RecommendResult
 
 
@@ -65,7 +65,7 @@ def _environment(device: str) -> dict[str, Any]:
 
 def _choose_estimators(names: Sequence[str] | None, task: str) -> list[str]:
     chosen = list(names) if names else list(DEFAULT_ESTIMATORS[task])
-    for name in chosen:
+    for name in dict.fromkeys([*chosen, *to_compute(chosen)]):
         info = est.get(name)
         if task not in info.tasks:
             raise BadInputError(

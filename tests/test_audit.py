@@ -17,11 +17,14 @@ from tlreg.advisor.audit.compare import diff_runs, export_run, verify_run
 from tlreg.advisor.audit.records import load_run
 from tlreg.advisor.audit.verify import NOT_REPRODUCED, close
 from tlreg.advisor.cache import FeatureCache
+from tlreg.advisor.rank import DEFAULT_ESTIMATORS
 from tlreg.registry import Registry, RunStore
 from tlreg.registry.errors import BadInputError
 from tlreg.registry.runs import Run
 
 FAST = {"workers": 0, "baselines": False, "bootstrap": 0}
+
+DEFAULT = list(DEFAULT_ESTIMATORS["classification"])
 
 
 @pytest.fixture
@@ -52,7 +55,7 @@ def test_diff_says_what_changed(registry: Registry, image_folder: Path, models: 
         a.run_id, recommend(image_folder, registry=registry, models=[resnet, vit], **FAST).run_id
     )
     assert not same.changed and same.data["fingerprint"]["same"] and not same.added and not same.removed
-    assert all(s["delta"] == 0.0 for s in same.scores) and len(same.scores) == 6
+    assert all(s["delta"] == 0.0 for s in same.scores) and len(same.scores) == 2 * len(DEFAULT)
 
     Image.new("RGB", (24, 24), (250, 0, 0)).save(image_folder / "class0" / "000.png")  # new content
     shutil.copy(image_folder / "class1" / "000.png", image_folder / "class1" / "new.png")  # a new item
@@ -67,7 +70,7 @@ def test_diff_says_what_changed(registry: Registry, image_folder: Path, models: 
     assert rev["ref"] == resnet and rev["a"] == {r.ref: r.revision for r in a.ranking}[resnet] != rev["b"]
     recorded = {(s.ref, s.estimator): s.value for s in RunStore(registry.engine).get(b.run_id)[2]}
     before = {(s.ref, s.estimator): s.value for s in RunStore(registry.engine).get(a.run_id)[2]}
-    assert {(s["ref"], s["estimator"]) for s in d.scores} == {(resnet, e) for e in ("logme", "knn", "leep")}
+    assert {(s["ref"], s["estimator"]) for s in d.scores} == {(resnet, e) for e in DEFAULT}
     for s in d.scores:
         key = (s["ref"], s["estimator"])
         assert (
@@ -93,7 +96,7 @@ def test_exports(registry: Registry, image_folder: Path, models: dict, tmp_path:
     assert [r["ref"] for r in rows] == [c.ref for c in record.candidates]
     scores = {(s.ref, s.estimator): s.value for s in record.scores}
     for row in rows:
-        for est in ("logme", "knn"):
+        for est in DEFAULT:
             assert float(row[f"score_{est}"]) == scores[(row["ref"], est)]
     picked = [r for r in rows if r["picked"] == "True"]
     assert [r["ref"] for r in picked] == [result.best.ref] and picked[0]["rank"] == "1"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import write_image_folder
 from tlreg.advisor.audit.records import list_runs, load_run
+from tlreg.advisor.rank import DEFAULT_ESTIMATORS
 from tlreg.registry import Registry, RunStore
 
 RECOMMEND = (
@@ -21,6 +22,8 @@ RECOMMEND = (
     "r = recommend(sys.argv[1], workers=0, baselines=False, bootstrap=0)\n"
     "print(r.run_id)\n"
 )
+
+DEFAULT = list(DEFAULT_ESTIMATORS["classification"])
 
 
 @pytest.mark.slow
@@ -52,7 +55,7 @@ def test_eight_concurrent_runs_all_land_complete_records(
         assert sorted(c.ref for c in candidates) == sorted(tiny_image_models)
         assert all(c.status == "ok" and c.revision and c.cache_key for c in candidates)
         assert sorted((s.ref, s.estimator) for s in scores) == sorted(
-            (ref, est) for ref in tiny_image_models for est in ("logme", "knn", "leep")
+            (ref, est) for ref in tiny_image_models for est in DEFAULT
         )
         assert result is not None and result.ranking[0]["ref"] == result.best_ref
         picks.add(result.best_ref)

@@ -12,8 +12,11 @@ from tlreg.advisor import features as features_module
 from tlreg.advisor import recommend
 from tlreg.advisor.cache import CacheCorruptWarning, FeatureCache
 from tlreg.advisor.errors import DatasetError, NoCandidatesError
+from tlreg.advisor.rank import DEFAULT_ESTIMATORS
 from tlreg.registry import ModelSpec, Registry, RunStore
 from tlreg.registry.errors import UnknownModelError
+
+DEFAULT = list(DEFAULT_ESTIMATORS["classification"])
 
 
 def test_ranks_candidates_with_baselines_and_records_the_run(
@@ -25,7 +28,7 @@ def test_ranks_candidates_with_baselines_and_records_the_run(
     assert result.best.ref == result.ranking[0].ref and result.best.ref in result.reason
     assert {b.baseline_of for b in result.baselines} == {*tiny_image_models, "*"}
     assert "raw pixels (16x16)" in {b.ref for b in result.baselines}
-    assert result.estimators == ["logme", "knn", "leep"]
+    assert result.estimators == DEFAULT
     assert all(np.isfinite(list(r.scores.values())).all() for r in result.ranking)
     assert result.ranking[0].combined >= result.ranking[1].combined
 
@@ -37,7 +40,7 @@ def test_ranks_candidates_with_baselines_and_records_the_run(
     run, candidates, scores, final = RunStore(registry.engine).get(result.run_id)
     assert run.status == "done" and run.n_samples == 18 and len(run.sample_ids) == 18
     assert len(candidates) == 5 and final.best_ref == result.best.ref
-    assert {s.estimator for s in scores} == {"logme", "knn", "leep"}
+    assert {s.estimator for s in scores} == set(DEFAULT)
 
 
 def test_a_second_run_does_no_forward_pass(
@@ -162,7 +165,7 @@ def test_text_regression_and_unlabelled(registry: Registry, tmp_path: Path) -> N
     frame = pd.DataFrame({"text": words, "label": ["a", "a", "b", "b", "c", "c", "d", "d"] * 3})
     frame.to_csv(tmp_path / "t.csv", index=False)
     result = recommend(tmp_path / "t.csv", registry=registry)
-    assert result.data["modality"] == "text" and result.estimators == ["logme", "knn", "leep"]
+    assert result.data["modality"] == "text" and result.estimators == DEFAULT
     assert "leep" not in result.ranking[0].scores  # no source head: LEEP does not apply
 
     frame.assign(label=np.linspace(0.0, 1.0, len(frame)) ** 2).to_csv(tmp_path / "r.csv", index=False)

@@ -29,11 +29,17 @@ from tlreg.advisor import recommend
 from tlreg.advisor.audit.records import load_run
 from tlreg.advisor.audit.report import render_report, write_report
 from tlreg.advisor.audit.svg import Point, pareto_front, short
+from tlreg.advisor.rank import DEFAULT_ESTIMATORS
 from tlreg.registry import Registry, RunStore
 from tlreg.registry.errors import BadInputError
 from tlreg.registry.runs import Run, RunResult
 
-CHARTS = ["scores-0", "scores-1", "scores-2", "scores-combined", "rank-intervals", "pareto-params"]
+CHARTS = [
+    *(f"scores-{i}" for i in range(len(DEFAULT_ESTIMATORS["classification"]))),
+    "scores-combined",
+    "rank-intervals",
+    "pareto-params",
+]
 
 
 class Chromium:

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from conftest import save_tiny_timm
 from tlreg.advisor import recommend
 from tlreg.advisor.audit.records import list_runs, load_run, parse_since
+from tlreg.advisor.rank import DEFAULT_ESTIMATORS
 from tlreg.cli.main import TlregGroup
 from tlreg.cli.runs_cmd import report, runs
 from tlreg.cli.state import State
@@ -23,6 +24,8 @@ from tlreg.registry import ModelSpec, OutcomeStore, Registry, RunStore
 from tlreg.registry.errors import BadInputError, DatabaseError, UnknownRunError
 from tlreg.registry.outcomes import FinetuneOutcome
 from tlreg.registry.runs import Run, RunCandidate, RunResult, RunScore
+
+DEFAULT = list(DEFAULT_ESTIMATORS["classification"])
 
 
 def tlreg_cli() -> click.Group:
@@ -177,7 +180,7 @@ def test_a_real_run_records_everything(
     for ref in tiny_image_models:
         cand = by_ref[ref]
         assert cand["status"] == "ok" and len(cand["revision"]) == 64 and len(cand["cache_key"]) == 64
-        assert {s["estimator"] for s in cand["scores"]} == {"logme", "knn", "leep"}
+        assert {s["estimator"] for s in cand["scores"]} == set(DEFAULT)
         assert all(s["seconds"] >= 0 and s["value"] is not None for s in cand["scores"])
         assert by_ref[f"{ref} (random init)"]["baseline_of"] == ref
     skipped = by_ref["timm:test_efficientnet.r160_in1k"]
@@ -190,7 +193,7 @@ def test_a_real_run_records_everything(
         assert {"combined", "p_best", "rank_interval", "negative_transfer", "scores", "revision"} <= set(row)
         assert row["p_best"] is not None and len(row["rank_interval"]) == 2
     assert final["skipped"] == [{"ref": "timm:test_efficientnet.r160_in1k", "reason": skipped["reason"]}]
-    assert final["warnings"] == result.warnings and final["estimators"][:3] == ["logme", "knn", "leep"]
+    assert final["warnings"] == result.warnings and final["estimators"][: len(DEFAULT)] == DEFAULT
     assert [f["val_accuracy"] for f in doc["finetunes"]] == [0.9]
 
 
