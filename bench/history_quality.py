@@ -1,0 +1,173 @@
+"""Does the history signal improve the ranking? (issue #6, item 6)
+
+On the transfer-quality zoo (``bench/transfer_quality.py``: 23 models fine-tuned on 7 targets), each
+target in turn is the "new dataset" and the other six are the history: their full fine-tune
+accuracies are recorded as outcomes, every target's signature is stored, and tlreg's own
+``history_signal`` (nearest past datasets by signature, FAISS) scores each model for the held-out
+target. The held-out target's accuracies are never in the history. Printed side by side, mean τw (and
+regret) over the 7 targets of: the default combined ranking (LogME + shrinkage H-score), the history
+signal alone, and the two combined (the history as one more equally weighted signal, as ``recommend``
+adds it).
+
+Signatures are those ``recommend`` stores: the probe ``pkg:efficientnet_lite0``'s features (as the zoo
+runs it, 64 px) on 256 evenly spread training images of each target, mean and standard deviation,
+L2-normalised. They are committed in ``data/bench/history_signatures.json``.
+
+    python bench/history_quality.py            # signatures from the zoo's work folder, then evaluate
+    python bench/history_quality.py --report   # evaluate from the committed signatures only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+import transfer_eval as ev
+from tlreg.advisor import rank
+from tlreg.advisor.history import HistorySignal, compute_signature, history_signal
+from tlreg.registry import OutcomeStore, Registry
+from tlreg.registry.outcomes import DatasetSignature, FinetuneOutcome
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "data" / "bench" / "transfer_quality_results.json"
+SIGNATURES = ROOT / "data" / "bench" / "history_signatures.json"
+PROBE_MODEL = "efficientnet_lite0-imagenet"  # the zoo's copy of pkg:efficientnet_lite0, run at 64 px
+
+
+def compute_signatures(work: Path, results: dict) -> dict[str, dict]:
+    """Each target's signature, from the probe's cached features in the zoo's work folder."""
+    import zoo_build as zb
+    from tlreg.advisor.cache import FeatureCache
+    from tlreg.advisor.features import features_for
+
+    cfg = zb.BuildConfig(seed=results["config"]["seed"])
+    registry = Registry(f"sqlite:///{work / 'registry.db'}")
+    record = registry.get(f"local-dir:{zb.model_folder(work, cfg, PROBE_MODEL)}")
+    out = {}
+    for name in results["targets"]:
+        target = zb.load_target(work, cfg, name, zb.Stopwatch())
+        feats = features_for(
+            registry,
+            record,
+            target.train,
+            target.train_fp,
+            cache=FeatureCache(work / "cache"),
+            device=torch.device("cpu"),
+            batch_size=128,
+            workers=0,
+        )
+        sig = compute_signature(
+            registry,
+            target.train,
+            target.train_fp,
+            cache=FeatureCache(work / "cache"),
+            device="cpu",
+            probe_features=feats.features,
+        )
+        out[name] = {
+            "fingerprint": target.train_fp,
+            "probe": sig.probe,
+            "vector": [round(v, 6) for v in sig.vector],
+        }
+    return out
+
+
+def held_out_history(results: dict, signatures: dict, target: str, models: list[str]) -> HistorySignal:
+    """tlreg's history signal for ``target`` with the other targets' fine-tunes as the only history."""
+    registry = Registry("sqlite://")
+    store = OutcomeStore(registry.engine)
+    for name, sig in signatures.items():
+        store.add_signature(
+            DatasetSignature(
+                fingerprint=sig["fingerprint"], probe=sig["probe"], vector=sig["vector"], data_path=name
+            )
+        )
+    for pair in results["pairs"]:
+        if pair["target"] != target:
+            store.record(
+                FinetuneOutcome(
+                    ref=pair["model"],
+                    fingerprint=signatures[pair["target"]]["fingerprint"],
+                    dataset=pair["target"],
+                    mode="full",
+                    val_accuracy=pair["finetune_acc"],
+                )
+            )
+    sig = signatures[target]
+    query = DatasetSignature(fingerprint=sig["fingerprint"], probe=sig["probe"], vector=sig["vector"])
+    return history_signal(registry, query, models)
+
+
+def evaluate(results: dict, signatures: dict) -> dict:
+    table = ev.table_from_results(results)
+    names = list(rank.DEFAULT_ESTIMATORS["classification"])
+    signals = {t: held_out_history(results, signatures, t, table.models) for t in table.targets}
+
+    def with_history(t: str) -> dict[str, float]:
+        scores = {m: {**table.scores[t][m], "history": signals[t].scores[m]} for m in table.models}
+        return rank.combine(scores, [*names, "history"])
+
+    rankers = {
+        "combined (default)": lambda t: rank.combine(table.scores[t], names),
+        "history alone": lambda t: signals[t].scores,
+        "combined + history": with_history,
+    }
+    per_target = {name: ev.judge(table, fn) for name, fn in rankers.items()}
+    return {
+        "mean_tau_w": {n: ev.mean(p, "tau_w") for n, p in per_target.items()},
+        "regret": {n: ev.mean(p, "regret") for n, p in per_target.items()},
+        "per_target": per_target,
+        "neighbours": {
+            t: [(n["data_path"], round(n["similarity"], 3)) for n in s.neighbours[:3]]
+            for t, s in signals.items()
+        },
+    }
+
+
+def report(doc: dict) -> str:
+    lines = [
+        "History signal, leave-one-target-out on the transfer-quality zoo (the other 6 targets are history)",
+        "",
+        f"{'ranker':<22} {'mean τw':>8} {'sd':>6} {'regret':>7}",
+    ]
+    for name, tau in doc["mean_tau_w"].items():
+        sd = statistics.pstdev(float(v["tau_w"]) for v in doc["per_target"][name].values())
+        lines.append(f"{name:<22} {tau:8.3f} {sd:6.3f} {doc['regret'][name]:7.1f}")
+    lines += ["", "per target (τw: combined / history / combined + history; nearest past targets):"]
+    for t in doc["per_target"]["combined (default)"]:
+        taus = " / ".join(f"{doc['per_target'][n][t]['tau_w']:.3f}" for n in doc["mean_tau_w"])
+        near = ", ".join(f"{p} {s}" for p, s in doc["neighbours"][t])
+        lines.append(f"  {t:<12} {taus}   {near}")
+    gain = doc["mean_tau_w"]["combined + history"] - doc["mean_tau_w"]["combined (default)"]
+    lines += ["", f"adding the history changes mean τw by {gain:+.3f}"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--report", action="store_true", help="use the committed signatures; compute nothing")
+    parser.add_argument("--work", type=Path, help="the zoo's work folder (default: transfer_quality.py's)")
+    args = parser.parse_args()
+    results = json.loads(RESULTS.read_text())
+    if args.report:
+        signatures = json.loads(SIGNATURES.read_text())
+    else:
+        from transfer_quality import default_work
+
+        signatures = compute_signatures(args.work or default_work(), results)
+        SIGNATURES.write_text(json.dumps(signatures, indent=0) + "\n")
+        print(f"wrote {SIGNATURES.relative_to(ROOT)}", file=sys.stderr)
+    doc = evaluate(results, signatures)
+    print(report(doc))
+    assert all(math.isfinite(v) for v in doc["mean_tau_w"].values())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""The history benchmark (bench/history_quality.py): leave-one-target-out, from committed data."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import history_quality as hq  # noqa: E402
+
+
+def committed() -> tuple[dict, dict]:
+    return json.loads(hq.RESULTS.read_text()), json.loads(hq.SIGNATURES.read_text())
+
+
+def test_the_held_out_target_never_reaches_its_own_history() -> None:
+    results, signatures = committed()
+    target = "counting"
+    models = list(results["models"])
+    before = hq.held_out_history(results, signatures, target, models).scores
+    scrambled = copy.deepcopy(results)
+    for pair in scrambled["pairs"]:
+        if pair["target"] == target:
+            pair["finetune_acc"] = 1.0 - pair["finetune_acc"]  # the answer key, reversed
+    assert hq.held_out_history(scrambled, signatures, target, models).scores == before
+    other = next(p for p in scrambled["pairs"] if p["target"] != target and p["model"] == models[0])
+    other["finetune_acc"] = 0.0  # but the other targets are the history
+    assert hq.held_out_history(scrambled, signatures, target, models).scores != before
+
+
+def test_report_runs_from_the_committed_signatures() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "history_quality.py"), "--report"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT / "bench",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "combined + history" in done.stdout and "adding the history changes mean τw by" in done.stdout
+    doc = hq.evaluate(*committed())
+    assert set(doc["mean_tau_w"]) == {"combined (default)", "history alone", "combined + history"}
+    assert all(-1.0 <= v <= 1.0 for v in doc["mean_tau_w"].values())
