@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatch
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -101,6 +101,79 @@ def _current_revision(record: ModelRecord) -> str | None:
     return current(record) if current else record.revision
 
 
+def cache_parts(
+    record: ModelRecord, sample: Dataset, fingerprint: str, *, pretrained: bool, seed: int
+) -> dict[str, Any]:
+    """What a job's cache key hashes, but its revision (known once the model is pinned or loaded).
+
+    Every backend keys the cache with this, so features computed anywhere are found everywhere.
+    """
+    return {
+        "ref": record.ref,
+        "preprocessing": record.preprocessing,
+        "fingerprint": fingerprint,
+        "n": len(sample),
+        "init": "pretrained" if pretrained else f"random-init:{seed}",
+    }
+
+
+def entry_meta(
+    record: ModelRecord, sample: Dataset, parts: dict[str, Any], *, label: str, revision: str | None
+) -> dict[str, Any]:
+    """The description stored with a cache entry (``tlreg cache list`` shows it)."""
+    return {
+        "ref": record.ref,
+        "label": label,
+        "revision": revision,
+        "fingerprint": parts["fingerprint"],
+        "n": parts["n"],
+        "init": parts["init"],
+        "modality": sample.modality,
+    }
+
+
+def from_cache(
+    cache: FeatureCache, key: str, *, label: str, revision: str | None, start: float
+) -> Features | None:
+    """The cache entry ``key`` as a candidate's features, or None when it is absent (or was corrupt)."""
+    hit = cache.load(key)
+    if hit is None:
+        return None
+    return Features(
+        label,
+        np.asarray(hit.features),
+        None if hit.probs is None else np.asarray(hit.probs),
+        revision,
+        key,
+        True,
+        time.perf_counter() - start,
+        None,
+    )
+
+
+def cached_features(
+    record: ModelRecord,
+    sample: Dataset,
+    fingerprint: str,
+    *,
+    pretrained: bool,
+    seed: int,
+    cache: FeatureCache,
+    start: float | None = None,
+) -> Features | None:
+    """The job's features from the cache without loading the model; None when they are not there, or
+    when the model's revision is unknown until it loads (then only loading it can name the entry)."""
+    start = time.perf_counter() if start is None else start
+    revision = _current_revision(record) if pretrained else None
+    if pretrained and not revision:
+        return None
+    key = cache_key(
+        **cache_parts(record, sample, fingerprint, pretrained=pretrained, seed=seed), revision=revision
+    )
+    label = record.ref if pretrained else baseline_label(record.ref)
+    return from_cache(cache, key, label=label, revision=revision, start=start)
+
+
 def features_for(
     registry: Registry,
     record: ModelRecord,
@@ -119,86 +192,54 @@ def features_for(
     """The features of ``sample`` through ``record`` (or its random-init baseline), cached."""
     reporter = reporter or Silent()
     label = record.ref if pretrained else baseline_label(record.ref)
-    parts = {
-        "ref": record.ref,
-        "preprocessing": record.preprocessing,
-        "fingerprint": fingerprint,
-        "n": len(sample),
-        "init": "pretrained" if pretrained else f"random-init:{seed}",
-    }
-    revision = _current_revision(record) if pretrained else None
+    parts = cache_parts(record, sample, fingerprint, pretrained=pretrained, seed=seed)
     start = time.perf_counter()
-    if revision or not pretrained:
-        key = cache_key(**parts, revision=revision)
-        hit = cache.load(key)
-        if hit is not None:
-            return Features(
-                label,
-                np.asarray(hit.features),
-                None if hit.probs is None else np.asarray(hit.probs),
-                revision,
-                key,
-                True,
-                time.perf_counter() - start,
-                None,
-            )
+    hit = cached_features(
+        record, sample, fingerprint, pretrained=pretrained, seed=seed, cache=cache, start=start
+    )
+    if hit is not None:
+        return hit
     if not pretrained:
         torch.manual_seed(seed)
     extractor = registry.load(record.ref, pretrained=pretrained, trust_remote_code=trust_remote_code)
     revision = extractor.revision if pretrained else None
     key = cache_key(**parts, revision=revision)
-    hit = cache.load(key)  # an unpinned model whose now-known revision was cached by an earlier run
-    if hit is None:
-        meta = {
-            "ref": record.ref,
-            "label": label,
-            "revision": revision,
-            "fingerprint": fingerprint,
-            "n": len(sample),
-            "init": parts["init"],
-            "modality": sample.modality,
-        }
-        writer = cache.writer(
-            key, n=len(sample), dim=extractor.feature_dim, classes=extractor.num_classes, meta=meta
+    # an unpinned model whose now-known revision was cached by an earlier run
+    cached = from_cache(cache, key, label=label, revision=revision, start=start)
+    if cached is not None:
+        return cached
+    meta = entry_meta(record, sample, parts, label=label, revision=revision)
+    writer = cache.writer(
+        key, n=len(sample), dim=extractor.feature_dim, classes=extractor.num_classes, meta=meta
+    )
+    reporter.start(label, len(sample))
+    try:
+        stats = embed_into(
+            extractor,
+            sample.items,
+            writer,
+            batch_size=batch_size,
+            num_workers=workers,
+            device=device,
+            progress=reporter.advance,
         )
-        reporter.start(label, len(sample))
-        try:
-            stats = embed_into(
-                extractor,
-                sample.items,
-                writer,
-                batch_size=batch_size,
-                num_workers=workers,
-                device=device,
-                progress=reporter.advance,
-            )
-            hit = writer.commit()
-        except BaseException:
-            writer.abort()
-            raise
-        finally:
-            del extractor
-            gc.collect()
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-        reporter.done(label, seconds=stats.seconds, samples_per_s=stats.samples_per_s)
-        return Features(
-            label,
-            np.asarray(hit.features),
-            None if hit.probs is None else np.asarray(hit.probs),
-            revision,
-            key,
-            False,
-            time.perf_counter() - start,
-            stats.samples_per_s,
-        )
+        hit = writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        del extractor
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    reporter.done(label, seconds=stats.seconds, samples_per_s=stats.samples_per_s)
     return Features(
         label,
         np.asarray(hit.features),
         None if hit.probs is None else np.asarray(hit.probs),
         revision,
         key,
-        True,
+        False,
         time.perf_counter() - start,
-        None,
+        stats.samples_per_s,
     )

@@ -4,13 +4,16 @@ SQLite is the default and must be safe with several tlreg processes at once, so 
 database runs in WAL mode with a busy timeout, and units of work that write start with
 ``BEGIN IMMEDIATE`` (see :func:`write_session`): a deferred transaction that reads and then
 writes can fail at once with "database is locked" when another writer got there first, whatever
-the timeout. Migrations run on open, under a lock (a lock file for SQLite, an advisory lock on
-PostgreSQL) so that two processes opening a new database do not both create its tables.
+the timeout. On PostgreSQL the same units of work take a transaction-scoped advisory lock, so
+that check-then-insert (an idempotent add, a tag) cannot race there either. Migrations run on
+open, under a lock (a lock file for SQLite, an advisory lock on PostgreSQL) so that two
+processes opening a new database do not both create its tables.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +34,7 @@ from .errors import DatabaseError, DatabaseVersionError
 MIGRATIONS = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_S = 60
 _PG_LOCK_KEY = 0x746C726567  # "tlreg"
+_PG_WRITE_LOCK_KEY = _PG_LOCK_KEY + 1
 
 
 def make_engine(url: str | None = None) -> Engine:
@@ -44,7 +48,23 @@ def make_engine(url: str | None = None) -> Engine:
             hint="Give an SQLAlchemy URL such as sqlite:///path.db.",
         ) from exc
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg"):
+            # A bare postgresql:// means psycopg2 to SQLAlchemy 2.0; tlreg[postgres] installs psycopg 3.
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        try:
+            return create_engine(parsed, pool_pre_ping=True)
+        except ModuleNotFoundError as exc:
+            if parsed.drivername in ("postgresql", "postgresql+psycopg"):
+                hint = 'pip install "tlreg[postgres]"'
+            elif parsed.get_backend_name() == "postgresql":
+                hint = 'Install it, or pip install "tlreg[postgres]" and use a postgresql:// URL.'
+            else:
+                hint = "Install it, or name an installed driver in the URL (dialect+driver://...)."
+            raise DatabaseError(
+                f"The database URL {parsed.render_as_string(hide_password=True)} needs the Python "
+                f"driver {exc.name!r}, which is not installed.",
+                hint=hint,
+            ) from exc
 
     database = parsed.database
     in_memory = not database or database == ":memory:"
@@ -90,6 +110,11 @@ def write_session(engine: Engine) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as session:
         if engine.dialect.name == "sqlite":
             session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+        elif engine.dialect.name == "postgresql":
+            # PostgreSQL's READ COMMITTED lets two writers both find a ref (or tag) absent and both
+            # insert it; the loser fails on the unique index. Writes are small, so they take turns,
+            # as with SQLite's BEGIN IMMEDIATE: a transaction-scoped lock, released at commit/rollback.
+            session.connection().execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK_KEY})
         try:
             yield session
             session.commit()
@@ -160,10 +185,16 @@ def migrate(engine: Engine) -> None:
             with engine.begin() as conn:
                 command.upgrade(_alembic_config(conn), "head")
     except OperationalError as exc:
+        where = (
+            "that it is writable"
+            if engine.dialect.name == "sqlite"
+            else "that the server is running and reachable, and the user and password"
+        )
+        cause = " ".join(str(exc.orig).split())  # one line: libpq spreads its messages over several
         raise DatabaseError(
             f"Cannot open the registry database {engine.url.render_as_string(hide_password=True)}: "
-            f"{exc.orig}.",
-            hint="Check the path or URL (--db / TLREG_DB) and that it is writable.",
+            f"{cause if cause.endswith(('.', '?')) else cause + '.'}",
+            hint=f"Check the path or URL (--db / TLREG_DB) and {where}.",
         ) from exc
 
 
