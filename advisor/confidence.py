@@ -26,6 +26,9 @@ from .scoring import as_dict, score_features
 
 #: The pick is called separable from the runner-up when it ranks above it in at least this share of rounds.
 SEPARABLE = 0.9
+#: A round never takes more items than this: the kNN probe is quadratic in N, and 50 rounds over a
+#: 50k sample would cost more than the embedding (bench/scale.py); smaller rounds only widen the intervals.
+MAX_ROUND_ITEMS = 5000
 
 
 @dataclass
@@ -90,7 +93,7 @@ def bootstrap(
     first = dict.fromkeys(refs, 0)
     ahead = 0
     for _ in range(rounds):
-        idx = resample_indices(n, labels, task, fraction=fraction, rng=rng)
+        idx = resample_indices(n, labels, task, fraction=min(fraction, MAX_ROUND_ITEMS / n), rng=rng)
         sub_labels = None if labels is None else labels[idx]
         scores = {
             r: {

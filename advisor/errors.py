@@ -33,6 +33,10 @@ class TrainingOutOfMemoryError(TlregError, MemoryError):
     """Even one sample at a time does not fit on the device."""
 
 
+class BackendError(TlregError):
+    """The embedding backend cannot run (a Ray cluster that cannot be reached or has nothing to run on)."""
+
+
 class NoCandidatesError(TlregError):
     """No candidate model could be evaluated: exit code 3."""
 

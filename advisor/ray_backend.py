@@ -30,6 +30,7 @@ from tlreg.registry.errors import BadInputError, TlregError
 from .backends import EmbedSettings, Job
 from .cache import FeatureCache, cache_key
 from .data import Dataset
+from .errors import BackendError
 from .features import Features, Reporter, baseline_label, cache_parts, cached_features, entry_meta, from_cache
 from .ray_actor import Embedded, Embedder, Failed
 
@@ -71,7 +72,7 @@ def connect(address: str | None, reporter: Reporter) -> Iterator[ModuleType]:
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         _restore_auth(saved_auth)
         where = f"the Ray cluster at {address!r}" if address else "a local Ray cluster"
-        raise TlregError(
+        raise BackendError(
             f"Cannot connect to {where}: {' '.join(str(exc).split())}",
             hint="Check --ray-address (auto, ray://HOST:10001) and that the cluster is up (ray status).",
         ) from exc
@@ -102,7 +103,7 @@ def actor_plan(resources: dict[str, float], jobs: int) -> tuple[int, dict[str, A
         return n, {"num_gpus": 1, "num_cpus": 1 if cpus >= n else 0}, "cuda"
     if cpus >= 1:
         return min(cpus, jobs), {"num_cpus": 1}, "cpu"
-    raise TlregError(
+    raise BackendError(
         f"The Ray cluster has neither a GPU nor a CPU to run on (its resources: {resources}).",
         hint="Add workers to the cluster, or use --backend local.",
     )

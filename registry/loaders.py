@@ -26,7 +26,7 @@ from .extractors import (
     TimmExtractor,
     Tokenize,
 )
-from .weights import count_params, state_dict_shapes
+from .weights import count_params, loading, state_dict_shapes
 
 PREPROCESSING_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spiece.model", "vocab.json")
@@ -252,7 +252,8 @@ def folder_extractor(
     if folder_library(folder) == "timm":
         if pretrained and not weight_files(folder):
             raise WeightsError(str(folder), "has no weights file (model.safetensors or pytorch_model.bin).")
-        model = timm.create_model(f"local-dir:{folder}", pretrained=pretrained)
+        with loading(folder):
+            model = timm.create_model(f"local-dir:{folder}", pretrained=pretrained)
         return timm_extractor(model, revision=revision)
     return transformers_extractor(
         folder,
@@ -312,7 +313,8 @@ def transformers_extractor(
     head = (cfg.get("architectures") or [""])[0].endswith("ForImageClassification") and modality == "image"
     auto = tf.AutoModelForImageClassification if head else tf.AutoModel
     if pretrained:
-        model = auto.from_pretrained(str(folder), **common)
+        with loading(folder):
+            model = auto.from_pretrained(str(folder), **common)
     else:
         model = auto.from_config(
             tf.AutoConfig.from_pretrained(str(folder), **common), trust_remote_code=trust_remote_code

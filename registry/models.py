@@ -12,7 +12,7 @@ SQLModel application's in the same process.
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint
 from sqlalchemy.orm import registry as sa_registry
 from sqlmodel import Field, SQLModel
 
@@ -39,7 +39,7 @@ class ModelBase(TlregModel):
     modality: str = Field(index=True, description="image or text")
     task: str | None = Field(default=None, description="what the source head does, e.g. image-classification")
     num_classes: int | None = Field(default=None, description="classes of the source head; None if no head")
-    params: int | None = None
+    params: int | None = Field(default=None, sa_type=BigInteger, description="parameters (can exceed 2**31)")
     feature_dim: int | None = None
     preprocessing: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     license: str | None = None

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, Engine
+from sqlalchemy import JSON, BigInteger, Column, Engine
 from sqlmodel import Field, Session, col, select
 
 from . import config
@@ -69,7 +69,7 @@ class RunCandidate(TlregModel, table=True):
         default=None, description="for a baseline row: the candidate it is the baseline of"
     )
     cache_key: str | None = None
-    params: int | None = None
+    params: int | None = Field(default=None, sa_type=BigInteger)
     feature_dim: int | None = None
     seconds: float | None = None
     samples_per_s: float | None = None

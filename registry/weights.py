@@ -7,15 +7,16 @@ anything is written to the registry.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import pickle
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from safetensors import SafetensorError, safe_open
 
-from .errors import WeightsError
+from .errors import TlregError, WeightsError
 
 if TYPE_CHECKING:  # torch loads only when weights are read: hashing and headers need none of it
     import torch
@@ -73,6 +74,26 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"is not {kind} file tlreg can read safely ({str(exc).splitlines()[0]}).",
             hint="Check that the file is complete; pickled code is refused (weights_only=True).",
         ) from exc
+
+
+@contextlib.contextmanager
+def loading(path: str | Path) -> Iterator[None]:
+    """Turn a library's failure to read weights (truncated safetensors, a bad zip, mismatched tensors)
+    into a :class:`WeightsError` naming the file, so the model is skipped with a reason, not a crash."""
+    try:
+        yield
+    except TlregError:
+        raise
+    except (SafetensorError, pickle.UnpicklingError, EOFError, RuntimeError, ValueError, OSError) as exc:
+        raise WeightsError(
+            str(path),
+            f"cannot be loaded ({_first_line(exc)}).",
+            hint="Check that the weights are complete (download them again) and fit the model's config.",
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def state_dict_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:

@@ -87,3 +87,18 @@ def test_no_rounds_means_no_confidence() -> None:
     feats, labels = separable(5, 2, scale=1.0, seed=0)
     conf = bootstrap({"a": (feats, None)}, labels, "classification", ["logme"], ["a"], rounds=0)
     assert conf.p_best == {} and conf.separable is None
+
+
+def test_large_samples_are_resampled_in_rounds_of_bounded_size() -> None:
+    from tlreg.advisor import confidence
+
+    labels = np.repeat(np.arange(4), 3000)
+    n = len(labels)
+    idx = resample_indices(
+        n,
+        labels,
+        "classification",
+        fraction=min(0.8, confidence.MAX_ROUND_ITEMS / n),
+        rng=np.random.default_rng(0),
+    )
+    assert len(idx) <= confidence.MAX_ROUND_ITEMS + 4 and set(np.bincount(labels[idx])) == {1250}

@@ -324,3 +324,14 @@ def test_move_a_cached_model_folder_keeps_its_pinned_revision(
     new_sha = put_in_hf_cache(hf_cache, "tlreg-test/tiny-timm", newer)
     record, status = registry.add_ref("hf:tlreg-test/tiny-timm")
     assert status == "updated" and record.revision == new_sha != sha and record.license == "mit"
+
+
+def test_a_corrupt_weights_file_in_a_model_folder_is_a_weights_error(
+    registry: Registry, tiny_timm_dir: Path, tiny_vit_dir: Path
+) -> None:
+    for folder in (tiny_timm_dir, tiny_vit_dir):
+        record, _ = registry.add_ref(str(folder))
+        weights_file = folder / "model.safetensors"
+        weights_file.write_bytes(weights_file.read_bytes()[:2000])
+        with pytest.raises(WeightsError, match=str(folder)):
+            registry.load(record.ref)

@@ -97,3 +97,8 @@ def test_unsupported_modality_is_refused_by_name(registry: Registry) -> None:
     with pytest.raises(UnsupportedModalityError, match="audio"):
         registry.add(spec(modality="audio"))
     assert registry.list() == []
+
+
+def test_models_with_billions_of_parameters_fit(registry: Registry) -> None:
+    record, _ = registry.add(spec("hf:org/giant", source="hf", params=70_553_706_496))
+    assert registry.get("hf:org/giant").params == 70_553_706_496 == record.params

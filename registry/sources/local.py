@@ -28,7 +28,7 @@ from ..loaders import (
 )
 from ..models import ModelBase, ModelSpec
 from ..refs import Ref, parse_ref
-from ..weights import check_fits, sha256, state_dict_shapes
+from ..weights import check_fits, loading, sha256, state_dict_shapes
 from .base import Skip
 
 
@@ -112,10 +112,11 @@ class LocalSource:
         if not pretrained:
             return timm_extractor(timm.create_model(arch, pretrained=False, num_classes=nc), revision=None)
         revision = sha256(path)
-        model = timm.create_model(
-            arch,
-            pretrained=True,
-            num_classes=nc,
-            pretrained_cfg_overlay={"file": str(path), "num_classes": nc},
-        )
+        with loading(path):
+            model = timm.create_model(
+                arch,
+                pretrained=True,
+                num_classes=nc,
+                pretrained_cfg_overlay={"file": str(path), "num_classes": nc},
+            )
         return timm_extractor(model, revision=revision)

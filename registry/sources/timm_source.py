@@ -12,7 +12,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 import timm
-import torch
 from timm.models import get_pretrained_cfg, split_model_name_tag
 
 from .. import hub
@@ -21,6 +20,7 @@ from ..extractors import FeatureExtractor
 from ..loaders import timm_extractor, timm_fields
 from ..models import ModelBase, ModelSpec
 from ..refs import Ref
+from ..weights import loading
 from .base import Skip
 from .catalog import published_top1
 
@@ -106,7 +106,8 @@ class TimmSource:
         if repo:
             revision = entry.revision or hub.resolve_revision(repo)
             path = hub.download(repo, ["model.safetensors", "pytorch_model.bin"], revision=revision)
-            model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
+            with loading(path):
+                model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
         else:
             if not hub.online():
                 raise OfflineError(
@@ -115,5 +116,4 @@ class TimmSource:
                 )
             revision = entry.revision
             model = timm.create_model(name, pretrained=True)
-        with torch.no_grad():
-            return timm_extractor(model, revision=revision, preprocessing=entry.preprocessing)
+        return timm_extractor(model, revision=revision, preprocessing=entry.preprocessing)
