@@ -22,6 +22,7 @@ from tlreg.registry.sources import get_source
 from .cache import FeatureCache, cache_key
 from .data import Dataset
 from .embed import embed_into
+from .result import baseline_label
 
 
 class Reporter(Protocol):
@@ -59,10 +60,6 @@ class Features:
     from_cache: bool
     seconds: float
     samples_per_s: float | None
-
-
-def baseline_label(ref: str) -> str:
-    return f"{ref} (random init)"
 
 
 def select_candidates(

@@ -7,6 +7,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+def baseline_label(ref: str) -> str:
+    """The name of ``ref``'s random-init baseline in rankings and run records."""
+    return f"{ref} (random init)"
+
+
 def _clean(value: Any) -> Any:
     """JSON has no NaN: unscored values become null."""
     if isinstance(value, float) and not math.isfinite(value):

@@ -151,6 +151,14 @@ def test_hscore_matches_naive(small: tuple[np.ndarray, np.ndarray]) -> None:
     assert score("hscore", features, labels) == pytest.approx(expected, rel=1e-8)
 
 
+def test_hscore_shrinkage_matches_naive_on_wide_features() -> None:
+    """D > N takes the N x N Gram route (Woodbury); the D x D formula must give the same value."""
+    rng = np.random.default_rng(7)
+    labels = np.arange(24) % 3
+    features = rng.normal(size=(24, 60)) + rng.normal(size=(3, 60))[labels]
+    test_hscore_shrinkage_matches_naive((features, labels))
+
+
 def test_hscore_shrinkage_matches_naive(small: tuple[np.ndarray, np.ndarray]) -> None:
     features, labels = small
     centred = features - features.mean(axis=0)

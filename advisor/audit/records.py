@@ -23,7 +23,7 @@ from tlreg.registry.errors import BadInputError
 from tlreg.registry.outcomes import FinetuneOutcome
 from tlreg.registry.runs import Run, RunCandidate, RunResult, RunScore
 
-from ..features import baseline_label
+from ..result import baseline_label
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

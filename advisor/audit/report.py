@@ -17,7 +17,7 @@ from typing import Any
 
 from tlreg.registry import Registry, RunStore
 
-from ..features import baseline_label
+from ..result import baseline_label
 from .records import RunRecord, is_baseline, load_run, shown, write_atomic
 from .svg import Bar, Interval, Point, bar_chart, fmt, interval_chart, scatter
 

@@ -25,11 +25,8 @@ from typing import Any
 from tlreg.registry import Registry
 from tlreg.registry.errors import BadInputError, TlregError
 from tlreg.registry.refs import parse_ref
-from tlreg.registry.sources import get_source
 
 from ..cache import FeatureCache
-from ..data import load_dataset, sample
-from ..recommend import Options, recommend
 from ..result import RecommendResult
 from .records import RunRecord, load_run
 
@@ -78,6 +75,8 @@ class VerifyResult:
 
 def _rerun_options(record: RunRecord, overrides: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The run's options for recommend(): current fields only, its candidates, no --top."""
+    from ..recommend import Options  # torch and timm come with it: loaded when a run is verified
+
     known = {f.name for f in dataclasses.fields(Options)}
     recorded = record.run.options
     dropped = [f"the run's option {k!r} no longer exists and was ignored" for k in recorded if k not in known]
@@ -94,6 +93,8 @@ def _sample_changes(record: RunRecord, data: str, options: dict[str, Any]) -> st
             warnings.simplefilter("ignore")  # the recomputation has already reported them
             cols = {k: options.get(k) for k in ("text_col", "image_col", "label_col")}
             sizes = {k: options.get(k) for k in ("per_class", "max_samples")}
+            from ..data import load_dataset, sample
+
             ids = set(sample(load_dataset(data, **cols), **sizes, seed=options.get("seed", 0)).ids)
     except TlregError:
         return ""
@@ -118,6 +119,8 @@ def current_revision(registry: Registry, ref: str) -> str | None:
     ``current_revision`` hook where it has one, else its ``describe``).
     """
     record = registry.get(ref)
+    from tlreg.registry.sources import get_source
+
     source = get_source(record.source)
     hook = getattr(source, "current_revision", None)
     if hook is not None:
@@ -247,6 +250,8 @@ def verify_run(
     try:
         with tempfile.TemporaryDirectory(prefix="tlreg-verify-") as tmp:
             fresh = FeatureCache(tmp) if recompute else cache
+            from ..recommend import recommend
+
             now = recommend(path, registry=registry, cache=fresh, record=False, **options)
     except TlregError as exc:
         result.error = str(exc)

@@ -87,10 +87,45 @@ def hscore_shrinkage(features: Any, labels: Any, *, source_probs: Any = None) ->
 
     f, y, n_classes = check_classification(features, labels, estimator="hscore_shrinkage")
     centred = f - f.mean(axis=0)
-    shrunk, alpha = ledoit_wolf(centred, assume_centered=True)
     between = _between_factor(centred, y, n_classes)
+    n, d = centred.shape
+    if n < d:  # wide features (the usual case for a sample of a few hundred): work in the N x N Gram space
+        value = _shrinkage_hscore_dual(centred, between)
+        if value is not None:
+            return value
+    shrunk, alpha = ledoit_wolf(centred, assume_centered=True)
     try:
         solved = scipy.linalg.cho_solve(scipy.linalg.cho_factor(shrunk), between.T)
     except np.linalg.LinAlgError:  # α = 0 with a singular covariance: fall back to the pseudo-inverse
         solved = scipy.linalg.pinvh(shrunk) @ between.T
     return float((1.0 - alpha) * np.einsum("cd,dc->", between, solved))
+
+
+def _shrinkage_hscore_dual(centred: Array, between: Array) -> float | None:
+    """``hscore_shrinkage`` from the N x N Gram matrix: O(N² D + N³) instead of O(N D² + D³).
+
+    The Ledoit-Wolf intensity needs only ``tr(S)``, ``||S||_F²`` and the squared row norms, all
+    functions of G = X Xᵀ (the same quantities scikit-learn's ``ledoit_wolf_shrinkage`` sums in D x D
+    blocks). With a = 1 - α and b = α tr(S)/D, Woodbury gives
+    (a S + b I)⁻¹ = (1/b) (I - Xᵀ (N b/a I + G)⁻¹ X), so the trace against BᵀB needs B Xᵀ only.
+    Returns None when b = 0 (no shrinkage of a singular covariance): the caller's pseudo-inverse path.
+    """
+    n, d = centred.shape
+    gram = centred @ centred.T
+    trace = float(np.trace(gram))
+    mu = trace / (n * d)
+    beta_ = float(np.sum(np.diag(gram) ** 2))
+    delta_ = float(np.sum(gram**2)) / n**2
+    beta = (beta_ / n - delta_) / (d * n)
+    delta = (delta_ - 2.0 * mu * trace / n + d * mu**2) / d
+    beta = min(beta, delta)
+    alpha = 0.0 if beta == 0 else beta / delta
+    a, b = 1.0 - alpha, alpha * mu
+    if a <= 0.0:
+        return 0.0
+    if b <= 0.0:
+        return None
+    projected = between @ centred.T  # B Xᵀ, [C, N]
+    solved = scipy.linalg.solve(n * b / a * np.eye(n) + gram, projected.T, assume_a="pos")
+    trace_term = float(np.einsum("cn,nc->", projected, solved))
+    return float(a * (float((between**2).sum()) - trace_term) / b)
