@@ -4,8 +4,9 @@
     the same JPEG files, model, batch size and torch threads; ratio tlreg / bare (aim >= 0.9).
 (b) cache: a second ``recommend`` on the same data and models vs the first; the second must run no
     forward pass (asserted), ratio first / second (aim >= 20).
-(c) memory: peak resident memory while embedding 10k samples with 1 model and with 5 models, each
-    in a fresh process; the ratio must stay near 1 (memory does not grow with the models).
+(c) memory: peak resident memory while embedding 10k samples, each row in a fresh process: each of 5
+    tiny architectures alone, 5 models of one architecture in turn, the 5 architectures in turn; the
+    ratios to one model must stay near 1 (memory does not grow with the number of models).
 
     python bench/recommend.py [throughput|cache|memory|all] [--quick]
 """
@@ -146,18 +147,36 @@ def cache_reuse(work: Path, quick: bool) -> None:
 MEMORY_ARCHS = ("test_resnet", "test_vit", "test_efficientnet", "test_convnext", "test_byobnet")
 
 
-def _memory_child(work: str, models: int, n: int) -> None:
-    """Run in a fresh process: embed n samples with the first ``models`` tiny models; print peak RSS."""
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (MB) since it started, or since :func:`reset_peak_rss`.
+
+    Linux's VmHWM, not ``getrusage``'s ru_maxrss: the latter survives ``exec`` and so reports the
+    parent's peak when the parent was the larger one (it was, here: the bench process before it).
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def reset_peak_rss() -> None:
+    """Restart VmHWM from the current resident size (Linux >= 4.0: ``echo 5 > /proc/self/clear_refs``)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def _memory_child(work: str, refs: str, n: int) -> None:
+    """In a fresh process: embed n samples with each of ``refs`` (comma-separated) in turn; print peak RSS."""
     work_path = Path(work)
     reg = Registry(f"sqlite:///{work_path / 'mem.db'}")
     sub = sample(load_dataset(work_path / "digits-10k"))
     fp = fingerprint(sub)
-    cache = FeatureCache(work_path / f"mem-cache-{models}")
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    for record in reg.list()[:models]:
+    cache = FeatureCache(Path(tempfile.mkdtemp(prefix="mem-cache-", dir=work)))
+    before = peak_rss_mb()
+    reset_peak_rss()
+    for ref in refs.split(","):
         features_for(
             reg,
-            record,
+            reg.get(ref),
             sub,
             fp,
             cache=cache,
@@ -165,22 +184,30 @@ def _memory_child(work: str, models: int, n: int) -> None:
             batch_size=64,
             workers=default_workers("image"),
         )
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    embedding = peak_rss_mb()
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(json.dumps({"before_mb": before, "embedding_peak_mb": embedding, "workers_peak_mb": children}))
+
+
+def _memory_row(work: Path, label: str, refs: list[str], n: int) -> float:
+    out = subprocess.run(
+        [sys.executable, __file__, "_memory_child", str(work), ",".join(refs), str(n)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    row = json.loads(out.strip().splitlines()[-1])
     print(
-        json.dumps(
-            {
-                "models": models,
-                "samples": len(sub),
-                "before_mb": before,
-                "peak_mb": own,
-                "workers_peak_mb": children,
-            }
-        )
+        f"    {label:<34} peak RSS while embedding {row['embedding_peak_mb']:7.1f} MB "
+        f"(before: {row['before_mb']:.1f} MB after imports and sampling; "
+        f"largest DataLoader worker: {row['workers_peak_mb']:.1f} MB)"
     )
+    return float(row["embedding_peak_mb"])
 
 
 def memory(work: Path, quick: bool) -> None:
+    """Each row a fresh process. Five models of one architecture (other weights) isolate the effect of
+    their number; five architectures together are compared with the largest of them alone."""
     n = 1000 if quick else 10_000
     from sklearn.datasets import load_digits
 
@@ -192,42 +219,29 @@ def memory(work: Path, quick: bool) -> None:
         pixels = (digits.images[i % len(digits.images)] * 255 / 16).astype(np.uint8)
         Image.fromarray(np.kron(pixels, np.ones((4, 4), np.uint8))).save(folder / f"{i:05d}.png")
     reg = Registry(f"sqlite:///{work / 'mem.db'}")
-    for seed, arch in enumerate(MEMORY_ARCHS):
+    refs: dict[str, str] = {}
+    names = [*MEMORY_ARCHS, *(f"{MEMORY_ARCHS[0]}-seed{k}" for k in range(1, 5))]
+    for seed, name in enumerate(names):
         torch.manual_seed(seed)
-        model = timm.create_model(arch, num_classes=10)
+        model = timm.create_model(name.split("-seed")[0], num_classes=10)
         model.pretrained_cfg = {**model.pretrained_cfg, "input_size": (3, 64, 64), "crop_pct": 1.0}
-        timm.models.save_for_hf(model, str(work / arch), safe_serialization=True)
-        reg.add_ref(str(work / arch))
-    print(f"(c) memory: embedding {n} images (64 px) in a fresh process per row")
-    peaks = {}
-    for models in (1, len(MEMORY_ARCHS)):
-        out = (
-            subprocess.run(
-                [sys.executable, __file__, "_memory_child", str(work), str(models), str(n)],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-        )
-        row = json.loads(out)
-        peaks[models] = row["peak_mb"]
-        print(
-            f"    {models} model(s): peak RSS {row['peak_mb']:7.1f} MB, of which "
-            f"{row['peak_mb'] - row['before_mb']:6.1f} MB while embedding "
-            f"(after imports and data listing: {row['before_mb']:.1f} MB; DataLoader workers' peak: "
-            f"{row['workers_peak_mb']:.1f} MB)"
-        )
+        timm.models.save_for_hf(model, str(work / name), safe_serialization=True)
+        refs[name] = reg.add_ref(str(work / name))[0].ref
+    print(f"(c) memory: embedding {n} images (64 px), each row in a fresh process")
+    alone = {arch: _memory_row(work, f"{arch} alone", [refs[arch]], n) for arch in MEMORY_ARCHS}
+    same = [refs[MEMORY_ARCHS[0]], *(refs[f"{MEMORY_ARCHS[0]}-seed{k}"] for k in range(1, 5))]
+    five_same = _memory_row(work, f"5 x {MEMORY_ARCHS[0]} (other weights)", same, n)
+    five_mixed = _memory_row(work, "the 5 architectures in turn", [refs[a] for a in MEMORY_ARCHS], n)
     print(
-        f"    ratio 5 models / 1 model: {peaks[len(MEMORY_ARCHS)] / peaks[1]:.2f}"
-        " (does not grow with models: ~1)"
+        f"    ratio 5 x {MEMORY_ARCHS[0]} / 1: {five_same / alone[MEMORY_ARCHS[0]]:.2f};  "
+        f"5 architectures / the largest alone: {five_mixed / max(alone.values()):.2f}"
+        " (memory does not grow with the number of models: ~1)"
     )
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_memory_child":
-        _memory_child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        _memory_child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
         return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -9,13 +9,13 @@
    ranking, dataset signature).
 2. samples: synthetic features of a realistic width (D=512, C=10 and 100 classes, a source head of
    1000 classes; ``bench/estimators.py``'s generator) for N = 1k, 10k, 50k samples through each
-   default estimator (logme, knn, leep) and the bootstrap (50 rounds, as ``recommend`` runs it), per
-   candidate, next to what embedding N samples costs: N / the throughput of resnet18 at 224 px
-   through tlreg's embedding, measured here on a few hundred images.
+   default estimator of a classification task (``rank.DEFAULT_ESTIMATORS``: logme, hscore_shrinkage)
+   and the bootstrap (50 rounds of at most 5000 items, as ``recommend`` runs it), per candidate, next
+   to what embedding N samples costs: N / the throughput of resnet18 at 224 px through tlreg's
+   embedding, measured here on a few hundred images.
 
 Every figure is measured on this machine in this run; where a figure is extrapolated (the embedding
-of N samples from a measured throughput; the bootstrap of 50k samples from fewer rounds, each round
-costing the same) the table says so.
+of N samples from a measured throughput) the table says so.
 
     python bench/scale.py [candidates|samples|all] [--quick]
 """
@@ -39,6 +39,7 @@ from tlreg.advisor import recommend
 from tlreg.advisor.cache import FeatureCache
 from tlreg.advisor.confidence import bootstrap
 from tlreg.advisor.estimators import score
+from tlreg.advisor.rank import DEFAULT_ESTIMATORS
 from tlreg.registry import Registry, RunStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -137,35 +138,27 @@ def bench_samples(work: Path, sizes: tuple[int, ...], classes: tuple[int, ...], 
         f"\n2. samples: per candidate, D=512, source head of 1000 classes; embedding extrapolated from "
         f"resnet18 at 224 px: {speed:.1f} samples/s measured on {photos} images"
     )
-    header = ("N", "C", "logme s", "knn s", "leep s", f"boot.{ROUNDS} s", "estim.+boot.", "embed s", "share")
-    print(" ".join(f"{h:>12}" for h in header))
+    names = DEFAULT_ESTIMATORS["classification"]
+    header = ("N", "C", *(f"{name} s" for name in names), f"boot.{ROUNDS} s", "estim.+boot.")
+    header += ("embed s", "share")
+    print(" ".join(f"{h:>16}" for h in header))
     for n in sizes:
         for c in classes:
             features, labels, probs = make_case(n, 512, c)
             features, probs = features.astype(np.float32), probs.astype(np.float32)
             seconds = {}
-            for name in ("logme", "knn", "leep"):
+            for name in names:
                 start = time.perf_counter()
                 score(name, features, labels, source_probs=probs)
                 seconds[name] = time.perf_counter() - start
-            rounds = ROUNDS if n <= 10_000 else 3  # each round costs the same: fewer rounds, scaled
             start = time.perf_counter()
-            bootstrap(
-                {"m": (features, probs)},
-                labels,
-                "classification",
-                ["logme", "knn", "leep"],
-                ["m"],
-                rounds=rounds,
-            )
-            boot = (time.perf_counter() - start) * ROUNDS / rounds
+            bootstrap({"m": (features, probs)}, labels, "classification", list(names), ["m"], rounds=ROUNDS)
+            boot = time.perf_counter() - start
             estim = sum(seconds.values()) + boot
             embed = n / speed
-            boot_text = f"{boot:.2f}" + ("" if rounds == ROUNDS else f" ({rounds}r)")
-            print(
-                f"{n:>12} {c:>12} {seconds['logme']:>12.2f} {seconds['knn']:>12.2f} {seconds['leep']:>12.2f} "
-                f"{boot_text:>12} {estim:>12.2f} {embed:>12.1f} {estim / (estim + embed):>12.1%}"
-            )
+            cells = (n, c, *(f"{seconds[name]:.2f}" for name in names), f"{boot:.2f}", f"{estim:.2f}")
+            cells += (f"{embed:.1f}", f"{estim / (estim + embed):.1%}")
+            print(" ".join(f"{cell:>16}" for cell in cells))
 
 
 def main() -> None:

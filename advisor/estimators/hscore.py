@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from ._linalg import Array, class_means, rank_cutoff
 from .registry import register
@@ -61,7 +60,7 @@ def hscore(features: Any, labels: Any, *, source_probs: Any = None) -> float:
     "hscore_shrinkage",
     paper="Ibrahim, Ponomareva & Mazumder, Newer is not always better: Rethinking transferability metrics, "
     "their peculiarities, stability and performance, ECML-PKDD 2022 (first on OpenReview, 2021)",
-    cost="one D x D covariance, the Ledoit-Wolf shrinkage (N D²) and a Cholesky solve (D³)",
+    cost="one D x D covariance (N D²) and a Cholesky solve (D³); the N x N Gram matrix instead when D > N",
 )
 def hscore_shrinkage(features: Any, labels: Any, *, source_probs: Any = None) -> float:
     r"""Regularised H-score, with the Ledoit-Wolf shrunk covariance of the features.
@@ -83,49 +82,59 @@ def hscore_shrinkage(features: Any, labels: Any, *, source_probs: Any = None) ->
         - source_probs: ignored.
         - score: scalar >= 0, higher is better.
     """
-    from sklearn.covariance import ledoit_wolf
-
     f, y, n_classes = check_classification(features, labels, estimator="hscore_shrinkage")
     centred = f - f.mean(axis=0)
     between = _between_factor(centred, y, n_classes)
     n, d = centred.shape
+    row_norms = np.einsum("nd,nd->n", centred, centred)
     if n < d:  # wide features (the usual case for a sample of a few hundred): work in the N x N Gram space
-        value = _shrinkage_hscore_dual(centred, between)
-        if value is not None:
-            return value
-    shrunk, alpha = ledoit_wolf(centred, assume_centered=True)
-    try:
-        solved = scipy.linalg.cho_solve(scipy.linalg.cho_factor(shrunk), between.T)
-    except np.linalg.LinAlgError:  # α = 0 with a singular covariance: fall back to the pseudo-inverse
-        solved = scipy.linalg.pinvh(shrunk) @ between.T
-    return float((1.0 - alpha) * np.einsum("cd,dc->", between, solved))
+        gram = centred @ centred.T
+        a, b = _ledoit_wolf(row_norms, float(np.sum(gram**2)), n, d)
+        if a <= 0.0:
+            return 0.0
+        if b > 0.0:
+            return _shrinkage_hscore_dual(centred, gram, between, a, b)
+        covariance = centred.T @ centred / n  # no shrinkage of a singular covariance: the pseudo-inverse
+    else:
+        covariance = centred.T @ centred / n
+        a, b = _ledoit_wolf(row_norms, float(np.sum(covariance**2)) * n**2, n, d)
+        if a <= 0.0:
+            return 0.0
+    shrunk = a * covariance + b * np.eye(d)
+    # numpy's LAPACK, not scipy's: numpy and scipy ship separate OpenBLAS builds whose thread pools
+    # contend when calls alternate between them (as LogME's numpy eigh and this did in the
+    # bootstrap, each round twice as slow); an LU solve of D x D costs little more than Cholesky.
+    if b > 0.0:
+        solved = np.linalg.solve(shrunk, between.T)
+    else:  # no shrinkage: the covariance may be singular, so the pseudo-inverse
+        solved = np.linalg.pinv(shrunk, hermitian=True) @ between.T
+    return float(a * np.einsum("cd,dc->", between, solved))
 
 
-def _shrinkage_hscore_dual(centred: Array, between: Array) -> float | None:
-    """``hscore_shrinkage`` from the N x N Gram matrix: O(N² D + N³) instead of O(N D² + D³).
+def _ledoit_wolf(row_norms: Array, gram_norm: float, n: int, d: int) -> tuple[float, float]:
+    """(1 - α, α tr(S)/D) of the Ledoit-Wolf shrunk covariance (1 - α) S + α tr(S)/D I, S = XᵀX / N.
 
-    The Ledoit-Wolf intensity needs only ``tr(S)``, ``||S||_F²`` and the squared row norms, all
-    functions of G = X Xᵀ (the same quantities scikit-learn's ``ledoit_wolf_shrinkage`` sums in D x D
-    blocks). With a = 1 - α and b = α tr(S)/D, Woodbury gives
-    (a S + b I)⁻¹ = (1/b) (I - Xᵀ (N b/a I + G)⁻¹ X), so the trace against BᵀB needs B Xᵀ only.
-    Returns None when b = 0 (no shrinkage of a singular covariance): the caller's pseudo-inverse path.
+    The intensity α needs only the squared row norms of the centred X and ``||XᵀX||_F² = ||XXᵀ||_F²``
+    (``gram_norm``): the same sums scikit-learn's ``ledoit_wolf_shrinkage`` accumulates in D x D blocks
+    (Ledoit & Wolf, A well-conditioned estimator for large-dimensional covariance matrices, 2004), so
+    whichever of the D x D or N x N products the caller formed anyway serves.
     """
-    n, d = centred.shape
-    gram = centred @ centred.T
-    trace = float(np.trace(gram))
+    trace = float(row_norms.sum())
     mu = trace / (n * d)
-    beta_ = float(np.sum(np.diag(gram) ** 2))
-    delta_ = float(np.sum(gram**2)) / n**2
-    beta = (beta_ / n - delta_) / (d * n)
+    delta_ = gram_norm / n**2
+    beta = (float(np.sum(row_norms**2)) / n - delta_) / (d * n)
     delta = (delta_ - 2.0 * mu * trace / n + d * mu**2) / d
-    beta = min(beta, delta)
-    alpha = 0.0 if beta == 0 else beta / delta
-    a, b = 1.0 - alpha, alpha * mu
-    if a <= 0.0:
-        return 0.0
-    if b <= 0.0:
-        return None
+    alpha = 0.0 if delta <= 0.0 else min(max(beta / delta, 0.0), 1.0)  # β is clipped to δ (α ≤ 1)
+    return 1.0 - alpha, alpha * mu
+
+
+def _shrinkage_hscore_dual(centred: Array, gram: Array, between: Array, a: float, b: float) -> float:
+    """``hscore_shrinkage`` from the N x N Gram matrix G = X Xᵀ: O(N² D + N³) instead of O(N D² + D³).
+
+    Woodbury: (a S + b I)⁻¹ = (1/b) (I - Xᵀ (N b/a I + G)⁻¹ X), so the trace against BᵀB needs B Xᵀ only.
+    """
+    n = centred.shape[0]
     projected = between @ centred.T  # B Xᵀ, [C, N]
-    solved = scipy.linalg.solve(n * b / a * np.eye(n) + gram, projected.T, assume_a="pos")
+    solved = np.linalg.solve(n * b / a * np.eye(n) + gram, projected.T)
     trace_term = float(np.einsum("cn,nc->", projected, solved))
     return float(a * (float((between**2).sum()) - trace_term) / b)

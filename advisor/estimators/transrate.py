@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from ._linalg import Array
 from .registry import register
@@ -22,7 +21,7 @@ def coding_rate(z: Array, eps: float) -> float:
     gram = z.T @ z if n >= d else z @ z.T
     gram /= n * eps
     gram.flat[:: gram.shape[0] + 1] += 1.0
-    factor = scipy.linalg.cholesky(gram, lower=True)
+    factor = np.linalg.cholesky(gram)  # numpy's LAPACK: see the note in ._linalg on OpenBLAS
     return float(np.log(np.diag(factor)).sum())
 
 
