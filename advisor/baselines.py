@@ -5,7 +5,9 @@ all. Two baselines are scored by the same estimators as the candidates: the cand
 architecture randomly initialised (embedded like any model, see ``features_for(pretrained=False)``)
 and the raw inputs themselves — images downscaled to 16×16 RGB pixels (768 numbers, standardised),
 texts as TF-IDF reduced to at most 256 dimensions by a truncated SVD (estimators need dense
-features). A candidate that does not beat one of them is flagged ``negative_transfer``.
+features), centred and scaled as a whole: standardising each SVD component would whiten them
+(their covariance becomes the identity), erase the spectrum, and make the shrinkage H-score 0.
+A candidate that does not beat one of them is flagged ``negative_transfer``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .rank import pooled
 RAW_LABELS = {"image": "raw pixels (16x16)", "text": "raw text (tf-idf)"}
 PIXELS = 16
 TFIDF_DIMS = 256
-RAW_VERSION = 1  # bump when raw_features changes, so cached raw baselines are recomputed
+RAW_VERSION = 2  # bump when raw_features changes, so cached raw baselines are recomputed
 
 
 def raw_features(sample: Dataset, *, seed: int = 0) -> np.ndarray:
@@ -38,19 +40,21 @@ def raw_features(sample: Dataset, *, seed: int = 0) -> np.ndarray:
             for p in sample.items
         ]
         x = np.stack(rows)
-    else:
-        from sklearn.decomposition import TruncatedSVD
-        from sklearn.feature_extraction.text import TfidfVectorizer
+        std = x.std(axis=0)  # per pixel: pixels are comparable units, and borders may be constant
+        return ((x - x.mean(axis=0)) / np.where(std > 1e-8, std, 1.0)).astype(np.float32)
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
 
-        tfidf = TfidfVectorizer(sublinear_tf=True, min_df=1).fit_transform([str(t) for t in sample.items])
-        dims = min(TFIDF_DIMS, tfidf.shape[1] - 1, len(sample) - 1)
-        x = (
-            TruncatedSVD(n_components=dims, random_state=seed).fit_transform(tfidf)
-            if dims >= 2
-            else tfidf.toarray()
-        ).astype(np.float32)
-    std = x.std(axis=0)
-    return ((x - x.mean(axis=0)) / np.where(std > 1e-8, std, 1.0)).astype(np.float32)
+    tfidf = TfidfVectorizer(sublinear_tf=True, min_df=1).fit_transform([str(t) for t in sample.items])
+    dims = min(TFIDF_DIMS, tfidf.shape[1] - 1, len(sample) - 1)
+    x = (
+        TruncatedSVD(n_components=dims, random_state=seed).fit_transform(tfidf)
+        if dims >= 2
+        else tfidf.toarray()
+    ).astype(np.float64)
+    x -= x.mean(axis=0)
+    scale = math.sqrt(float((x**2).mean()))  # one factor for all columns keeps their spectrum
+    return (x / (scale if scale > 1e-8 else 1.0)).astype(np.float32)
 
 
 def raw_baseline(sample: Dataset, fingerprint: str, *, cache: FeatureCache, seed: int = 0) -> Features:

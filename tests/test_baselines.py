@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from tlreg.advisor import recommend
 from tlreg.advisor.baselines import beats, negative_transfer, raw_features
 from tlreg.advisor.data import load_dataset, sample
+from tlreg.advisor.estimators import score
 from tlreg.registry import Registry
 
 
@@ -40,6 +42,24 @@ def test_raw_features_for_images_and_text(image_folder: Path, tmp_path: Path) ->
     texts = sample(load_dataset(tmp_path / "t.csv"))
     t = raw_features(texts)
     assert t.shape[0] == 12 and 2 <= t.shape[1] <= 256 and np.isfinite(t).all()
+
+
+def test_raw_text_features_keep_their_spectrum(tmp_path: Path) -> None:
+    """Standardising each SVD component whitened them: the covariance became the identity, Ledoit-Wolf
+    then shrank fully and the shrinkage H-score of the raw-text baseline was 0 on any data."""
+    rng = np.random.default_rng(0)
+    topics = {"a": ["goal", "match", "team", "score"], "b": ["stock", "market", "price", "trade"]}
+    rows = [
+        {"text": " ".join(rng.choice(topics[c], 3)) + f" filler{rng.integers(40)}", "label": c}
+        for c in ("a", "b") * 30
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / "t.csv", index=False)
+    texts = sample(load_dataset(tmp_path / "t.csv"))
+    t = raw_features(texts).astype(np.float64)
+    variances = t.var(axis=0)
+    assert np.allclose(t.mean(0), 0, atol=1e-5) and variances.mean() == pytest.approx(1.0, rel=1e-4)
+    assert variances.max() > 2 * variances.min()  # the leading components still carry more variance
+    assert score("hscore_shrinkage", t, texts.labels) > 0.1
 
 
 def test_recommend_flags_candidates_consistently(
