@@ -60,7 +60,7 @@ def hscore(features: Any, labels: Any, *, source_probs: Any = None) -> float:
     "hscore_shrinkage",
     paper="Ibrahim, Ponomareva & Mazumder, Newer is not always better: Rethinking transferability metrics, "
     "their peculiarities, stability and performance, ECML-PKDD 2022 (first on OpenReview, 2021)",
-    cost="one D x D covariance (N D²) and a Cholesky solve (D³); the N x N Gram matrix instead when D > N",
+    cost="one D x D covariance (N D²) and a linear solve (D³); the N x N Gram matrix instead when D > N",
 )
 def hscore_shrinkage(features: Any, labels: Any, *, source_probs: Any = None) -> float:
     r"""Regularised H-score, with the Ledoit-Wolf shrunk covariance of the features.
@@ -71,7 +71,7 @@ def hscore_shrinkage(features: Any, labels: Any, *, source_probs: Any = None) ->
         \operatorname{cov}_α(f) = (1-α)\operatorname{cov}(f)
             + α\,\frac{\operatorname{tr}\operatorname{cov}(f)}{D} I,
 
-    with α the Ledoit-Wolf shrinkage intensity (scikit-learn's ``ledoit_wolf``). Shrinking the
+    with α the Ledoit-Wolf shrinkage intensity (as scikit-learn's ``ledoit_wolf`` computes it). Shrinking the
     covariance makes the score stable when D approaches or exceeds N, where plain H-score breaks
     down; the factor (1 - α) shrinks the between-class covariance alike. Both covariances use the 1/N
     normaliser (the TLlib code uses N - 1 for the second one, a constant factor N/(N-1)).
@@ -87,24 +87,21 @@ def hscore_shrinkage(features: Any, labels: Any, *, source_probs: Any = None) ->
     between = _between_factor(centred, y, n_classes)
     n, d = centred.shape
     row_norms = np.einsum("nd,nd->n", centred, centred)
-    if n < d:  # wide features (the usual case for a sample of a few hundred): work in the N x N Gram space
-        gram = centred @ centred.T
+    # The Ledoit-Wolf intensity from whichever product is smaller (||XᵀX||_F = ||XXᵀ||_F).
+    if n < d:  # wide features (the usual case for a sample of a few hundred): the N x N Gram space
+        gram, covariance = centred @ centred.T, None
         a, b = _ledoit_wolf(row_norms, float(np.sum(gram**2)), n, d)
-        if a <= 0.0:
-            return 0.0
-        if b > 0.0:
-            return _shrinkage_hscore_dual(centred, gram, between, a, b)
-        covariance = centred.T @ centred / n  # no shrinkage of a singular covariance: the pseudo-inverse
     else:
         covariance = centred.T @ centred / n
         a, b = _ledoit_wolf(row_norms, float(np.sum(covariance**2)) * n**2, n, d)
-        if a <= 0.0:
-            return 0.0
+    if a <= 0.0:
+        return 0.0
+    if covariance is None:
+        if b > 0.0:
+            return _shrinkage_hscore_dual(centred, gram, between, a, b)
+        covariance = centred.T @ centred / n  # no shrinkage of a singular covariance: the pseudo-inverse
     shrunk = a * covariance + b * np.eye(d)
-    # numpy's LAPACK, not scipy's: numpy and scipy ship separate OpenBLAS builds whose thread pools
-    # contend when calls alternate between them (as LogME's numpy eigh and this did in the
-    # bootstrap, each round twice as slow); an LU solve of D x D costs little more than Cholesky.
-    if b > 0.0:
+    if b > 0.0:  # numpy's LAPACK: see the note in ._linalg on OpenBLAS
         solved = np.linalg.solve(shrunk, between.T)
     else:  # no shrinkage: the covariance may be singular, so the pseudo-inverse
         solved = np.linalg.pinv(shrunk, hermitian=True) @ between.T
