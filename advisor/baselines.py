@@ -7,14 +7,13 @@ and the raw inputs themselves — images downscaled to 16×16 RGB pixels (768 nu
 texts as TF-IDF reduced to at most 256 dimensions by a truncated SVD (estimators need dense
 features), centred and scaled as a whole: standardising each SVD component would whiten them
 (their covariance becomes the identity), erase the spectrum, and make the shrinkage H-score 0.
-A candidate that does not beat one of them is flagged ``negative_transfer``.
+How each candidate compares with them is decided in :mod:`.verdicts`.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -23,7 +22,6 @@ from tlreg.registry.extractors import open_image
 from .cache import FeatureCache, cache_key
 from .data import Dataset
 from .features import Features
-from .rank import pooled
 
 RAW_LABELS = {"image": "raw pixels (16x16)", "text": "raw text (tf-idf)"}
 PIXELS = 16
@@ -91,34 +89,3 @@ def raw_baseline(sample: Dataset, fingerprint: str, *, cache: FeatureCache, seed
             None,
         )
     return Features(label, np.asarray(hit.features), None, None, key, True, time.perf_counter() - start, None)
-
-
-def beats(
-    candidate: Mapping[str, float],
-    baseline: Mapping[str, float],
-    weights: Mapping[str, float] | None,
-    names: Sequence[str],
-) -> bool | None:
-    """Whether the candidate beats the baseline on the (weighted) majority of the estimators both
-    have a score for; None when they share none. ETran and NCTI compare their pool normalisation over
-    the pair."""
-    pair = pooled({"candidate": candidate, "baseline": baseline}, names)
-    won = total = 0.0
-    for name in names:
-        a, b = pair["candidate"][name], pair["baseline"][name]
-        if not (math.isfinite(a) and math.isfinite(b)):
-            continue
-        w = (weights or {}).get(name, 1.0)
-        total += w
-        won += w * (a > b) + 0.5 * w * (a == b)
-    return None if total == 0 else won > total / 2
-
-
-def negative_transfer(
-    candidate: Mapping[str, float],
-    baselines: Mapping[str, Mapping[str, float]],
-    names: Sequence[str],
-    weights: Mapping[str, float] | None = None,
-) -> list[str]:
-    """The baselines (by label) the candidate does not beat; empty when pretraining pays."""
-    return [label for label, scores in baselines.items() if beats(candidate, scores, weights, names) is False]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .rank import combine, order, to_compute
+from .rank import combine, to_compute
 from .scoring import as_dict, score_features
 
 #: The pick is called separable from the runner-up when it ranks above it in at least this share of rounds.
@@ -38,10 +38,37 @@ class Confidence:
     rank_interval: dict[str, tuple[int, int]] = field(default_factory=dict)
     #: share of rounds in which the pick ranked above the runner-up (None with fewer than 2 models)
     beats_runner_up: float | None = None
+    #: every round's scores ({label: {estimator: value}}, candidates and baselines), for the verdicts
+    round_scores: list[dict[str, dict[str, float]]] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def separable(self) -> bool | None:
         return None if self.beats_runner_up is None else self.beats_runner_up >= SEPARABLE
+
+
+def tied_with_best(combined: Mapping[str, float]) -> list[str]:
+    """The refs whose combined score equals the best one (to rounding): the first place, shared."""
+    finite = [v for v in combined.values() if math.isfinite(v)]
+    if not finite:
+        return []
+    top = max(finite)
+    return [
+        r
+        for r, v in combined.items()
+        if math.isfinite(v) and math.isclose(v, top, rel_tol=1e-12, abs_tol=1e-12)
+    ]
+
+
+def competition_ranks(combined: Mapping[str, float]) -> dict[str, int]:
+    """1 + the number of refs strictly better: tied refs share a rank (1, 1, 3); NaN ranks last."""
+    values = {r: (v if math.isfinite(v) else -math.inf) for r, v in combined.items()}
+    out = {}
+    for r, v in values.items():
+        better = sum(
+            1 for w in values.values() if w > v and not math.isclose(w, v, rel_tol=1e-12, abs_tol=1e-12)
+        )
+        out[r] = 1 + better
+    return out
 
 
 def resample_indices(
@@ -71,15 +98,20 @@ def bootstrap(
     fraction: float = 0.8,
     seed: int = 0,
     weights: Mapping[str, float] | None = None,
-    tiebreak: Mapping[str, float] | None = None,
     fixed: Mapping[str, Mapping[str, float]] | None = None,
+    baselines: Mapping[str, tuple[np.ndarray, np.ndarray | None]] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Confidence:
     """P(best) and rank intervals for the models in ``features`` ({ref: (features, probs)}).
 
     ``ranked`` is the ranking on the full sample (best first); the runner-up test compares its
     first two entries. ``fixed`` holds signals that do not depend on the sample ({ref: {name:
-    value}}, e.g. the history's), added unchanged to every round.
+    value}}, e.g. the history's), added unchanged to every round. ``baselines`` are scored on the
+    same rounds but not ranked; every round's scores are kept in ``round_scores`` for the verdicts.
+
+    Ties count as ties: models sharing the best combined score of a round share its P(best) credit
+    (a tie-break rule such as "fewer parameters" must not win rounds it did not win), and tied
+    models share a rank.
     """
     refs = list(features)
     conf = Confidence(rounds=rounds)
@@ -89,9 +121,10 @@ def bootstrap(
     extra = sorted({name for values in (fixed or {}).values() for name in values})
     compute = to_compute(names)
     rng = np.random.default_rng(seed)
-    ranks = {r: [] for r in refs}
-    first = dict.fromkeys(refs, 0)
+    ranks: dict[str, list[int]] = {r: [] for r in refs}
+    first = dict.fromkeys(refs, 0.0)
     ahead = 0
+    everyone = {**(baselines or {}), **features}
     for _ in range(rounds):
         idx = resample_indices(n, labels, task, fraction=min(fraction, MAX_ROUND_ITEMS / n), rng=rng)
         sub_labels = None if labels is None else labels[idx]
@@ -100,13 +133,15 @@ def bootstrap(
                 **as_dict(score_features(f[idx], None if p is None else p[idx], sub_labels, task, compute)),
                 **(fixed or {}).get(r, {}),
             }
-            for r, (f, p) in features.items()
+            for r, (f, p) in everyone.items()
         }
-        combined = combine(scores, [*names, *extra], weights)
-        round_order = order(combined, tiebreak)
-        for position, r in enumerate(round_order, start=1):
+        conf.round_scores.append(scores)
+        combined = combine({r: scores[r] for r in refs}, [*names, *extra], weights)
+        for r, position in competition_ranks(combined).items():
             ranks[r].append(position)
-        first[round_order[0]] += 1
+        winners = tied_with_best(combined)
+        for r in winners:
+            first[r] += 1.0 / len(winners)
         if len(ranked) >= 2:
             a, b = combined[ranked[0]], combined[ranked[1]]
             ahead += (a > b) or (math.isfinite(a) and not math.isfinite(b))

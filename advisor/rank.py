@@ -1,4 +1,4 @@
-"""From per-estimator scores to one ranking, and the sentence that explains the pick.
+"""From per-estimator scores to one ranking (the sentences that explain the pick: :mod:`.why`).
 
 Estimators live on different scales (LogME is a log evidence per sample, kNN an accuracy, LEEP a
 log-likelihood), so each estimator's scores are first normalised over the candidate pool, then
@@ -176,32 +176,3 @@ def order(combined: Mapping[str, float], tiebreak: Mapping[str, float] | None = 
         return (-(value if math.isfinite(value) else -math.inf), (tiebreak or {}).get(ref, 0.0), ref)
 
     return sorted(combined, key=key)
-
-
-def explain(
-    ranked: Sequence[str],
-    scores: Scores,
-    combined: Mapping[str, float],
-    estimators: Sequence[str],
-) -> str:
-    """Why the first model is the pick, in one or two sentences (ETran / NCTI by their pool values)."""
-    if not ranked:
-        return "No candidate could be evaluated."
-    values = pooled({r: scores[r] for r in ranked}, estimators)
-    best = ranked[0]
-    used = [e for e in estimators if math.isfinite(values[best][e])]
-    leads = [
-        e for e in used if all(values[best][e] >= values[r][e] for r in ranked if math.isfinite(values[r][e]))
-    ]
-    if len(ranked) == 1:
-        return f"{best} is the only candidate that could be scored ({', '.join(used)})."
-    second = ranked[1]
-    lead_text = (
-        f"it scores highest on {len(leads)} of {len(used)} estimators ({', '.join(leads)})"
-        if leads
-        else f"it has the best combined rank over {', '.join(used)} without leading any single one"
-    )
-    return (
-        f"{best} ranks first: {lead_text}; combined {combined[best]:.2f} vs {combined[second]:.2f} "
-        f"for {second}."
-    )

@@ -22,7 +22,7 @@ from tlreg.registry.runs import Run, RunResult, RunStore, new_run_id
 from . import estimators as est
 from .backends import make_backend
 from .cache import FeatureCache
-from .data import fingerprint, load_dataset, sample
+from .data import fingerprint, load_dataset, require_scorable, sample
 from .embed import default_workers, resolve_device
 from .errors import NoCandidatesError
 from .evaluate import Settings, evaluate
@@ -114,6 +114,7 @@ def recommend(
             strict=opts.strict,
         )
         sub = sample(full, per_class=opts.per_class, max_samples=opts.max_samples, seed=opts.seed)
+        require_scorable(sub, per_class=opts.per_class)
         fp = fingerprint(sub)
     warns += [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
 

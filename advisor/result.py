@@ -7,6 +7,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+def human_count(n: int | None) -> str:
+    """A count as people read it: 4.7M, 12.3k, 950; "-" for unknown."""
+    if n is None:
+        return "-"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
 def baseline_label(ref: str) -> str:
     """The name of ``ref``'s random-init baseline in rankings and run records."""
     return f"{ref} (random init)"
@@ -40,8 +50,12 @@ class RankingRow:
     baseline_of: str | None = None
     negative_transfer: bool | None = None
     negative_transfer_vs: list[str] | None = None
+    #: baselines (random init, raw inputs) whose features beat this model's frozen features
+    frozen_features_beaten_by: list[str] | None = None
     p_best: float | None = None
     rank_interval: tuple[int, int] | None = None
+    #: shares its rank (the combined score) with another candidate
+    tied: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return _clean(asdict(self))

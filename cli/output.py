@@ -16,6 +16,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from tlreg.advisor.result import human_count as human_count  # one count format for every command
 
 
 def _no_color() -> bool:
@@ -55,15 +56,6 @@ def note(message: str, *, quiet: bool = False) -> None:
     """A line for the human watching (stderr); silent with --quiet."""
     if not quiet:
         stderr().print(message)
-
-
-def human_count(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:

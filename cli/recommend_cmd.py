@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
-    from tlreg.advisor.result import RecommendResult
+    from tlreg.advisor.result import RankingRow, RecommendResult
 
 from .output import emit_json, human_count, note, stdout, table
 from .progress import RichReporter
@@ -20,8 +20,18 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return "-" if value is None or value != value else f"{value:.{digits}f}"
 
 
-def _versus(negative: bool | None) -> str:
-    return "-" if negative is None else ("NEGATIVE TRANSFER" if negative else "better")
+def _versus(row: RankingRow) -> str:
+    """What the baselines say: negative transfer (fine-tuning), else which beat the frozen features."""
+    if row.negative_transfer:
+        return "NEGATIVE TRANSFER"
+    if row.frozen_features_beaten_by:
+        short = ["random init" if b.endswith("(random init)") else b for b in row.frozen_features_beaten_by]
+        return "frozen < " + ", ".join(short)
+    return "-" if row.negative_transfer is None else "not beaten"
+
+
+def _rank(row: RankingRow) -> str:
+    return f"{row.rank}=" if row.tied else str(row.rank)
 
 
 def render(result: RecommendResult) -> None:
@@ -40,13 +50,13 @@ def render(result: RecommendResult) -> None:
     ]
     rows = [
         [
-            r.rank,
+            _rank(r),
             r.ref,
             *(_fmt(r.scores.get(e)) for e in result.estimators),
             _fmt(r.combined, 2),
             _fmt(r.p_best, 2),
             f"{r.rank_interval[0]}-{r.rank_interval[1]}" if r.rank_interval else "-",
-            _versus(r.negative_transfer),
+            _versus(r),
             human_count(r.params),
             "cached" if r.from_cache else _fmt(r.samples_per_s, 1),
             _fmt(r.seconds, 1),

@@ -1,35 +1,18 @@
-"""The negative-transfer guard: raw-input baselines and the comparison with each candidate."""
+"""The baselines: raw-input features, and each candidate compared with its baselines in ``recommend``."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from tlreg.advisor import recommend
-from tlreg.advisor.baselines import beats, negative_transfer, raw_features
+from tlreg.advisor.baselines import raw_features
 from tlreg.advisor.data import load_dataset, sample
 from tlreg.advisor.estimators import score
+from tlreg.advisor.verdicts import beaten_by, negative_transfer
 from tlreg.registry import Registry
-
-
-def test_beats_is_a_weighted_majority_of_the_shared_estimators() -> None:
-    names = ["logme", "knn", "leep"]
-    assert (
-        beats({"logme": 1, "knn": 0.9, "leep": -1}, {"logme": 0, "knn": 0.5, "leep": 0}, None, names) is True
-    )
-    assert beats({"logme": 1, "knn": 0.4}, {"logme": 0, "knn": 0.5}, None, names) is False  # a tie is no win
-    assert beats({"logme": 1, "knn": 0.4}, {"logme": 0, "knn": 0.5}, {"logme": 2.0}, names) is True
-    assert beats({"logme": math.nan}, {"logme": 0.0}, None, names) is None
-    assert beats({"leep": 1.0}, {"logme": 0.0}, None, names) is None  # nothing in common
-
-
-def test_negative_transfer_names_the_baselines_not_beaten() -> None:
-    cand = {"logme": 0.5, "knn": 0.8}
-    baselines = {"random": {"logme": 0.1, "knn": 0.3}, "raw": {"logme": 0.9, "knn": 0.9}}
-    assert negative_transfer(cand, baselines, ["logme", "knn"]) == ["raw"]
 
 
 def test_raw_features_for_images_and_text(image_folder: Path, tmp_path: Path) -> None:
@@ -65,15 +48,22 @@ def test_raw_text_features_keep_their_spectrum(tmp_path: Path) -> None:
 def test_recommend_flags_candidates_consistently(
     registry: Registry, image_folder: Path, tiny_image_models: list[str]
 ) -> None:
-    result = recommend(image_folder, registry=registry, workers=0, bootstrap=5)
-    baselines = {b.ref: b.scores for b in result.baselines}
-    assert "raw pixels (16x16)" in baselines
+    """Without resampling the verdicts are the whole-sample comparisons of :mod:`tlreg.advisor.verdicts`."""
+    result = recommend(image_folder, registry=registry, workers=0, bootstrap=0)
+    scores = {r.ref: r.scores for r in [*result.ranking, *result.baselines]}
+    assert "raw pixels (16x16)" in scores
+    n_classes = len(result.data["classes"])
     for row in result.ranking:
-        own = {k: v for k, v in baselines.items() if k in (f"{row.ref} (random init)", "raw pixels (16x16)")}
-        expected = negative_transfer(row.scores, own, result.estimators)
-        assert row.negative_transfer_vs == expected and row.negative_transfer == bool(expected)
+        own = [f"{row.ref} (random init)", "raw pixels (16x16)"]
+        assert row.frozen_features_beaten_by == beaten_by(
+            row.ref, scores, own, result.estimators, n_classes=n_classes
+        )
+        expected = negative_transfer(row.ref, own[0], scores, result.estimators, n_classes=n_classes)
+        assert row.negative_transfer == expected and row.negative_transfer_vs == (
+            [own[0]] if expected else []
+        )
         if row.negative_transfer:
             assert any(row.ref in w and "negative transfer" in w for w in result.warnings)
     doc = result.to_dict()
     assert all(isinstance(r["negative_transfer"], bool) for r in doc["ranking"])
-    assert doc["confidence"]["rounds"] == 5 and all(r["p_best"] is not None for r in doc["ranking"])
+    assert all(isinstance(r["frozen_features_beaten_by"], list) for r in doc["ranking"])

@@ -102,3 +102,30 @@ def test_large_samples_are_resampled_in_rounds_of_bounded_size() -> None:
         rng=np.random.default_rng(0),
     )
     assert len(idx) <= confidence.MAX_ROUND_ITEMS + 4 and set(np.bincount(labels[idx])) == {1250}
+
+
+def test_ties_share_p_best_and_rank_instead_of_going_to_the_tie_break() -> None:
+    """A tie-break rule (fewer parameters) used to win every tied round: P(best) 1.0 for one twin."""
+    feats, labels = separable(12, 3, scale=1.0, seed=6)
+    noise = np.random.default_rng(9).normal(size=feats.shape)
+    conf = bootstrap(
+        {"a": (feats, None), "b": (feats.copy(), None), "c": (noise, None)},
+        labels,
+        "classification",
+        ["logme", "hscore_shrinkage"],
+        ["a", "b", "c"],
+        rounds=10,
+        seed=0,
+        baselines={"raw": (noise * 2.0, None)},
+    )
+    assert conf.p_best == {"a": 0.5, "b": 0.5, "c": 0.0}
+    assert conf.rank_interval["a"] == conf.rank_interval["b"] == (1, 1) and conf.rank_interval["c"] == (3, 3)
+    assert len(conf.round_scores) == 10 and set(conf.round_scores[0]) == {"a", "b", "c", "raw"}
+
+
+def test_competition_ranks_and_the_shared_first_place() -> None:
+    from tlreg.advisor.confidence import competition_ranks, tied_with_best
+
+    combined = {"a": 0.5, "b": 0.5, "c": 0.2, "d": float("nan")}
+    assert competition_ranks(combined) == {"a": 1, "b": 1, "c": 3, "d": 4}
+    assert tied_with_best(combined) == ["a", "b"] and tied_with_best({"x": float("nan")}) == []

@@ -497,3 +497,20 @@ def test_demo_generator_reproduces_the_shipped_files(tmp_path: Path) -> None:
     assert made.ids == shipped.ids
     for a, b in zip(made.items, shipped.items, strict=True):
         assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+
+
+def test_numeric_labels_with_nan_words_name_the_rows(tmp_path: Path) -> None:
+    """Read as strings, 32 numbers and two 'nan' words became 34 one-item classes."""
+    values = [f"{0.5 + i:.1f}" for i in range(32)]
+    values[2], values[7] = "nan", "NaN"
+    pd.DataFrame({"text": [f"t{i}" for i in range(32)], "y": values}).to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(DatasetError, match=r"column 'y' holds numbers, and the words NaN, nan in rows 2, 7"):
+        load_dataset(tmp_path / "t.csv")
+
+
+def test_infinite_regression_targets_name_the_rows(tmp_path: Path) -> None:
+    rows = [{"text": f"t{i}", "target": float(i) + 0.5} for i in range(60)]
+    rows[2]["target"], rows[7]["target"] = float("inf"), float("-inf")
+    pd.DataFrame(rows).to_parquet(tmp_path / "t.parquet")
+    with pytest.raises(DatasetError, match=r"targets in column 'target' are infinite in rows 2, 7"):
+        load_dataset(tmp_path / "t.parquet")

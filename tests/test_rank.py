@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from tlreg.advisor import estimators as est
 from tlreg.advisor import rank
-from tlreg.advisor.rank import combine, explain, normalise, order, pooled, signal, to_compute
+from tlreg.advisor.rank import combine, normalise, order, pooled, signal, to_compute
+from tlreg.advisor.why import explain
 
 NAN = math.nan
 

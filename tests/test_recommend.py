@@ -24,7 +24,9 @@ def test_ranks_candidates_with_baselines_and_records_the_run(
 ) -> None:
     result = recommend(image_folder, registry=registry, workers=0)
     assert sorted(r.ref for r in result.ranking) == sorted(tiny_image_models)
-    assert [r.rank for r in result.ranking] == [1, 2]
+    tie = result.ranking[0].combined == result.ranking[1].combined  # a split vote: ranks show it as a tie
+    assert [r.rank for r in result.ranking] == ([1, 1] if tie else [1, 2])
+    assert [r.tied for r in result.ranking] == [tie, tie]
     assert result.best.ref == result.ranking[0].ref and result.best.ref in result.reason
     assert {b.baseline_of for b in result.baselines} == {*tiny_image_models, "*"}
     assert "raw pixels (16x16)" in {b.ref for b in result.baselines}
@@ -205,3 +207,80 @@ def test_weights_edited_in_place_are_a_new_revision_not_stale_features(
         second.ranking[0].revision != first.ranking[0].revision == registry.events(ref)[0].detail["revision"]
     )
     assert registry.get(ref).revision == second.ranking[0].revision
+
+
+@pytest.fixture
+def refusing_estimator():
+    """An estimator (registered as a plugin would be) that refuses features wider than ``limit[0]``."""
+    from tlreg.advisor.errors import EstimatorError
+    from tlreg.advisor.estimators import register, unregister
+
+    limit = [0]
+
+    @register("test_refuses_wide", paper="a test", cost="nothing")
+    def refuses(features: np.ndarray, labels: np.ndarray, *, source_probs: object = None) -> float:
+        if np.asarray(features).shape[1] > limit[0]:
+            raise EstimatorError(f"test_refuses_wide: {np.asarray(features).shape[1]} features is too many")
+        return float(np.asarray(features).std())
+
+    yield limit
+    unregister("test_refuses_wide")
+
+
+def test_nothing_scored_is_no_pick_exit_3_and_a_failed_run(
+    registry: Registry, image_folder: Path, tiny_image_models: list[str], refusing_estimator: list[int]
+) -> None:
+    """Every score '-' used to give a pick with P(best) 1.00 and a run recorded 'done'."""
+    with pytest.raises(NoCandidatesError, match="No candidate could be scored: test_refuses_wide") as info:
+        recommend(image_folder, registry=registry, workers=0, estimators=["test_refuses_wide"], bootstrap=5)
+    assert info.value.exit_code == 3
+    [run] = RunStore(registry.engine).list()
+    assert run.status == "failed" and "NoCandidatesError" in run.failure
+
+
+def test_a_candidate_no_estimator_scored_is_not_ranked(
+    registry: Registry, image_folder: Path, tiny_image_models: list[str], refusing_estimator: list[int]
+) -> None:
+    dims = {ref: registry.get(ref).feature_dim for ref in tiny_image_models}
+    narrow, wide = sorted(dims, key=dims.__getitem__)
+    refusing_estimator[0] = dims[narrow]  # scores the narrow model only
+    result = recommend(
+        image_folder, registry=registry, workers=0, estimators=["test_refuses_wide"], bootstrap=5
+    )
+    assert [r.ref for r in result.ranking] == [narrow]
+    assert [s["ref"] for s in result.skipped] == [wide] and "no estimator could score it" in result.skipped[
+        0
+    ]["reason"]
+    assert result.ranking[0].p_best is None  # nothing to be more or less likely than
+    assert wide not in {b.ref for b in result.baselines}
+
+
+def test_one_sample_per_class_stops_before_any_forward_pass(
+    registry: Registry, tmp_path: Path, tiny_image_models: list[str]
+) -> None:
+    singletons = write_image_folder(tmp_path / "singletons", classes=4, per_class=1)
+    with pytest.raises(DatasetError, match="every class has 1 sample; at least 2 per class are needed"):
+        recommend(singletons, registry=registry, workers=0)
+    with pytest.raises(DatasetError, match="--per-class 2 or more"):
+        recommend(write_image_folder(tmp_path / "three"), registry=registry, workers=0, per_class=1)
+    assert RunStore(registry.engine).list() == [] and list(FeatureCache().entries()) == []
+
+
+def test_identical_models_tie_and_share_the_confidence(
+    registry: Registry, image_folder: Path, tmp_path: Path
+) -> None:
+    """Two copies of one model: a tie, said as such, not a win by the tie-break rule."""
+    import shutil
+
+    from conftest import save_tiny_timm
+
+    first = save_tiny_timm(tmp_path / "twin-a", arch="test_resnet", num_classes=5, seed=0)
+    shutil.copytree(first, tmp_path / "twin-b")
+    refs = [registry.add_ref(str(p))[0].ref for p in (first, tmp_path / "twin-b")]
+    result = recommend(image_folder, registry=registry, workers=0, baselines=False, bootstrap=10)
+    assert [r.rank for r in result.ranking] == [1, 1] and all(r.tied for r in result.ranking)
+    assert [r.p_best for r in result.ranking] == [0.5, 0.5]
+    assert all(r.rank_interval == (1, 1) for r in result.ranking)
+    assert result.best.ref == sorted(refs)[0]  # same size: the name decides, and the answer says so
+    assert "tie for first" in result.reason and "the cheaper model" in result.reason
+    assert result.confidence["tied"] == sorted(refs)

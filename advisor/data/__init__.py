@@ -18,7 +18,7 @@ from __future__ import annotations
 from .dataset import IMAGE_SUFFIXES, Dataset, DatasetWarning
 from .fingerprint import fingerprint
 from .load import load_dataset
-from .sampling import decode_error, sample
+from .sampling import decode_error, require_scorable, sample
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -27,5 +27,6 @@ __all__ = [
     "decode_error",
     "fingerprint",
     "load_dataset",
+    "require_scorable",
     "sample",
 ]

@@ -104,6 +104,28 @@ def sample(
     return result
 
 
+def require_scorable(ds: Dataset, *, per_class: int | None = None) -> None:
+    """Refuse a classification sample in which no class has two items.
+
+    Every transferability estimator compares items within a class (class means, covariances,
+    neighbours), so a sample of one item per class can score no model: stopping here, before any
+    forward pass, says why instead of ranking models on nothing.
+    """
+    if ds.task != "classification" or ds.labels is None or ds.classes is None:
+        return
+    counts = np.bincount(ds.labels, minlength=len(ds.classes))
+    if counts.max(initial=0) >= 2:
+        return
+    hint = (
+        "Use --per-class 2 or more."
+        if per_class is not None and per_class < 2
+        else "Add items so that classes have at least 2 each."
+    )
+    raise DatasetError(
+        f"{ds.path}: every class has 1 sample; at least 2 per class are needed to score a model.", hint=hint
+    )
+
+
 def id_key(item_id: str) -> tuple[tuple[str | int, ...], str]:
     """Natural sort key, so ``row:2`` comes before ``row:10``; the raw id breaks ties (``a01``, ``a1``)."""
     parts = tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", item_id))

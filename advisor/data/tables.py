@@ -151,6 +151,45 @@ def _missing(path: Path, frame: pd.DataFrame, column: str, what: str) -> None:
         )
 
 
+NON_FINITE_WORDS = frozenset({"nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"})
+
+
+def _rows(mask: np.ndarray, limit: int = 5) -> str:
+    """'2, 7' or '2, 7, 9, 11, 12 and 3 more': data rows counted from 0, as the other messages count."""
+    rows = np.flatnonzero(mask)
+    shown = ", ".join(str(int(r)) for r in rows[:limit])
+    return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+def _non_finite(path: Path, frame: pd.DataFrame, column: str) -> None:
+    """Refuse labels that are numbers except for NaN or infinite values.
+
+    A numeric column read from JSONL or Parquet may hold ``inf``; a CSV column of numbers with the
+    words ``nan``/``NaN`` in some rows is read as strings (only empty cells count as missing), and
+    would silently become as many one-item classes as it has distinct values. Either way no
+    estimator can use those rows, so the rows are named instead.
+    """
+    values = frame[column]
+    if is_numeric_dtype(values) and not is_bool_dtype(values):
+        bad = ~np.isfinite(values.to_numpy(dtype=np.float64))
+        if bad.any():
+            raise DatasetError(
+                f"{path}: targets in column {column!r} are infinite in rows {_rows(bad)} (counted from 0).",
+                hint="Drop those rows or replace the values with finite numbers.",
+            )
+        return
+    words = values.astype(str).str.strip().str.lower()
+    named = words.isin(NON_FINITE_WORDS).to_numpy()
+    numeric = pd.to_numeric(values, errors="coerce").notna().to_numpy()
+    if named.any() and (numeric | named).all():
+        found = ", ".join(sorted({str(v).strip() for v in values[named]}))
+        raise DatasetError(
+            f"{path}: column {column!r} holds numbers, and the words {found} in rows {_rows(named)} "
+            "(counted from 0).",
+            hint="Drop or fill those rows (an empty cell counts as missing), or name another --label-col.",
+        )
+
+
 def encode_labels(values: pd.Series) -> tuple[str, np.ndarray, list[str] | None]:
     """``(task, labels, classes)``: regression for many-valued numbers, classification otherwise.
 
@@ -213,6 +252,7 @@ def load_table(
     task = "unlabelled"
     if "label" in columns:
         _missing(path, frame, columns["label"], "label")
+        _non_finite(path, frame, columns["label"])
         task, labels, classes = encode_labels(frame[columns["label"]])
         if classes is not None and len(classes) < 2:
             raise DatasetError(

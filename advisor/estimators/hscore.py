@@ -22,6 +22,7 @@ def _between_factor(centred: Array, labels: np.ndarray, n_classes: int) -> Array
     paper="Bao et al., An Information-Theoretic Approach to Transferability in Task Transfer Learning, "
     "ICIP 2019",
     cost="one D x D covariance and its eigendecomposition (D³)",
+    ceiling=lambda n_classes: n_classes - 1.0,
 )
 def hscore(features: Any, labels: Any, *, source_probs: Any = None) -> float:
     r"""H-score: how much of the feature covariance the class-conditional means explain.
@@ -61,6 +62,7 @@ def hscore(features: Any, labels: Any, *, source_probs: Any = None) -> float:
     paper="Ibrahim, Ponomareva & Mazumder, Newer is not always better: Rethinking transferability metrics, "
     "their peculiarities, stability and performance, ECML-PKDD 2022 (first on OpenReview, 2021)",
     cost="one D x D covariance (N D²) and a linear solve (D³); the N x N Gram matrix instead when D > N",
+    ceiling=lambda n_classes: n_classes - 1.0,
 )
 def hscore_shrinkage(features: Any, labels: Any, *, source_probs: Any = None) -> float:
     r"""Regularised H-score, with the Ledoit-Wolf shrunk covariance of the features.
@@ -80,7 +82,8 @@ def hscore_shrinkage(features: Any, labels: Any, *, source_probs: Any = None) ->
         - features: (N, D) float.
         - labels: (N,) class labels, any values.
         - source_probs: ignored.
-        - score: scalar >= 0, higher is better.
+        - score: scalar in [0, C - 1] (shrinking both covariances cannot raise the plain H-score's bound),
+          higher is better.
     """
     f, y, n_classes = check_classification(features, labels, estimator="hscore_shrinkage")
     centred = f - f.mean(axis=0)

@@ -56,6 +56,7 @@ def vote(neighbour_labels: NDArray[np.int64], sims: NDArray[np.float32], n_class
     paper="Cover & Hart, Nearest neighbor pattern classification, IEEE Trans. Inf. Theory 1967 (as a "
     "transferability baseline: Kornblith et al., Do Better ImageNet Models Transfer Better?, CVPR 2019)",
     cost="exact FAISS search, N² · D flops in blocks, memory O(N k)",
+    ceiling=lambda n_classes: 1.0,
 )
 def knn(features: Any, labels: Any, *, source_probs: Any = None, k: int = 10) -> float:
     r"""Leave-one-out accuracy of a k-nearest-neighbour vote under cosine similarity.

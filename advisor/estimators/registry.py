@@ -62,6 +62,9 @@ class EstimatorInfo:
     higher_is_better: bool = True
     components: tuple[str, ...] = ()
     pool_normalizer: PoolNormalizer | None = field(default=None, repr=False, compare=False)
+    #: the largest value the score can take with C classes (None: unbounded); two models both at it
+    #: are told apart by nothing but rounding, so comparisons there decide nothing
+    ceiling: Callable[[int], float] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", frozenset(self.tasks))
@@ -111,7 +114,16 @@ class EstimatorInfo:
             "higher_is_better": self.higher_is_better,
             "components": list(self.components),
             "pool_normalization": self.pool_normalizer is not None,
+            "bounded_above": self.ceiling is not None,
         }
+
+    def at_ceiling(self, value: float, n_classes: int, *, tolerance: float = 0.02) -> bool:
+        """Whether ``value`` lies within ``tolerance`` (relative, at least an absolute one) of the score's
+        ceiling for ``n_classes`` classes."""
+        if self.ceiling is None or not math.isfinite(value):
+            return False
+        top = float(self.ceiling(n_classes))
+        return value >= top - tolerance * max(1.0, abs(top))
 
 
 _REGISTRY: dict[str, EstimatorInfo] = {}
@@ -143,6 +155,7 @@ def register(
     cost: str = "",
     components: Iterable[str] = (),
     pool_normalizer: PoolNormalizer | None = None,
+    ceiling: Callable[[int], float] | None = None,
 ) -> Callable[[F], F]:
     """Decorator registering ``fn`` as estimator ``name`` (``summary``: the docstring's first line)."""
 
@@ -161,6 +174,7 @@ def register(
                 cost=cost,
                 components=tuple(components),
                 pool_normalizer=pool_normalizer,
+                ceiling=ceiling,
             )
         )
         return fn
