@@ -1,0 +1,438 @@
+"""Building the Hub-like ground truth (``bench/hub_quality.py``): descendants, targets, fine-tunes.
+
+Stages, each cached in the work folder (written atomically, keyed by what produced it), so an
+interrupted build resumes where it stopped and a rerun costs nothing:
+
+1. **models.** The three bundled ImageNet EfficientNet-Lites saved at the benchmark's input size
+   (``LITE-imagenet``); each fine-tuned on every source task (``LITE-SOURCE``: the Hub's descendants);
+   each architecture randomly initialised (``LITE-random``: the negative-transfer truth's baseline).
+   Every model is a ``timm.models.save_for_hf`` folder registered with ``tlreg registry add``.
+2. **pairs.** For every (model, target): tlreg's features (``features_for`` through the feature
+   cache, as ``recommend`` gets them), every classification estimator's score, a linear probe and a
+   full fine-tune under the fixed budget (``zoo_build.evaluate_pair``, shared with the first
+   benchmark).
+3. **raw.** Each target's raw-pixel baseline, exactly as ``recommend`` computes it, scored and probed.
+4. **repeats.** Each target's top candidates fine-tuned again with other seeds: the build's noise.
+5. **resamples.** Each target's resampling rounds, as ``recommend``'s confidence draws them, for every
+   candidate and baseline (:func:`resample_job`).
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hub_tasks
+import numpy as np
+import torch
+import zoo_build as zb
+import zoo_train
+from PIL import Image
+from tlreg.advisor.cache import FeatureCache
+from tlreg.advisor.data import fingerprint, load_dataset, sample
+from tlreg.registry import Registry
+from zoo_train import Budget, read_json, stable_seed, write_json
+
+LITES = zb.LITES
+ORIGINAL, RANDOM = "imagenet", "random"
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    """Every knob of the build; recorded in the results file."""
+
+    seed: int = 0
+    source_train: int = 3000
+    source_val: int = 300
+    target_train: int = 1000
+    target_test: int = 500
+    px: int = 64
+    #: fine-tuning an ImageNet Lite on a source task: how the Hub's descendants are made
+    descend: Budget = field(default_factory=lambda: Budget(200, 32, 1e-3, 0.01, 20))
+    #: the fixed budget every model gets on every target (the ground truth)
+    finetune: Budget = field(default_factory=lambda: Budget(60, 32, 1e-3, 0.01, 6))
+    lites: tuple[str, ...] = LITES
+    sources: tuple[str, ...] = tuple(hub_tasks.SOURCES)
+    targets: tuple[str, ...] = tuple(hub_tasks.TARGETS)
+    #: each target's best this many candidates are fine-tuned again with each extra seed
+    repeat_top: int = 3
+    extra_seeds: tuple[int, ...] = (1,)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "descend": self.descend.to_dict(), "finetune": self.finetune.to_dict()}
+
+
+def quick_config(seed: int = 0) -> HubConfig:
+    """A smoke run: one backbone, two sources, two targets, a few steps (a few minutes)."""
+    return HubConfig(
+        seed=seed,
+        source_train=200,
+        source_val=50,
+        target_train=120,
+        target_test=60,
+        descend=Budget(8, 32, 1e-3, 0.01, 2),
+        finetune=Budget(6, 32, 1e-3, 0.01, 2),
+        lites=("efficientnet_lite0",),
+        sources=("digits", "shuffled"),
+        targets=("digits", "photos"),
+        repeat_top=2,
+    )
+
+
+# --- ids ------------------------------------------------------------------------------------------
+
+
+def candidate_ids(cfg: HubConfig) -> list[str]:
+    """What a user chooses among: every descendant, then the three ImageNet originals."""
+    return [f"{lite}-{s}" for lite in cfg.lites for s in cfg.sources] + [
+        f"{lite}-{ORIGINAL}" for lite in cfg.lites
+    ]
+
+
+def baseline_ids(cfg: HubConfig) -> list[str]:
+    return [f"{lite}-{RANDOM}" for lite in cfg.lites]
+
+
+def split_id(model_id: str) -> tuple[str, str]:
+    lite, _, source = model_id.partition("-")
+    return lite, source
+
+
+def model_key(cfg: HubConfig) -> int:
+    recipe = (cfg.seed, hub_tasks.VERSION, cfg.source_train, cfg.source_val, cfg.px)
+    return stable_seed(*recipe, *sorted(cfg.descend.to_dict().items()))
+
+
+def model_folder(work: Path, cfg: HubConfig, model_id: str) -> Path:
+    return work / "models" / f"{model_id}-{model_key(cfg)}"
+
+
+# --- tasks ----------------------------------------------------------------------------------------
+
+
+def task_data(work: Path, cfg: HubConfig, role: str, name: str, watch: zb.Stopwatch) -> Any:
+    """A task's images, generated once per (role, name, seed, sizes) and cached as .npz."""
+    n_train, n_test = (
+        (cfg.source_train, cfg.source_val) if role == "source" else (cfg.target_train, cfg.target_test)
+    )
+    seed = stable_seed(cfg.seed, "hub", role, name)
+    path = work / "tasks" / f"{role}-{name}-v{hub_tasks.VERSION}-{seed}-{n_train}-{n_test}.npz"
+    if not path.exists():
+        spec = (hub_tasks.SOURCES if role == "source" else hub_tasks.TARGETS)[name]
+        data = zb._timed(watch, "tasks", lambda: spec.make(seed=seed, n_train=n_train, n_test=n_test))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez_compressed(
+            tmp,
+            classes=np.array(data.classes),
+            x_train=data.x_train,
+            y_train=data.y_train,
+            x_test=data.x_test,
+            y_test=data.y_test,
+        )
+        tmp.replace(path)
+    arrays = np.load(path)
+    return hub_tasks.zt.TaskData(
+        name,
+        [str(c) for c in arrays["classes"]],
+        *(arrays[k] for k in ("x_train", "y_train", "x_test", "y_test")),
+    )
+
+
+def load_target(work: Path, cfg: HubConfig, name: str, watch: zb.Stopwatch) -> zb.Target:
+    """A target's splits as image folders, read through tlreg's dataset code."""
+    data = task_data(work, cfg, "target", name, watch)
+    seed = stable_seed(cfg.seed, "hub", "target", name)
+    root = work / "targets" / f"{name}-v{hub_tasks.VERSION}-{seed}-{cfg.target_train}-{cfg.target_test}"
+    splits = []
+    for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
+        ds = sample(load_dataset(zb.image_folder(root / split, data.classes, x, y)))
+        splits += [ds, fingerprint(ds)]
+    train, train_fp, test, test_fp = splits
+    if train.classes != test.classes:
+        raise RuntimeError(f"target {name}: train and test classes differ")
+    return zb.Target(name, train, test, train_fp, test_fp)
+
+
+# --- models ---------------------------------------------------------------------------------------
+
+
+def build_original(work: Path, cfg: HubConfig, lite: str, registry: Registry) -> Path:
+    """The bundled ImageNet Lite saved at the benchmark's input size (the descendants' parent)."""
+    folder = model_folder(work, cfg, f"{lite}-{ORIGINAL}")
+    if (folder / "meta.json").exists():
+        return folder
+    record = registry.get(f"pkg:{lite}")
+    meta = {
+        "arch": record.architecture,
+        "backbone": lite,
+        "source": "imagenet-1k",
+        "bundled_ref": record.ref,
+        "imagenet_top1": record.imagenet_top1,
+        "input_px": cfg.px,
+    }
+    module = registry.load(record.ref).module
+    return zoo_train.save_model(module, folder, input_px=cfg.px, model_args={}, meta=meta)
+
+
+def build_random(work: Path, cfg: HubConfig, lite: str) -> Path:
+    """The architecture randomly initialised (seeded), with the original's 1000-class head."""
+    import timm
+
+    folder = model_folder(work, cfg, f"{lite}-{RANDOM}")
+    if (folder / "meta.json").exists():
+        return folder
+    seed = stable_seed(cfg.seed, "init", lite)
+    torch.manual_seed(seed)
+    module = timm.create_model(f"tf_{lite}", num_classes=1000)
+    meta = {"arch": f"tf_{lite}", "backbone": lite, "source": RANDOM, "init_seed": seed, "input_px": cfg.px}
+    return zoo_train.save_model(module, folder, input_px=cfg.px, model_args={}, meta=meta)
+
+
+def build_descendant(work: Path, cfg: HubConfig, model_id: str, watch: zb.Stopwatch) -> Path:
+    """``LITE-SOURCE``: the ImageNet original fine-tuned on the source task, saved as the Hub would."""
+    folder = model_folder(work, cfg, model_id)
+    if (folder / "meta.json").exists():
+        return folder
+    lite, source = split_id(model_id)
+    registry = _registry(work)
+    parent = registry.get(f"local-dir:{model_folder(work, cfg, f'{lite}-{ORIGINAL}')}")
+    extractor = registry.load(parent.ref)
+    data = task_data(work, cfg, "source", source, watch)
+    seed = stable_seed(cfg.seed, "descend", model_id)
+    start, cpu = time.perf_counter(), time.process_time()
+    pre = extractor.preprocessor
+    x = zoo_train.preprocess(pre, data.x_train)
+    x_val = zoo_train.preprocess(pre, data.x_test)
+    module = extractor.module
+    torch.manual_seed(seed)
+    module.reset_classifier(len(data.classes))
+    loss = zoo_train.train(module, x, torch.as_tensor(data.y_train), cfg.descend, seed=seed)
+    val = zoo_train.accuracy(module, x_val, torch.as_tensor(data.y_test))
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
+    watch.add("descend", seconds, cpu_seconds)
+    meta = {
+        "arch": parent.architecture,
+        "backbone": lite,
+        "parent": f"{lite}-{ORIGINAL}",
+        "source": source,
+        "source_about": hub_tasks.SOURCES[source].about,
+        "source_classes": data.classes,
+        "input_px": cfg.px,
+        "descend": {
+            "val_accuracy": val,
+            "final_loss": loss,
+            "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
+            "budget": cfg.descend.to_dict(),
+            "n_train": len(data.x_train),
+            "seed": seed,
+        },
+    }
+    return zoo_train.save_model(module, folder, input_px=cfg.px, model_args={}, meta=meta)
+
+
+def register(work: Path, folder: Path) -> str:
+    """``tlreg registry add FOLDER`` into the build's registry (the CLI a user would run); the ref."""
+    import json
+
+    db = f"sqlite:///{work / 'registry.db'}"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tlreg.cli.main",
+            "--db",
+            db,
+            "registry",
+            "add",
+            str(folder),
+            "--tag",
+            "hub-bench",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"tlreg registry add {folder} failed: {done.stderr.strip()}")
+    return json.loads(done.stdout)["model"]["ref"]
+
+
+# --- per (model, target) ---------------------------------------------------------------------------
+
+
+def raw_pixels(ds: Any) -> np.ndarray:
+    """16x16 RGB pixels in [0, 1] (the raw baseline's input; the probe standardises on the train split)."""
+    from tlreg.registry.extractors import open_image
+
+    return np.stack(
+        [
+            np.asarray(open_image(p).resize((16, 16), Image.BILINEAR), np.float32).ravel() / 255.0
+            for p in ds.items
+        ]
+    )
+
+
+def raw_job(work: Path, cfg: HubConfig, target_name: str) -> tuple[dict[str, Any], dict]:
+    """The target's raw-pixel baseline: tlreg's raw features scored by every estimator, and a probe."""
+    from tlreg.advisor.baselines import raw_baseline
+
+    watch = zb.Stopwatch()
+    target = _target(work, cfg, target_name)
+    path = work / "pairs" / target.name / f"raw-{target.train_fp[:16]}-{target.test_fp[:16]}.json"
+    if not path.exists():
+        cache = FeatureCache(work / "cache")
+        feats = raw_baseline(target.train, target.train_fp, cache=cache, seed=cfg.seed)
+        labels_train, labels_test = np.asarray(target.train.labels), np.asarray(target.test.labels)
+        scored = zb._timed(watch, "scores", lambda: zb.score_all(feats.features, labels_train, None))
+        probe = zb._timed(
+            watch,
+            "probe",
+            lambda: zoo_train.linear_probe(
+                raw_pixels(target.train), labels_train, raw_pixels(target.test), labels_test, seed=cfg.seed
+            ),
+        )
+        write_json(
+            path, {"target": target.name, "label": feats.label, "probe_acc": probe["accuracy"], **scored}
+        )
+    return read_json(path), watch.spent
+
+
+def repeat_job(
+    work: Path, cfg: HubConfig, model_id: str, ref: str, target_name: str, extra: int
+) -> tuple[dict, dict]:
+    """One more full fine-tune of ``model_id`` on the target with seed number ``extra``."""
+    watch = zb.Stopwatch()
+    target = _target(work, cfg, target_name)
+    budget_key = stable_seed(*sorted(cfg.finetune.to_dict().items()))
+    path = (
+        work
+        / "pairs"
+        / target.name
+        / model_id
+        / f"repeat{extra}-{target.train_fp[:16]}-{target.test_fp[:16]}-{budget_key}.json"
+    )
+    if not path.exists():
+        seed = stable_seed(cfg.seed, "finetune", model_id, target.name, "repeat", extra)
+        extractor = _registry(work).load(ref)
+        pre = extractor.preprocessor
+        x_train = pre.collate([pre(p) for p in target.train.items])
+        x_test = pre.collate([pre(p) for p in target.test.items])
+        result = zb._timed(
+            watch,
+            "finetune",
+            lambda: zoo_train.finetune(
+                extractor.module,
+                len(target.train.classes or []),
+                x_train,
+                np.asarray(target.train.labels),
+                x_test,
+                np.asarray(target.test.labels),
+                cfg.finetune,
+                seed=seed,
+            ),
+        )
+        write_json(path, {**result, "seed": seed, "extra": extra, "model": model_id, "target": target.name})
+    return read_json(path), watch.spent
+
+
+#: Estimators scored on every resampling round (the defaults and two cheap others), and how many rounds.
+RESAMPLE_ESTIMATORS = ("logme", "hscore_shrinkage", "knn", "sfda")
+RESAMPLE_ROUNDS = 20
+
+
+def resample_job(work: Path, cfg: HubConfig, target_name: str, refs: dict[str, str]) -> tuple[dict, dict]:
+    """The target's resampling rounds, as ``recommend``'s confidence draws them: every candidate and
+    baseline (random inits, raw pixels) re-scored on stratified 80 % subsamples, from cached features.
+
+    What ``recommend`` derives from the rounds (P(best), separability, a decisive loss to a baseline)
+    can then be judged against the ground truth without the features.
+    """
+    from tlreg.advisor.baselines import raw_baseline
+    from tlreg.advisor.confidence import bootstrap
+    from tlreg.advisor.features import features_for
+
+    watch = zb.Stopwatch()
+    target = _target(work, cfg, target_name)
+    names = list(RESAMPLE_ESTIMATORS)
+    key = stable_seed(target.train_fp, *names, RESAMPLE_ROUNDS, *sorted(refs.items()))
+    path = work / "pairs" / target.name / f"resamples-{key}.json"
+    if not path.exists():
+        registry, cache = _registry(work), FeatureCache(work / "cache")
+
+        def feats(model_id: str) -> tuple[np.ndarray, np.ndarray | None]:
+            got = features_for(
+                registry,
+                registry.get(refs[model_id]),
+                target.train,
+                target.train_fp,
+                cache=cache,
+                device=torch.device("cpu"),
+                batch_size=128,
+            )
+            return got.features, got.probs
+
+        candidates = {m: feats(m) for m in candidate_ids(cfg)}
+        baselines = {m: feats(m) for m in baseline_ids(cfg)}
+        raw = raw_baseline(target.train, target.train_fp, cache=cache, seed=cfg.seed)
+        baselines["raw"] = (raw.features, None)
+        labels = np.asarray(target.train.labels)
+        conf = zb._timed(
+            watch,
+            "resamples",
+            lambda: bootstrap(
+                candidates,
+                labels,
+                "classification",
+                names,
+                [],
+                rounds=RESAMPLE_ROUNDS,
+                seed=cfg.seed,
+                baselines=baselines,
+            ),
+        )
+        rounds = [
+            {m: {e: float(f"{v:.6g}") for e, v in by.items() if np.isfinite(v)} for m, by in r.items()}
+            for r in conf.round_scores
+        ]
+        write_json(path, {"target": target.name, "estimators": names, "rounds": rounds})
+    return read_json(path), watch.spent
+
+
+@functools.cache
+def _registry(work: Path) -> Registry:
+    return Registry(f"sqlite:///{work / 'registry.db'}")
+
+
+@functools.cache
+def _target(work: Path, cfg: HubConfig, name: str) -> zb.Target:
+    return load_target(work, cfg, name, zb.Stopwatch())
+
+
+def descendant_job(work: Path, cfg: HubConfig, model_id: str) -> tuple[str, dict]:
+    watch = zb.Stopwatch()
+    folder = build_descendant(work, cfg, model_id, watch)
+    return str(folder), watch.spent
+
+
+def pair_job(work: Path, cfg: HubConfig, model_id: str, ref: str, target: str) -> tuple[dict[str, Any], dict]:
+    """Scores, probe and fine-tune of one (model, target), via the first benchmark's ``evaluate_pair``."""
+    watch = zb.Stopwatch()
+    pair = zb.evaluate_pair(
+        work,
+        cfg,  # type: ignore[arg-type]  # evaluate_pair reads .seed and .finetune
+        _registry(work),
+        FeatureCache(work / "cache"),
+        model_id,
+        ref,
+        _target(work, cfg, target),
+        watch,
+        lambda _m: None,
+    )
+    return pair, watch.spent
