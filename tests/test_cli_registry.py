@@ -8,9 +8,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import put_in_hf_cache
+from conftest import put_in_hf_cache, save_tiny_timm
 from tlreg.cli.main import cli
 
 
@@ -113,3 +114,28 @@ def test_the_installed_entry_point_runs(isolated_home: Path) -> None:
         [exe, "registry", "show", "nope"], capture_output=True, text=True, env=env, timeout=300
     )
     assert bad.returncode == 2 and bad.stdout == "" and "Traceback" not in bad.stderr
+
+
+def test_add_refuses_what_is_not_weights_in_one_line_with_exit_2(tmp_path: Path) -> None:
+    text = tmp_path / "notes.pt"
+    text.write_text("hello world\n")
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    folder = save_tiny_timm(tmp_path / "timm-dir")
+    (folder / "model.safetensors").write_bytes(np.random.default_rng(0).bytes(8192))
+    cases = [
+        (text, ["--arch", "resnet18"], text),
+        (empty, ["--arch", "resnet18"], empty),
+        (folder, [], folder / "model.safetensors"),
+    ]
+    if Path("/etc/passwd").is_file():
+        cases.append((Path("/etc/passwd"), ["--arch", "resnet18"], Path("/etc/passwd")))
+    for path, options, named in cases:
+        result = run("registry", "add", str(path), *options)
+        assert result.exit_code == 2, result.output
+        assert (
+            result.stderr.startswith(f"Error: {named}: not a weights file (")
+            and result.stderr.count("\n") == 1
+        )
+    assert json.loads(run("registry", "list", "--json").stdout) == []
+    assert json.loads(run("registry", "history", "--json").stdout) == []

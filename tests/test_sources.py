@@ -7,6 +7,8 @@ loaded with HF_HUB_OFFLINE=1; features are compared with the same model run dire
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import numpy as np
 import pytest
 import timm
 import torch
-from conftest import put_in_hf_cache, rgb_images, save_tiny_timm
+from conftest import put_in_hf_cache, rgb_images, save_tiny_bert, save_tiny_timm, save_tiny_vit
 from safetensors.torch import save_file
 from tlreg.registry import Registry
 from tlreg.registry.errors import (
@@ -261,6 +263,100 @@ def test_mismatched_and_corrupt_weights_name_the_file(
         registry.add_ref(str(path))
     with pytest.raises(BadInputError, match="not a timm architecture"):
         registry.add_ref(str(path), arch="no_such_arch")
+    assert registry.list() == [] and registry.events() == []
+
+
+NOT_WEIGHTS = {
+    "passwd": b"root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/usr/sbin:/usr/sbin/nologin\n",
+    "empty.pt": b"",
+    "notes.pt": b"hello world\n",
+    "noise.pth": np.random.default_rng(0).bytes(4096),
+    "noise.safetensors": np.random.default_rng(1).bytes(4096),
+    "empty.safetensors": b"",
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_WEIGHTS))
+def test_a_file_that_is_not_weights_is_refused_naming_it(
+    registry: Registry, tmp_path: Path, name: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(NOT_WEIGHTS[name])
+    with pytest.raises(WeightsError, match=rf"^{re.escape(str(path))}: not a weights file \(.+\)") as info:
+        registry.add_ref(str(path), arch="test_resnet")
+    assert "\n" not in str(info.value)
+    assert registry.list() == [] and registry.events() == []
+
+
+class MakeFolder:
+    """Unpickling this creates a folder: a weights check must refuse it, never run it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self) -> tuple:
+        return (os.mkdir, (self.path,))
+
+
+def _bad_weights(folder: Path, fault: str, marker: Path) -> Path:
+    """Replace a saved folder's weights with a file that is not weights."""
+    (folder / "model.safetensors").unlink()
+    if fault == "pickled code in pytorch_model.bin":
+        bad = folder / "pytorch_model.bin"
+        torch.save({"conv1.weight": torch.zeros(2), "hook": MakeFolder(marker)}, bad)
+    elif fault == "random bytes in model.safetensors":
+        bad = folder / "model.safetensors"
+        bad.write_bytes(np.random.default_rng(0).bytes(8192))
+    else:
+        bad = folder / "model.safetensors"
+        bad.write_bytes(b"")
+    return bad
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["pickled code in pytorch_model.bin", "random bytes in model.safetensors", "empty model.safetensors"],
+)
+@pytest.mark.parametrize("library", ["timm", "transformers"])
+def test_a_model_folder_with_bad_weights_is_refused_at_add(
+    registry: Registry, tmp_path: Path, library: str, fault: str
+) -> None:
+    save = save_tiny_timm if library == "timm" else save_tiny_vit
+    folder = save(tmp_path / "model")
+    marker = tmp_path / "unpickled"
+    bad = _bad_weights(folder, fault, marker)
+    with pytest.raises(WeightsError, match=rf"^{re.escape(str(bad))}: not a weights file \(.+\)"):
+        registry.add_ref(str(folder))
+    assert not marker.exists(), "the pickle was executed"
+    assert registry.list() == [] and registry.events() == []
+
+
+def test_a_model_folder_whose_weights_do_not_fit_its_config_is_refused(
+    registry: Registry, tmp_path: Path
+) -> None:
+    timm_dir = save_tiny_timm(tmp_path / "timm", num_classes=4)
+    save_file(
+        timm.create_model("test_resnet", num_classes=7).state_dict(), str(timm_dir / "model.safetensors")
+    )
+    weights = re.escape(str(timm_dir / "model.safetensors"))
+    with pytest.raises(
+        WeightsError, match=rf"^{weights}: does not fit architecture 'test_resnet'.*fc.weight"
+    ):
+        registry.add_ref(str(timm_dir))
+    vit_dir = save_tiny_vit(tmp_path / "vit", num_labels=3)
+    shutil.copyfile(
+        save_tiny_vit(tmp_path / "vit5", num_labels=5) / "model.safetensors", vit_dir / "model.safetensors"
+    )
+    weights = re.escape(str(vit_dir / "model.safetensors"))
+    with pytest.raises(
+        WeightsError, match=rf"^{weights}: does not fit architecture 'ViTForImageClassification'"
+    ):
+        registry.add_ref(str(vit_dir))
+    shutil.copyfile(save_tiny_bert(tmp_path / "bert") / "model.safetensors", vit_dir / "model.safetensors")
+    with pytest.raises(
+        WeightsError, match=rf"^{weights}: does not fit architecture 'ViTForImageClassification'"
+    ):
+        registry.add_ref(str(vit_dir))
     assert registry.list() == [] and registry.events() == []
 
 

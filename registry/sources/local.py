@@ -20,10 +20,14 @@ from ..extractors import FeatureExtractor
 from ..loaders import (
     folder_extractor,
     folder_fields,
+    folder_shapes,
+    read_json,
     timm_expected_shapes,
     timm_extractor,
     timm_fields,
     timm_head_classes,
+    timm_meta_model,
+    transformers_fit,
     weight_files,
 )
 from ..models import ModelBase, ModelSpec
@@ -45,6 +49,28 @@ def folder_revision(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def check_folder_weights(folder: Path, fields: dict[str, Any]) -> None:
+    """Refuse a saved model folder whose weights are not the weights of the model in its config.json,
+    before it is registered: they would otherwise be read for the first time at ``recommend``.
+    Reads safetensors headers only and memory-maps PyTorch files (each read with weights_only)."""
+    files = weight_files(folder)
+    named = files[0] if len(files) == 1 else folder
+    hint = "Check that the weights were saved from the model in config.json (save_for_hf, save_pretrained)."
+    if fields["extra"]["library"] == "timm":
+        cfg = read_json(folder / "config.json")
+        kwargs = dict(cfg.get("model_args") or {})  # as timm builds a local-dir model
+        if cfg.get("num_classes") is not None:
+            kwargs.setdefault("num_classes", cfg["num_classes"])
+        model = timm_meta_model(cfg["architecture"], **kwargs)
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        check_fits(named, folder_shapes(folder), expected, arch=cfg["architecture"], hint=hint)
+        return
+    if read_json(folder / "config.json").get("auto_map"):
+        return  # its architecture is its own code, which is not run to describe it
+    given, expected = transformers_fit(folder, fields["task"] == "image-classification")
+    check_fits(named, given, expected, arch=fields["architecture"], partial=True, hint=hint)
+
+
 class LocalSource:
     name: ClassVar[str] = "local"
     schemes: ClassVar[tuple[str, ...]] = ("file", "local-dir")
@@ -61,10 +87,12 @@ class LocalSource:
             if not path.is_dir():
                 raise BadInputError(f"{path}: no such folder.")
             fields = folder_fields(path)
+            revision = folder_revision(path)
+            check_folder_weights(path, fields)
             return ModelSpec(
                 ref=str(ref),
                 source=self.name,
-                revision=folder_revision(path),
+                revision=revision,
                 **fields,
                 tags=["local", fields["extra"]["library"]],
             )
