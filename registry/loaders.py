@@ -170,7 +170,7 @@ def folder_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _meta_param_count(cfg_folder: Path, head: bool) -> int | None:
+def meta_param_count(cfg_folder: Path, head: bool) -> int | None:
     """Parameters of the architecture in ``config.json``, instantiated on the meta device."""
     import transformers as tf
 
@@ -186,12 +186,15 @@ def _meta_param_count(cfg_folder: Path, head: bool) -> int | None:
 
 def transformers_fit(
     folder: Path, head: bool
-) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]]:
+) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]] | None:
     """(what the files give each tensor of the model, the model's own shapes), as transformers maps
     the files' names onto the model's on the meta device (no weights read); empty for an
-    architecture this transformers does not know."""
+    architecture this transformers does not know; None without accelerate, which transformers
+    needs to load onto the meta device."""
     import transformers as tf
 
+    if not tf.utils.is_accelerate_available():
+        return None
     logging = tf.utils.logging
     verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
     logging.set_verbosity_error()  # its load report goes to stderr; tlreg says what matters itself
@@ -261,7 +264,7 @@ def transformers_fields(folder: Path) -> dict[str, Any]:
         "modality": modality,
         "task": "image-classification" if head else "feature-extraction",
         "num_classes": len(labels) if head and labels else None,
-        "params": count_params(shapes) if shapes else _meta_param_count(folder, head),
+        "params": count_params(shapes) if shapes else meta_param_count(folder, head),
         "feature_dim": feature_dim,
         "preprocessing": preprocessing,
     }

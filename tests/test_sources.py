@@ -10,6 +10,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ import pytest
 import timm
 import torch
 from conftest import put_in_hf_cache, rgb_images, save_tiny_bert, save_tiny_timm, save_tiny_vit
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from tlreg.registry import Registry
 from tlreg.registry.errors import (
     BadInputError,
@@ -358,6 +360,62 @@ def test_a_model_folder_whose_weights_do_not_fit_its_config_is_refused(
     ):
         registry.add_ref(str(vit_dir))
     assert registry.list() == [] and registry.events() == []
+
+
+HIDE_ACCELERATE = """
+import importlib.util, sys
+real_find_spec = importlib.util.find_spec
+def find_spec(name, *args, **kwargs):
+    return None if name.startswith("accelerate") else real_find_spec(name, *args, **kwargs)
+importlib.util.find_spec = find_spec
+sys.modules["accelerate"] = None  # as if it were not installed: `import accelerate` fails
+"""
+
+ADD_FOLDERS = """
+import sys, transformers
+from tlreg.registry import Registry
+from tlreg.registry.errors import WeightsError
+assert not transformers.utils.is_accelerate_available()
+registry = Registry()
+print(registry.add_ref(sys.argv[1])[1])
+try:
+    registry.add_ref(sys.argv[2])
+except WeightsError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.parametrize("accelerate", ["installed", "missing"])
+def test_a_partly_saved_transformers_folder_is_refused(
+    registry: Registry, tmp_path: Path, accelerate: str
+) -> None:
+    """transformers maps a file's names onto the model only with accelerate; without it, sizes decide."""
+    good = save_tiny_vit(tmp_path / "vit")
+    partial = save_tiny_vit(tmp_path / "vit-partial")
+    tensors = load_file(str(partial / "model.safetensors"))
+    save_file({k: v for k, v in tensors.items() if ".layer." not in k}, str(partial / "model.safetensors"))
+    if accelerate == "installed":
+        pytest.importorskip("accelerate")
+        assert registry.add_ref(str(good))[1] == "added"
+        with pytest.raises(
+            WeightsError, match="does not fit architecture 'ViTForImageClassification'"
+        ) as info:
+            registry.add_ref(str(partial))
+        message = str(info.value)
+    else:
+        done = subprocess.run(
+            [sys.executable, "-c", HIDE_ACCELERATE + ADD_FOLDERS, str(good), str(partial)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+        status, message = done.stdout.strip().splitlines()
+        assert status == "added"
+    assert message.startswith(
+        f"{partial / 'model.safetensors'}: does not fit architecture 'ViTForImageClassification'"
+    )
+    assert [r.ref for r in registry.list()] == [f"local-dir:{good}"]
 
 
 def test_local_dirs_from_timm_and_transformers(
