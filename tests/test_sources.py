@@ -362,6 +362,14 @@ def test_a_model_folder_whose_weights_do_not_fit_its_config_is_refused(
     assert registry.list() == [] and registry.events() == []
 
 
+def test_a_timm_folder_is_checked_on_the_file_timm_loads(registry: Registry, tiny_timm_dir: Path) -> None:
+    """timm's hub folders of CLIP models also hold open_clip's weights, which timm does not load."""
+    other = timm.create_model("test_vit", num_classes=0).state_dict()
+    save_file(other, str(tiny_timm_dir / "open_clip_model.safetensors"))
+    record, status = registry.add_ref(str(tiny_timm_dir))
+    assert status == "added" and registry.load(record.ref).embed(rgb_images(1))[0].shape == (1, 96)
+
+
 HIDE_ACCELERATE = """
 import importlib.util, sys
 real_find_spec = importlib.util.find_spec

@@ -2,8 +2,9 @@
 
 ``file:/abs/w.safetensors#arch=resnet18`` is checked tensor by tensor against the architecture
 before it is registered, so a corrupt or mismatched file is refused with its name. ``local-dir:``
-takes a folder written by timm's ``save_for_hf`` or transformers' ``save_pretrained``. The
-revision of a local model is the sha256 of its weights, so a changed file is a new revision.
+takes a folder written by timm's ``save_for_hf`` or transformers' ``save_pretrained``, whose
+weights are checked the same way against its config.json. The revision of a local model is the
+sha256 of its weights, so a changed file is a new revision.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def folder_revision(folder: Path) -> str:
     return digest.hexdigest()
 
 
+_TIMM_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "pytorch_model.pth", "model.pth")
+
+
 def check_folder_weights(folder: Path, fields: dict[str, Any]) -> None:
     """Refuse a saved model folder whose weights are not the weights of the model in its config.json,
     before it is registered: they would otherwise be read for the first time at ``recommend``.
@@ -58,13 +62,16 @@ def check_folder_weights(folder: Path, fields: dict[str, Any]) -> None:
     named = files[0] if len(files) == 1 else folder
     hint = "Check that the weights were saved from the model in config.json (save_for_hf, save_pretrained)."
     if fields["extra"]["library"] == "timm":
+        # timm loads one file, by name first: a hub folder may also hold open_clip's weights.
+        preferred = (folder / name for name in _TIMM_WEIGHTS)
+        weights = next((f for f in preferred if f.is_file()), files[0])
         cfg = read_json(folder / "config.json")
         kwargs = dict(cfg.get("model_args") or {})  # as timm builds a local-dir model
         if cfg.get("num_classes") is not None:
             kwargs.setdefault("num_classes", cfg["num_classes"])
         model = timm_meta_model(cfg["architecture"], **kwargs)
         expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        check_fits(named, folder_shapes(folder), expected, arch=cfg["architecture"], hint=hint)
+        check_fits(weights, state_dict_shapes(weights), expected, arch=cfg["architecture"], hint=hint)
         return
     if read_json(folder / "config.json").get("auto_map"):
         return  # its architecture is its own code, which is not run to describe it
