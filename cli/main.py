@@ -63,10 +63,17 @@ class TlregGroup(click.Group):
             if _debug(ctx):
                 raise
             click.echo(
-                f"Error: {type(exc).__name__}: {exc} (run with --debug or TLREG_DEBUG=1 for the traceback)",
+                f"Error: {type(exc).__name__}: {_first_line(exc)} "
+                "(run with --debug or TLREG_DEBUG=1 for the traceback)",
                 err=True,
             )
             ctx.exit(1)
+
+
+def _first_line(exc: BaseException) -> str:
+    """An unexpected error's first line: the rest can be SQL with its parameters (SQLAlchemy), or
+    pages of a library's advice, which --debug shows."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
 
 
 def _debug(ctx: click.Context) -> bool:

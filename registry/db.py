@@ -7,13 +7,16 @@ writes can fail at once with "database is locked" when another writer got there 
 the timeout. On PostgreSQL the same units of work take a transaction-scoped advisory lock, so
 that check-then-insert (an idempotent add, a tag) cannot race there either. Migrations run on
 open, under a lock (a lock file for SQLite, an advisory lock on PostgreSQL) so that two
-processes opening a new database do not both create its tables.
+processes opening a new database do not both create its tables. A SQLite file that is not a
+database, is damaged or cannot be written becomes one :class:`DatabaseError` naming the file and
+the fix, in place of SQLAlchemy's error text, which carries the SQL and its parameters.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,13 +26,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from filelock import FileLock
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
 from . import config
-from .errors import DatabaseError, DatabaseVersionError
+from .errors import DatabaseCorruptError, DatabaseError, DatabaseReadOnlyError, DatabaseVersionError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_S = 60
@@ -66,12 +69,12 @@ def make_engine(url: str | None = None) -> Engine:
                 hint=hint,
             ) from exc
 
-    database = parsed.database
-    in_memory = not database or database == ":memory:"
+    database = sqlite_file(parsed)
+    in_memory = database is None
     if in_memory:
         engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
     else:
-        folder = Path(database).expanduser().parent
+        folder = database.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -80,6 +83,12 @@ def make_engine(url: str | None = None) -> Engine:
                 hint="Check the path (--db / TLREG_DB / TLREG_HOME) and that it is writable.",
             ) from exc
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine, "handle_error")
+    def _in_one_line(context: ExceptionContext) -> DatabaseError | None:
+        # Replaces SQLAlchemy's error, whose text carries the SQL and its parameters, where the
+        # fault is the database file's and the user can fix it.
+        return _sqlite_fault(parsed, context.original_exception)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
@@ -99,6 +108,62 @@ def make_engine(url: str | None = None) -> Engine:
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The file of a SQLite URL (``sqlite:///path`` or the URI form ``sqlite:///file:path?uri=true``);
+    None for an in-memory database."""
+    database = url.database or ""
+    if str(url.query.get("uri", "")).lower() in ("true", "1"):
+        if url.query.get("mode") == "memory":
+            return None
+        database = database.removeprefix("file:")
+    if not database or database == ":memory:":
+        return None
+    return Path(database).expanduser()
+
+
+def _database_name(url: URL) -> str:
+    """How an error names the database: the SQLite file, or the URL with its password masked."""
+    if url.get_backend_name() == "sqlite" and (path := sqlite_file(url)) is not None:
+        return str(path)
+    return url.render_as_string(hide_password=True)
+
+
+_ELSEWHERE = "point TLREG_DB (or --db) elsewhere"
+
+
+def _sqlite_fault(url: URL, exc: BaseException) -> DatabaseError | None:
+    """One line for a SQLite error that is the database file's fault (not SQLite, damaged, read-only,
+    cannot be opened), naming the file and the fix; None for any other error."""
+    code = getattr(exc, "sqlite_errorname", "")
+    if not code:
+        return None
+    name, cause = _database_name(url), str(exc)
+    if code.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+        what = "is not a SQLite database" if code.startswith("SQLITE_NOTADB") else "is damaged"
+        return DatabaseCorruptError(
+            f"The registry database {name} {what} ({cause}).",
+            hint=f"tlreg left it as it is: restore it from a backup or {_ELSEWHERE}.",
+        )
+    path = sqlite_file(url)
+    unwritable = (
+        path is not None
+        and path.exists()
+        and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+    )
+    if code.startswith("SQLITE_READONLY") or (code.startswith("SQLITE_CANTOPEN") and unwritable):
+        return DatabaseReadOnlyError(
+            f"The registry database {name} is read-only ({cause}).",
+            hint="Check its permissions and its folder's (SQLite writes -wal and -shm files beside it), "
+            f"or {_ELSEWHERE}.",
+        )
+    if code.startswith("SQLITE_CANTOPEN"):
+        return DatabaseError(
+            f"Cannot open the registry database {name} ({cause}).",
+            hint=f"Check that it and its folder exist and that you may read and write them, or {_ELSEWHERE}.",
+        )
+    return None
 
 
 @contextlib.contextmanager
@@ -153,11 +218,11 @@ def _check_known(engine: Engine, current: set[str]) -> None:
 @contextlib.contextmanager
 def _migration_lock(engine: Engine) -> Iterator[None]:
     if engine.dialect.name == "sqlite":
-        database = engine.url.database
-        if not database or database == ":memory:":
+        database = sqlite_file(engine.url)
+        if database is None:
             yield
             return
-        with FileLock(str(Path(database).expanduser()) + ".migrate.lock", timeout=BUSY_TIMEOUT_S):
+        with FileLock(f"{database}.migrate.lock", timeout=BUSY_TIMEOUT_S):
             yield
     elif engine.dialect.name == "postgresql":
         with engine.connect() as conn:

@@ -88,3 +88,11 @@ class DatabaseError(TlregError):
 
 class DatabaseVersionError(DatabaseError):
     """The database was written by a newer tlreg; this one does not know its schema."""
+
+
+class DatabaseCorruptError(DatabaseError):
+    """The database file is not a SQLite database, or is damaged: tlreg leaves it as it is."""
+
+
+class DatabaseReadOnlyError(DatabaseError, PermissionError):
+    """The database cannot be written: its file or folder is read-only, or it was opened read-only."""

@@ -162,7 +162,15 @@ def weight_files(folder: Path) -> list[Path]:
     return [p for p in found if not p.name.startswith("training_args")]
 
 
-def _meta_param_count(cfg_folder: Path, head: bool) -> int | None:
+def folder_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes of every weights file in the folder, without loading the weights."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for f in weight_files(folder):
+        shapes.update(state_dict_shapes(f))
+    return shapes
+
+
+def meta_param_count(cfg_folder: Path, head: bool) -> int | None:
     """Parameters of the architecture in ``config.json``, instantiated on the meta device."""
     import transformers as tf
 
@@ -176,6 +184,43 @@ def _meta_param_count(cfg_folder: Path, head: bool) -> int | None:
     return sum(p.numel() for p in model.parameters())
 
 
+def transformers_fit(
+    folder: Path, head: bool
+) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]] | None:
+    """(what the files give each tensor of the model, the model's own shapes), as transformers maps
+    the files' names onto the model's on the meta device (no weights read); empty for an
+    architecture this transformers does not know; None without accelerate, which transformers
+    needs to load onto the meta device."""
+    import transformers as tf
+
+    if not tf.utils.is_accelerate_available():
+        return None
+    logging = tf.utils.logging
+    verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()  # its load report goes to stderr; tlreg says what matters itself
+    logging.disable_progress_bar()
+    auto = tf.AutoModelForImageClassification if head else tf.AutoModel
+    try:
+        model, info = auto.from_pretrained(
+            str(folder),
+            device_map="meta",
+            output_loading_info=True,
+            ignore_mismatched_sizes=True,
+            local_files_only=True,
+            trust_remote_code=False,
+        )
+    except (ValueError, OSError, KeyError, ImportError):
+        return {}, {}
+    finally:
+        logging.set_verbosity(verbosity)
+        if bars:
+            logging.enable_progress_bar()
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    given = {k: s for k, s in expected.items() if k not in info["missing_keys"]}
+    given.update({k: tuple(ckpt) for k, ckpt, _ in info["mismatched_keys"]})
+    return given, expected
+
+
 def transformers_fields(folder: Path) -> dict[str, Any]:
     """ModelSpec fields for a transformers folder, without loading its weights."""
     cfg = read_json(folder / "config.json")
@@ -183,9 +228,7 @@ def transformers_fields(folder: Path) -> dict[str, Any]:
     archs = cfg.get("architectures") or [cfg["model_type"]]
     head = archs[0].endswith("ForImageClassification") and modality == "image"
     labels = cfg.get("id2label") or {}
-    shapes: dict[str, tuple[int, ...]] = {}
-    for f in weight_files(folder):
-        shapes.update(state_dict_shapes(f))
+    shapes = folder_shapes(folder)
     feature_dim = cfg.get("hidden_size") or (cfg.get("hidden_sizes") or [None])[-1]
     if modality == "image" and head:
         cls_w = [s for k, s in shapes.items() if k.startswith("classifier") and k.endswith("weight")]
@@ -221,7 +264,7 @@ def transformers_fields(folder: Path) -> dict[str, Any]:
         "modality": modality,
         "task": "image-classification" if head else "feature-extraction",
         "num_classes": len(labels) if head and labels else None,
-        "params": count_params(shapes) if shapes else _meta_param_count(folder, head),
+        "params": count_params(shapes) if shapes else meta_param_count(folder, head),
         "feature_dim": feature_dim,
         "preprocessing": preprocessing,
     }

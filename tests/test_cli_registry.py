@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import put_in_hf_cache
+from conftest import put_in_hf_cache, save_tiny_timm
 from tlreg.cli.main import cli
 
 
@@ -113,3 +115,65 @@ def test_the_installed_entry_point_runs(isolated_home: Path) -> None:
         [exe, "registry", "show", "nope"], capture_output=True, text=True, env=env, timeout=300
     )
     assert bad.returncode == 2 and bad.stdout == "" and "Traceback" not in bad.stderr
+
+
+def test_add_refuses_what_is_not_weights_in_one_line_with_exit_2(tmp_path: Path) -> None:
+    text = tmp_path / "notes.pt"
+    text.write_text("hello world\n")
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    folder = save_tiny_timm(tmp_path / "timm-dir")
+    (folder / "model.safetensors").write_bytes(np.random.default_rng(0).bytes(8192))
+    cases = [
+        (text, ["--arch", "resnet18"], text),
+        (empty, ["--arch", "resnet18"], empty),
+        (folder, [], folder / "model.safetensors"),
+    ]
+    if Path("/etc/passwd").is_file():
+        cases.append((Path("/etc/passwd"), ["--arch", "resnet18"], Path("/etc/passwd")))
+    for path, options, named in cases:
+        result = run("registry", "add", str(path), *options)
+        assert result.exit_code == 2, result.output
+        assert (
+            result.stderr.startswith(f"Error: {named}: not a weights file (")
+            and result.stderr.count("\n") == 1
+        )
+    assert json.loads(run("registry", "list", "--json").stdout) == []
+    assert json.loads(run("registry", "history", "--json").stdout) == []
+
+
+def test_a_corrupt_database_is_one_line_naming_it_and_the_fix(tmp_path: Path) -> None:
+    noise = tmp_path / "noise.db"
+    noise.write_bytes(np.random.default_rng(0).bytes(20_000))
+    result = run("registry", "list", env={"TLREG_DB": f"sqlite:///{noise}"})
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+    assert str(noise) in result.stderr and "not a SQLite database" in result.stderr
+    assert "restore it from a backup" in result.stderr and "sqlalche.me" not in result.stderr
+
+
+def test_a_read_only_database_is_one_line_without_sql(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "reg.db"
+    assert run("--db", f"sqlite:///{db}", "registry", "list").exit_code == 0
+    read_only = f"sqlite:///file:{db}?mode=ro&uri=true"
+    result = run("--db", read_only, "registry", "import", "catalog", "--filter", "resnet18")
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+    assert str(db) in result.stderr and "read-only" in result.stderr and "permissions" in result.stderr
+    assert not any(word in result.stderr for word in ("INSERT", "[SQL", "parameters", "timm:resnet18"))
+    debug = run("--debug", "--db", read_only, "registry", "import", "catalog", "--filter", "resnet18")
+    assert debug.exit_code != 0 and debug.exception is not None
+    assert not (tmp_path / "file:").exists(), "a sqlite URI made a folder named 'file:'"
+
+
+def test_an_unexpected_database_error_is_still_one_line_without_sql(tmp_path: Path) -> None:
+    db = tmp_path / "reg.db"
+    assert run("--db", f"sqlite:///{db}", "registry", "list").exit_code == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TRIGGER frozen BEFORE INSERT ON model BEGIN SELECT RAISE(ABORT, 'frozen'); END")
+    result = run("--db", f"sqlite:///{db}", "registry", "import", "catalog", "--filter", "resnet18")
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.output
+    assert (
+        "frozen" in result.stderr and "INSERT" not in result.stderr and "timm:resnet18" not in result.stderr
+    )

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import inspect, text
 from tlreg.registry import ModelSpec, Registry
 from tlreg.registry.db import make_engine, open_engine, schema_heads
-from tlreg.registry.errors import DatabaseError, DatabaseVersionError
+from tlreg.registry.errors import (
+    DatabaseCorruptError,
+    DatabaseError,
+    DatabaseReadOnlyError,
+    DatabaseVersionError,
+)
 
 
 def test_migrates_an_empty_database(tmp_path: Path) -> None:
@@ -43,6 +54,75 @@ def test_an_unusable_url_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(DatabaseError, match="Cannot open the registry database"):
         open_engine(f"sqlite:///{tmp_path / 'file' / 'reg.db'}")
+
+
+def _real_database(path: Path) -> str:
+    """A registry database with one model in it, closed (its -wal and -shm files gone)."""
+    url = f"sqlite:///{path}"
+    reg = Registry(url)
+    reg.add(_spec(0, 0))
+    reg.engine.dispose()
+    return url
+
+
+def test_a_file_that_is_not_a_database_is_refused_untouched(tmp_path: Path) -> None:
+    noise = tmp_path / "noise.db"
+    noise.write_bytes(np.random.default_rng(0).bytes(20_000))
+    truncated = tmp_path / "truncated.db"
+    _real_database(truncated)
+    truncated.write_bytes(truncated.read_bytes()[:3000])
+    for path, cause in ((noise, "not a SQLite database"), (truncated, "damaged")):
+        before = path.read_bytes()
+        with pytest.raises(DatabaseCorruptError, match=rf"{re.escape(str(path))}.* {cause}") as info:
+            Registry(f"sqlite:///{path}")
+        message = str(info.value)
+        assert "restore it from a backup or point TLREG_DB" in message and "\n" not in message
+        assert info.value.exit_code == 1 and path.read_bytes() == before
+
+
+@pytest.fixture(params=["sqlite read-only open", "immutable file", "chmod 0444 in a 0555 folder"])
+def read_only_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real registry database that really cannot be written, three ways; (URL to open it, its file)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    path = folder / "reg.db"
+    url = _real_database(path)
+    if request.param == "sqlite read-only open":
+        yield f"sqlite:///file:{path}?mode=ro&uri=true", path
+    elif request.param == "immutable file":
+        chattr = shutil.which("chattr")
+        done = subprocess.run([chattr, "+i", str(path)], capture_output=True, text=True) if chattr else None
+        if not done or done.returncode:
+            pytest.skip(f"cannot make a file immutable here: {done.stderr.strip() if done else 'no chattr'}")
+        try:
+            yield url, path
+        finally:
+            subprocess.run([chattr, "-i", str(path)], check=True)
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root ignores permission bits; the read-only open and the immutable file cover root")
+        path.chmod(0o444)
+        folder.chmod(0o555)
+        try:
+            yield url, path
+        finally:
+            folder.chmod(0o755)
+            path.chmod(0o644)
+
+
+def test_writing_a_read_only_database_is_one_clear_error(
+    read_only_db: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, path = read_only_db
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        DatabaseReadOnlyError, match=rf"{re.escape(str(path))} is read-only.*permissions"
+    ) as info:
+        Registry(url).add(_spec(1, 1))
+    message = str(info.value)
+    assert "INSERT" not in message and "timm:fake_1_1" not in message and "\n" not in message
+    assert info.value.exit_code == 1
+    assert not (tmp_path / "file:").exists(), "a sqlite URI made a folder named 'file:'"
 
 
 def test_in_memory_registry_for_tests_and_notebooks() -> None:

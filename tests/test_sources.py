@@ -7,15 +7,19 @@ loaded with HF_HUB_OFFLINE=1; features are compared with the same model run dire
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import timm
 import torch
-from conftest import put_in_hf_cache, rgb_images, save_tiny_timm
-from safetensors.torch import save_file
+from conftest import put_in_hf_cache, rgb_images, save_tiny_bert, save_tiny_timm, save_tiny_vit
+from safetensors.torch import load_file, save_file
 from tlreg.registry import Registry
 from tlreg.registry.errors import (
     BadInputError,
@@ -262,6 +266,164 @@ def test_mismatched_and_corrupt_weights_name_the_file(
     with pytest.raises(BadInputError, match="not a timm architecture"):
         registry.add_ref(str(path), arch="no_such_arch")
     assert registry.list() == [] and registry.events() == []
+
+
+NOT_WEIGHTS = {
+    "passwd": b"root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/usr/sbin:/usr/sbin/nologin\n",
+    "empty.pt": b"",
+    "notes.pt": b"hello world\n",
+    "noise.pth": np.random.default_rng(0).bytes(4096),
+    "noise.safetensors": np.random.default_rng(1).bytes(4096),
+    "empty.safetensors": b"",
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_WEIGHTS))
+def test_a_file_that_is_not_weights_is_refused_naming_it(
+    registry: Registry, tmp_path: Path, name: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(NOT_WEIGHTS[name])
+    with pytest.raises(WeightsError, match=rf"^{re.escape(str(path))}: not a weights file \(.+\)") as info:
+        registry.add_ref(str(path), arch="test_resnet")
+    assert "\n" not in str(info.value)
+    assert registry.list() == [] and registry.events() == []
+
+
+class MakeFolder:
+    """Unpickling this creates a folder: a weights check must refuse it, never run it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self) -> tuple:
+        return (os.mkdir, (self.path,))
+
+
+def _bad_weights(folder: Path, fault: str, marker: Path) -> Path:
+    """Replace a saved folder's weights with a file that is not weights."""
+    (folder / "model.safetensors").unlink()
+    if fault == "pickled code in pytorch_model.bin":
+        bad = folder / "pytorch_model.bin"
+        torch.save({"conv1.weight": torch.zeros(2), "hook": MakeFolder(marker)}, bad)
+    elif fault == "random bytes in model.safetensors":
+        bad = folder / "model.safetensors"
+        bad.write_bytes(np.random.default_rng(0).bytes(8192))
+    else:
+        bad = folder / "model.safetensors"
+        bad.write_bytes(b"")
+    return bad
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["pickled code in pytorch_model.bin", "random bytes in model.safetensors", "empty model.safetensors"],
+)
+@pytest.mark.parametrize("library", ["timm", "transformers"])
+def test_a_model_folder_with_bad_weights_is_refused_at_add(
+    registry: Registry, tmp_path: Path, library: str, fault: str
+) -> None:
+    save = save_tiny_timm if library == "timm" else save_tiny_vit
+    folder = save(tmp_path / "model")
+    marker = tmp_path / "unpickled"
+    bad = _bad_weights(folder, fault, marker)
+    with pytest.raises(WeightsError, match=rf"^{re.escape(str(bad))}: not a weights file \(.+\)"):
+        registry.add_ref(str(folder))
+    assert not marker.exists(), "the pickle was executed"
+    assert registry.list() == [] and registry.events() == []
+
+
+def test_a_model_folder_whose_weights_do_not_fit_its_config_is_refused(
+    registry: Registry, tmp_path: Path
+) -> None:
+    timm_dir = save_tiny_timm(tmp_path / "timm", num_classes=4)
+    save_file(
+        timm.create_model("test_resnet", num_classes=7).state_dict(), str(timm_dir / "model.safetensors")
+    )
+    weights = re.escape(str(timm_dir / "model.safetensors"))
+    with pytest.raises(
+        WeightsError, match=rf"^{weights}: does not fit architecture 'test_resnet'.*fc.weight"
+    ):
+        registry.add_ref(str(timm_dir))
+    vit_dir = save_tiny_vit(tmp_path / "vit", num_labels=3)
+    shutil.copyfile(
+        save_tiny_vit(tmp_path / "vit5", num_labels=5) / "model.safetensors", vit_dir / "model.safetensors"
+    )
+    weights = re.escape(str(vit_dir / "model.safetensors"))
+    with pytest.raises(
+        WeightsError, match=rf"^{weights}: does not fit architecture 'ViTForImageClassification'"
+    ):
+        registry.add_ref(str(vit_dir))
+    shutil.copyfile(save_tiny_bert(tmp_path / "bert") / "model.safetensors", vit_dir / "model.safetensors")
+    with pytest.raises(
+        WeightsError, match=rf"^{weights}: does not fit architecture 'ViTForImageClassification'"
+    ):
+        registry.add_ref(str(vit_dir))
+    assert registry.list() == [] and registry.events() == []
+
+
+def test_a_timm_folder_is_checked_on_the_file_timm_loads(registry: Registry, tiny_timm_dir: Path) -> None:
+    """timm's hub folders of CLIP models also hold open_clip's weights, which timm does not load."""
+    other = timm.create_model("test_vit", num_classes=0).state_dict()
+    save_file(other, str(tiny_timm_dir / "open_clip_model.safetensors"))
+    record, status = registry.add_ref(str(tiny_timm_dir))
+    assert status == "added" and registry.load(record.ref).embed(rgb_images(1))[0].shape == (1, 96)
+
+
+HIDE_ACCELERATE = """
+import importlib.util, sys
+real_find_spec = importlib.util.find_spec
+def find_spec(name, *args, **kwargs):
+    return None if name.startswith("accelerate") else real_find_spec(name, *args, **kwargs)
+importlib.util.find_spec = find_spec
+sys.modules["accelerate"] = None  # as if it were not installed: `import accelerate` fails
+"""
+
+ADD_FOLDERS = """
+import sys, transformers
+from tlreg.registry import Registry
+from tlreg.registry.errors import WeightsError
+assert not transformers.utils.is_accelerate_available()
+registry = Registry()
+print(registry.add_ref(sys.argv[1])[1])
+try:
+    registry.add_ref(sys.argv[2])
+except WeightsError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.parametrize("accelerate", ["installed", "missing"])
+def test_a_partly_saved_transformers_folder_is_refused(
+    registry: Registry, tmp_path: Path, accelerate: str
+) -> None:
+    """transformers maps a file's names onto the model only with accelerate; without it, sizes decide."""
+    good = save_tiny_vit(tmp_path / "vit")
+    partial = save_tiny_vit(tmp_path / "vit-partial")
+    tensors = load_file(str(partial / "model.safetensors"))
+    save_file({k: v for k, v in tensors.items() if ".layer." not in k}, str(partial / "model.safetensors"))
+    if accelerate == "installed":
+        pytest.importorskip("accelerate")
+        assert registry.add_ref(str(good))[1] == "added"
+        with pytest.raises(
+            WeightsError, match="does not fit architecture 'ViTForImageClassification'"
+        ) as info:
+            registry.add_ref(str(partial))
+        message = str(info.value)
+    else:
+        done = subprocess.run(
+            [sys.executable, "-c", HIDE_ACCELERATE + ADD_FOLDERS, str(good), str(partial)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+        status, message = done.stdout.strip().splitlines()
+        assert status == "added"
+    assert message.startswith(
+        f"{partial / 'model.safetensors'}: does not fit architecture 'ViTForImageClassification'"
+    )
+    assert [r.ref for r in registry.list()] == [f"local-dir:{good}"]
 
 
 def test_local_dirs_from_timm_and_transformers(

@@ -2,8 +2,9 @@
 
 ``file:/abs/w.safetensors#arch=resnet18`` is checked tensor by tensor against the architecture
 before it is registered, so a corrupt or mismatched file is refused with its name. ``local-dir:``
-takes a folder written by timm's ``save_for_hf`` or transformers' ``save_pretrained``. The
-revision of a local model is the sha256 of its weights, so a changed file is a new revision.
+takes a folder written by timm's ``save_for_hf`` or transformers' ``save_pretrained``, whose
+weights are checked the same way against its config.json. The revision of a local model is the
+sha256 of its weights, so a changed file is a new revision.
 """
 
 from __future__ import annotations
@@ -20,15 +21,20 @@ from ..extractors import FeatureExtractor
 from ..loaders import (
     folder_extractor,
     folder_fields,
+    folder_shapes,
+    meta_param_count,
+    read_json,
     timm_expected_shapes,
     timm_extractor,
     timm_fields,
     timm_head_classes,
+    timm_meta_model,
+    transformers_fit,
     weight_files,
 )
 from ..models import ModelBase, ModelSpec
 from ..refs import Ref, parse_ref
-from ..weights import check_fits, loading, sha256, state_dict_shapes
+from ..weights import check_fits, count_params, loading, sha256, state_dict_shapes
 from .base import Skip
 
 
@@ -43,6 +49,46 @@ def folder_revision(folder: Path) -> str:
     for f in files:
         digest.update(f.name.encode() + b"\0" + sha256(f).encode())
     return digest.hexdigest()
+
+
+_TIMM_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "pytorch_model.pth", "model.pth")
+
+
+def check_folder_weights(folder: Path, fields: dict[str, Any]) -> None:
+    """Refuse a saved model folder whose weights are not the weights of the model in its config.json,
+    before it is registered: they would otherwise be read for the first time at ``recommend``.
+    Reads safetensors headers only and memory-maps PyTorch files (each read with weights_only)."""
+    files = weight_files(folder)
+    named = files[0] if len(files) == 1 else folder
+    hint = "Check that the weights were saved from the model in config.json (save_for_hf, save_pretrained)."
+    if fields["extra"]["library"] == "timm":
+        # timm loads one file, by name first: a hub folder may also hold open_clip's weights.
+        preferred = (folder / name for name in _TIMM_WEIGHTS)
+        weights = next((f for f in preferred if f.is_file()), files[0])
+        cfg = read_json(folder / "config.json")
+        kwargs = dict(cfg.get("model_args") or {})  # as timm builds a local-dir model
+        if cfg.get("num_classes") is not None:
+            kwargs.setdefault("num_classes", cfg["num_classes"])
+        model = timm_meta_model(cfg["architecture"], **kwargs)
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        check_fits(weights, state_dict_shapes(weights), expected, arch=cfg["architecture"], hint=hint)
+        return
+    if read_json(folder / "config.json").get("auto_map"):
+        return  # its architecture is its own code, which is not run to describe it
+    head = fields["task"] == "image-classification"
+    fit = transformers_fit(folder, head)
+    if fit is not None:
+        check_fits(named, *fit, arch=fields["architecture"], partial=True, hint=hint)
+        return
+    # Without the names mapped, sizes: renamed, fused or tied tensors keep the count of parameters.
+    total, held = meta_param_count(folder, head), count_params(folder_shapes(folder))
+    if total and not total / 2 <= held <= total * 2:
+        raise WeightsError(
+            str(named),
+            f"does not fit architecture {fields['architecture']!r}: it holds {held:,} parameters, "
+            f"the architecture in config.json has {total:,}.",
+            hint=hint,
+        )
 
 
 class LocalSource:
@@ -61,10 +107,12 @@ class LocalSource:
             if not path.is_dir():
                 raise BadInputError(f"{path}: no such folder.")
             fields = folder_fields(path)
+            revision = folder_revision(path)
+            check_folder_weights(path, fields)
             return ModelSpec(
                 ref=str(ref),
                 source=self.name,
-                revision=folder_revision(path),
+                revision=revision,
                 **fields,
                 tags=["local", fields["extra"]["library"]],
             )
