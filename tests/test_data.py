@@ -230,6 +230,22 @@ def test_na_words_are_text_not_missing(tmp_path: Path) -> None:
     assert ds.items == ["NA", "null"] and ds.classes == ["None", "a"]
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".parquet"])
+@pytest.mark.parametrize("column", ["text", "label"])
+def test_empty_and_blank_cells_are_missing_in_every_format(tmp_path: Path, suffix: str, column: str) -> None:
+    """An empty cell was refused in a CSV but embedded as "" from JSONL or Parquet; blank ones everywhere."""
+    frame = text_frame()
+    frame.loc[2, column] = ""
+    frame.loc[4, column] = " \t "
+    path = write_table(frame, tmp_path / f"holes{suffix}")
+    what = "text" if column == "text" else "label"
+    with pytest.raises(DatasetError, match=rf"2 of 6 rows have no {what} in column '{column}'.*data row 2"):
+        load_dataset(path)
+    frame.loc[[2, 4], column] = ["  padded  ", " x"] if column == "text" else ["sport", " sport "]
+    kept = load_dataset(write_table(frame, tmp_path / f"kept{suffix}"))  # only blank cells are missing
+    assert len(kept) == 6 and (kept.items[2] == "  padded  " or " sport " in kept.classes)
+
+
 # ---------------------------------------------------------------- bad input: one line naming the culprit
 
 
