@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import pickle
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,9 +57,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise WeightsError(str(path), "no such file.")
     try:
-        if path.suffix == ".safetensors":
-            return load_file(str(path), device="cpu")
-        return _unwrap(torch.load(path, map_location="cpu", weights_only=True), path)
+        with _naming(path):
+            if path.suffix == ".safetensors":
+                return load_file(str(path), device="cpu")
+            return _unwrap(torch.load(path, map_location="cpu", weights_only=True), path)
     except WeightsError:
         raise
     except pickle.UnpicklingError as exc:
@@ -74,6 +76,26 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             f"is not {kind} file tlreg can read safely ({str(exc).splitlines()[0]}).",
             hint="Check that the file is complete; pickled code is refused (weights_only=True).",
         ) from exc
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Warnings raised while reading ``path`` are raised again with the path in front.
+
+    torch says what is odd about a checkpoint ("Detected pickle protocol 4 in the checkpoint")
+    but not which file; the filters still decide what is shown. Raised again even when the read
+    fails, since the warning may explain the failure.
+    """
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            yield
+    finally:
+        for item in caught:
+            try:
+                warnings.warn(f"{path}: {item.message}", item.category, stacklevel=3)
+            except TypeError:  # a warning class that cannot be made from a message alone
+                warnings.warn(f"{path}: {item.message}", UserWarning, stacklevel=3)
 
 
 @contextlib.contextmanager
