@@ -1,7 +1,9 @@
 """The ``tlreg`` command: global options, error handling, and the command groups.
 
 Known errors (tlreg's own, and click's usage errors) become one line on stderr and the exit
-code documented in the README; a traceback only with ``--debug`` or ``TLREG_DEBUG=1``.
+code documented in the README; a traceback only with ``--debug`` or ``TLREG_DEBUG=1``. Python
+warnings, tlreg's and its libraries', become one ``warning: ...`` line each (Python's form with
+``--debug``).
 Commands are imported when they run, so ``tlreg --version`` or ``tlreg registry list`` do not
 pay for torch, timm and transformers.
 """
@@ -90,6 +92,10 @@ def _debug(ctx: click.Context) -> bool:
 def cli(ctx: click.Context, db: str | None, quiet: bool, debug: bool) -> None:
     """tlreg: which pretrained model to fine-tune from, for this data, and why."""
     ctx.obj = State(db=db, quiet=quiet, debug=debug)
+    if not debug:
+        from .output import warnings_as_notes  # rich: not paid by --version and --help
+
+        ctx.with_resource(warnings_as_notes(quiet=quiet))
 
 
 def main() -> None:

@@ -2,14 +2,18 @@
 
 Pipelines read stdout, so it carries only the result (a table, or JSON with ``--json``);
 progress, notes and warnings go to stderr, without colour when ``NO_COLOR`` is set and
-without progress bars when stderr is not a terminal or ``--quiet`` is given.
+without progress bars when stderr is not a terminal or ``--quiet`` is given. A note is one line
+whatever the terminal's width, so a log can be searched line by line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+import warnings
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -53,9 +57,39 @@ def emit_json(obj: Any) -> None:
 
 
 def note(message: str, *, quiet: bool = False) -> None:
-    """A line for the human watching (stderr); silent with --quiet."""
+    """A line for the human watching (stderr); silent with --quiet.
+
+    Printed as is: not as rich markup (a path or class name such as ``[/data]`` would vanish or
+    raise ``MarkupError``), and not wrapped at the terminal's width.
+    """
     if not quiet:
-        stderr().print(message)
+        stderr().print(message, markup=False, emoji=False, soft_wrap=True)
+
+
+def one_line(text: object) -> str:
+    """``text`` with every run of whitespace, line breaks included, as one space."""
+    return " ".join(str(text).split())
+
+
+@contextlib.contextmanager
+def warnings_as_notes(*, quiet: bool) -> Iterator[None]:
+    """Python warnings shown as tlreg's own notes while the block runs: ``warning: MESSAGE``, one line.
+
+    Python's form (``file.py:123: SomeWarning: ...`` and the source line of the ``warnings.warn``
+    call) tells a user where the warning was raised, which is of no use to them; the message is
+    what they act on, and tlreg's warnings name the file concerned in it. The same filters apply
+    (a warning shown once is not repeated). ``--debug`` keeps Python's form.
+    """
+
+    def show(message: Warning | str, category: type[Warning], *_where: Any, **_: Any) -> None:
+        note(f"warning: {one_line(message)}", quiet=quiet)
+
+    original = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table:

@@ -12,6 +12,7 @@ import hashlib
 import math
 import pickle
 import re
+import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -91,10 +92,11 @@ def read_state_dict(path: str | Path, *, mmap: bool = False) -> dict[str, torch.
     if not path.is_file():
         raise WeightsError(str(path), "no such file.")
     try:
-        if path.suffix == ".safetensors":
-            return load_file(str(path), device="cpu")
-        mmap = mmap and zipfile.is_zipfile(path)  # the legacy format cannot be memory-mapped
-        return _unwrap(torch.load(path, map_location="cpu", weights_only=True, mmap=mmap), path)
+        with _naming(path):
+            if path.suffix == ".safetensors":
+                return load_file(str(path), device="cpu")
+            mmap = mmap and zipfile.is_zipfile(path)  # the legacy format cannot be memory-mapped
+            return _unwrap(torch.load(path, map_location="cpu", weights_only=True, mmap=mmap), path)
     except WeightsError:
         raise
     except pickle.UnpicklingError as exc:
@@ -117,6 +119,26 @@ _READABLE = (
     "tlreg reads safetensors files and PyTorch checkpoints of tensors "
     "(torch.save(model.state_dict(), ...)); check the path and that the file is complete."
 )
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Warnings raised while reading ``path`` are raised again with the path in front.
+
+    torch says what is odd about a checkpoint ("Detected pickle protocol 4 in the checkpoint")
+    but not which file; the filters still decide what is shown. Raised again even when the read
+    fails, since the warning may explain the failure.
+    """
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            yield
+    finally:
+        for item in caught:
+            try:
+                warnings.warn(f"{path}: {item.message}", item.category, stacklevel=3)
+            except TypeError:  # a warning class that cannot be made from a message alone
+                warnings.warn(f"{path}: {item.message}", UserWarning, stacklevel=3)
 
 
 @contextlib.contextmanager

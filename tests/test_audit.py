@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from tlreg.advisor.cache import FeatureCache
 from tlreg.advisor.rank import DEFAULT_ESTIMATORS
 from tlreg.registry import Registry, RunStore
 from tlreg.registry.errors import BadInputError
-from tlreg.registry.runs import Run
+from tlreg.registry.runs import Run, RunCandidate, RunResult, RunScore
 
 FAST = {"workers": 0, "baselines": False, "bootstrap": 0}
 
@@ -234,3 +235,63 @@ def test_mlflow_export(
     assert got.data.metrics[metric_key("rank", result.best.ref)] == 1.0
     assert {a.path for a in client.list_artifacts(mlflow_id)} == {"report.html", "run.json"}
     assert export_mlflow(result.run_id, tracking_uri=uri, registry=registry) == mlflow_id  # no duplicate
+
+
+EVIL = "<img src=x onerror=alert(1)>"
+
+
+def _unescaped_pipes(line: str) -> int:
+    return len(re.findall(r"(?<!\\)\|", line))
+
+
+def test_markdown_export_escapes_what_the_run_recorded(registry: Registry) -> None:
+    """Class names, paths and refs went raw into the Markdown: HTML ran in viewers, tables broke."""
+    store = RunStore(registry.engine)
+    ref = f"file:/m/{EVIL}|`x`#arch=resnet18"
+    store.start(
+        Run(
+            id="r-md",
+            data_path=f"/data/{EVIL}/`tick`",
+            n_samples=4,
+            command="tlreg recommend ./data | tee `x`",
+            classes=[EVIL, "a|b", "tick`s", "two\nlines", "[link](javascript:alert(1))"],
+            options={"models": [EVIL]},
+        )
+    )
+    store.add(
+        RunCandidate(run_id="r-md", ref=ref, reason=f"skipped: {EVIL}"),
+        RunScore(run_id="r-md", ref=ref, estimator="logme", value=1.0, error="a|b\nc"),
+    )
+    row = {"rank": 1, "ref": ref, "revision": "r" * 40, "scores": {"logme": 1.0}, "combined": 1.0}
+    store.finish(
+        RunResult(
+            run_id="r-md",
+            best_ref=ref,
+            reason=f"{EVIL} ranks first",
+            ranking=[row],
+            warnings=[EVIL],
+            skipped=[{"ref": ref, "reason": EVIL}],
+            detail={"estimators": ["logme"]},
+        )
+    )
+    md = export_run("r-md", "md", registry=registry)
+    path_span = f"`` /data/{EVIL}/`tick` ``"  # a code span: shown as is, never parsed as HTML
+    command_span = "`` tlreg recommend ./data | tee `x` ``"
+    assert path_span in md and command_span in md
+    text = md.replace(path_span, "").replace(command_span, "")
+    assert "<" not in text.replace("&lt;", "") and text.count("&lt;img src=x onerror=alert(1)&gt;") >= 6
+    assert "[link](" not in md and "\\[link\\](javascript" in md  # no link: its brackets are escaped
+    assert "a\\|b" in md and "tick\\`s" in md and "two lines" in md
+    lines = md.splitlines()
+    assert not any(line.startswith("lines") for line in lines)
+    tables = 0
+    for start, line in enumerate(lines[:-1]):
+        if line.startswith("| ") and lines[start + 1].startswith("|---"):
+            end = start + 2
+            while end < len(lines) and lines[end].startswith("|"):
+                end += 1
+            tables += 1
+            assert all(_unescaped_pipes(row) == _unescaped_pipes(line) for row in lines[start + 2 : end]), (
+                line
+            )
+    assert tables == 3  # ranking, candidates, scores

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 from tlreg.advisor import recommend as api_recommend
+from tlreg.advisor.cache import FeatureCache
 from tlreg.cli.main import cli
+from tlreg.cli.output import note
 from tlreg.registry import Registry
 
 
@@ -85,3 +89,76 @@ def test_installed_command_in_a_pipeline(image_folder: Path, tiny_image_models: 
     doc = json.loads(done.stdout)
     assert doc["best"]["ref"] in tiny_image_models
     assert "\x1b[" not in done.stderr  # no colour, no progress bar: stderr is not a terminal
+
+
+WHERE = re.compile(r"\.py:\d+")  # Python's form: "path/cache.py:86: CacheCorruptWarning: ..."
+
+
+def _corrupt_one_entry() -> Path:
+    entry = sorted(FeatureCache().entries(), key=lambda e: e.key)[0]
+    (entry.path / "features.npy").write_bytes(b"not the array that was written")
+    return entry.path
+
+
+def _warning_lines(stderr: str) -> list[str]:
+    assert not WHERE.search(stderr) and "warnings.warn(" not in stderr, stderr
+    return [line for line in stderr.splitlines() if line.startswith("warning:")]
+
+
+def test_python_warnings_are_one_line_naming_the_file(
+    image_folder: Path, tiny_image_models: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CacheCorruptWarning came out as Python's two lines (file:line and the source line), and Pillow's
+    DecompressionBombWarning never said which image."""
+    args = ["recommend", str(image_folder), "--workers", "0", "--no-baselines", "--bootstrap", "0"]
+    assert run(*args).exit_code == 0
+    folder = _corrupt_one_entry()
+    again = run(*args)
+    assert again.exit_code == 0, again.output
+    [line] = _warning_lines(again.stderr)
+    assert str(folder) in line and "is corrupt" in line and "recomputing it" in line
+
+    # Pillow's own limit, lowered below a 200x200 image (not below the 160x160 crop of the models)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 30_000)
+    big = image_folder / "class1" / "big.png"
+    Image.new("RGB", (200, 200), (0, 200, 0)).save(big)
+    bomb = run(*args)
+    assert bomb.exit_code == 0, bomb.output
+    [line] = _warning_lines(bomb.stderr)
+    assert str(big) in line and "40,000 pixels" in line and "decompression-bomb limit of 30,000" in line
+    quiet = run("--quiet", *args)
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+
+
+def test_notes_are_printed_as_given_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """Notes went through rich markup: "[b]" vanished and "[/data]" raised MarkupError."""
+    message = "warning: /data/[b]/class [/data] :smile: " + "x" * 200
+    note(message)
+    assert capsys.readouterr().err == message + "\n"
+
+
+@pytest.mark.slow
+def test_installed_command_prints_warnings_as_one_line(
+    registry: Registry, image_folder: Path, tiny_image_models: list[str]
+) -> None:
+    api_recommend(image_folder, registry=registry, workers=0, baselines=False, bootstrap=0)
+    folder = _corrupt_one_entry()
+    done = subprocess.run(
+        [
+            shutil.which("tlreg"),
+            "recommend",
+            str(image_folder),
+            "--workers",
+            "0",
+            "--no-baselines",
+            "--bootstrap",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    [line] = _warning_lines(done.stderr)
+    assert line.startswith(f"warning: Feature cache entry {folder} is corrupt")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -76,6 +77,21 @@ def test_an_unknown_ref_is_one_line_with_suggestions_and_exit_2() -> None:
 def test_debug_shows_the_traceback() -> None:
     result = run("--debug", "registry", "show", "timm:nothing")
     assert result.exit_code != 0 and result.exception is not None
+
+
+def test_a_torch_warning_names_the_weights_file(tmp_path: Path) -> None:
+    """torch's "Detected pickle protocol 4 in the checkpoint" came out in Python's form, naming no file."""
+    import timm
+    import torch
+
+    path = tmp_path / "old-format.pt"
+    state = timm.create_model("test_resnet", num_classes=3).state_dict()
+    torch.save(state, path, _use_new_zipfile_serialization=False, pickle_protocol=4)
+    result = run("registry", "add", str(path), "--arch", "test_resnet")
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    warning, error = result.stderr.splitlines()
+    assert warning.startswith(f"warning: {path}: ") and "pickle protocol 4" in warning
+    assert error.startswith(f"Error: {path}: ") and not re.search(r"\.py:\d+", result.stderr)
 
 
 def test_offline_add_names_hf_hub_offline_and_the_cache(hf_cache: Path) -> None:

@@ -230,6 +230,22 @@ def test_na_words_are_text_not_missing(tmp_path: Path) -> None:
     assert ds.items == ["NA", "null"] and ds.classes == ["None", "a"]
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".parquet"])
+@pytest.mark.parametrize("column", ["text", "label"])
+def test_empty_and_blank_cells_are_missing_in_every_format(tmp_path: Path, suffix: str, column: str) -> None:
+    """An empty cell was refused in a CSV but embedded as "" from JSONL or Parquet; blank ones everywhere."""
+    frame = text_frame()
+    frame.loc[2, column] = ""
+    frame.loc[4, column] = " \t "
+    path = write_table(frame, tmp_path / f"holes{suffix}")
+    what = "text" if column == "text" else "label"
+    with pytest.raises(DatasetError, match=rf"2 of 6 rows have no {what} in column '{column}'.*data row 2"):
+        load_dataset(path)
+    frame.loc[[2, 4], column] = ["  padded  ", " x"] if column == "text" else ["sport", " sport "]
+    kept = load_dataset(write_table(frame, tmp_path / f"kept{suffix}"))  # only blank cells are missing
+    assert len(kept) == 6 and (kept.items[2] == "  padded  " or " sport " in kept.classes)
+
+
 # ---------------------------------------------------------------- bad input: one line naming the culprit
 
 
@@ -373,6 +389,64 @@ def test_class_left_empty_is_an_error(damaged_folder: Path) -> None:
     (damaged_folder / "fox" / "f1.png").write_bytes(b"junk")
     with pytest.raises(DatasetError, match="class 'fox' has no decodable image"):
         sample(load_dataset(damaged_folder))
+
+
+# ---------------------------------------------------------------- 16-bit and float images
+
+
+@pytest.fixture
+def wide_folder(tmp_path: Path) -> Path:
+    """Images Pillow opens in modes ``I;16``, ``I`` and ``F``, written the way cameras and numpy do."""
+    root = tmp_path / "wide"
+    (root / "sixteen").mkdir(parents=True)
+    (root / "float").mkdir()
+    steps = np.repeat(np.arange(14, dtype=np.uint16) * 5000, 4).reshape(1, 56).repeat(8, axis=0)
+    Image.fromarray(steps).save(root / "sixteen" / "levels.png")  # 14 levels over the 16-bit range
+    Image.fromarray(np.arange(4096, dtype=np.uint16).reshape(64, 64)).save(root / "sixteen" / "twelve.png")
+    Image.fromarray((np.arange(64, dtype=np.int32) * 1000).reshape(8, 8)).save(root / "sixteen" / "int.tif")
+    unit = np.linspace(0.0, 1.0, 64, dtype=np.float32).reshape(8, 8)
+    Image.fromarray(unit).save(root / "float" / "unit.tif")
+    Image.fromarray(unit * 4000.0 - 1000.0).save(root / "float" / "physical.tif")
+    return root
+
+
+def test_16_bit_and_float_images_are_scaled_to_8_bits_not_clipped(wide_folder: Path) -> None:
+    """Pillow's convert("RGB") clipped these at 255: 14 levels became 0/255 and [0, 1] floats black."""
+    from tlreg.advisor.baselines import PIXELS, raw_features
+    from tlreg.registry.extractors import open_image
+
+    sub = sample(load_dataset(wide_folder))
+    paths = {Path(p).name: Path(p) for p in sub.items}
+    modes = {name: Image.open(path).mode for name, path in paths.items()}
+    assert modes == {"levels.png": "I;16", "twelve.png": "I;16", "int.tif": "I", "unit.tif": "F",
+                     "physical.tif": "F"}  # fmt: skip
+    pixels = {name: np.asarray(open_image(path)) for name, path in paths.items()}
+    for name, rgb in pixels.items():
+        assert rgb.dtype == np.uint8 and rgb.ndim == 3 and (rgb[..., 0] == rgb[..., 2]).all(), name
+        assert rgb.min() == 0 and rgb.max() == 255, name  # the image's range, minimum to maximum
+    assert len(np.unique(pixels["levels.png"])) == 14
+    twelve = pixels["twelve.png"][..., 0].ravel()
+    assert len(np.unique(twelve)) == 256 and (np.diff(twelve.astype(int)) >= 0).all()
+    for name, distinct in (("int.tif", 64), ("unit.tif", 64), ("physical.tif", 64)):
+        assert len(np.unique(pixels[name])) == distinct, name
+    assert np.array_equal(pixels["unit.tif"], pixels["physical.tif"])  # same picture, any range
+    x = raw_features(sub)  # the raw-pixel baseline reads the same pixels
+    assert x.shape == (5, PIXELS * PIXELS * 3) and np.isfinite(x).all()
+
+
+def test_16_bit_scaling_keeps_non_finite_and_flat_images_readable(tmp_path: Path) -> None:
+    from tlreg.registry.extractors import open_image
+
+    holes = np.linspace(0.0, 1.0, 16, dtype=np.float32).reshape(4, 4)
+    holes[0, 0], holes[1, 1] = np.nan, np.inf
+    Image.fromarray(holes).save(tmp_path / "holes.tif")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "invalid value in cast" from the NaN
+        rgb = np.asarray(open_image(tmp_path / "holes.tif"))[..., 0]
+    assert rgb[0, 0] == 0 and rgb[1, 1] == 0 and rgb.max() == 255 and len(np.unique(rgb)) == 14
+    Image.fromarray(np.full((4, 4), 700, dtype=np.uint16)).save(tmp_path / "flat.png")
+    assert (np.asarray(open_image(tmp_path / "flat.png")) == 0).all()
+    assert np.array_equal(np.asarray(open_image(Image.open(tmp_path / "holes.tif"))), np.stack([rgb] * 3, -1))
 
 
 # ---------------------------------------------------------------- sampling

@@ -14,7 +14,9 @@ import csv
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -163,16 +165,43 @@ def _csv(record: RunRecord) -> str:
     return out.getvalue()
 
 
+#: Markdown characters that would start a link, a code span or a table cell, or escape one of them
+_MD_SPECIAL = re.compile(r"([\\`|\[\]])")
+
+
+def _md_text(value: Any) -> str:
+    """Recorded text (class names, paths, refs, reasons) made inert in Markdown.
+
+    HTML-escaped as the HTML report does, since most Markdown viewers render inline HTML (a class
+    named ``<img src=x onerror=...>`` would run); backslash, backtick, pipe and brackets escaped, so
+    a value cannot end a table cell, open a code span or make a link; newlines become spaces, so it
+    cannot end a table row or a list item. Emphasis characters are left alone: refs and paths hold
+    underscores, and at worst they change the look, not the structure.
+    """
+    text = " ".join(str(value).splitlines())
+    return _MD_SPECIAL.sub(r"\\\1", escape(text, quote=False))
+
+
+def _md_code(value: Any) -> str:
+    """A code span showing ``value`` exactly (a path, a command). Nothing inside a code span is
+    parsed as HTML or Markdown, so only its end must be protected: the fence is one backtick longer
+    than the longest run of backticks inside, as CommonMark provides."""
+    text = " ".join(str(value).splitlines())
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if "`" in text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def _md_cell(value: Any, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     if isinstance(value, float):
         value = f"{value:.{digits}g}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return _md_text(value)
 
 
 def _md_table(head: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = ["| " + " | ".join(_md_text(h) for h in head) + " |", "|" + "---|" * len(head)]
     return lines + ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in rows]
 
 
@@ -183,21 +212,30 @@ def _markdown(record: RunRecord) -> str:
     run, result = record.run, record.result
     env = run.environment
     lines = [
-        f"# tlreg run {run.id}",
+        f"# tlreg run {_md_text(run.id)}",
         "",
-        f"- **Status:** {run.status}" + (f" ({run.failure})" if run.failure else ""),
+        f"- **Status:** {_md_text(run.status)}" + (f" ({_md_text(run.failure)})" if run.failure else ""),
         f"- **When:** {shown(run.created_at)} to {shown(run.finished_at)}",
-        f"- **Who:** {run.user} on {run.host} (pid {run.pid})",
-        f"- **Command:** `{run.command}`",
-        f"- **Data:** `{run.data_path}`: {run.n_samples} {run.modality} samples, {run.task}"
-        + (f", {len(run.classes)} classes ({', '.join(run.classes)})" if run.classes else ""),
-        f"- **Data fingerprint:** `{run.fingerprint}`",
-        "- **Environment:** " + ", ".join(f"{k} {v}" for k, v in env.items()),
+        f"- **Who:** {_md_text(run.user)} on {_md_text(run.host)} (pid {run.pid})",
+        f"- **Command:** {_md_code(run.command)}",
+        f"- **Data:** {_md_code(run.data_path)}: {run.n_samples} {_md_text(run.modality)} samples, "
+        + _md_text(run.task)
+        + (f", {len(run.classes)} classes ({', '.join(map(_md_text, run.classes))})" if run.classes else ""),
+        f"- **Data fingerprint:** {_md_code(run.fingerprint)}",
+        "- **Environment:** " + ", ".join(f"{_md_text(k)} {_md_text(v)}" for k, v in env.items()),
         "- **Options:** "
-        + ", ".join(f"{k}={v}" for k, v in run.options.items() if v not in (None, [], False)),
+        + ", ".join(
+            f"{_md_text(k)}={_md_text(v)}" for k, v in run.options.items() if v not in (None, [], False)
+        ),
     ]
     if result:
-        lines += ["", f"**Pick: {result.best_ref}.** {result.reason}", "", "## Ranking", ""]
+        lines += [
+            "",
+            f"**Pick: {_md_text(result.best_ref)}.** {_md_text(result.reason)}",
+            "",
+            "## Ranking",
+            "",
+        ]
         ests = record.estimators
         lines += _md_table(
             ["rank", "model", "revision", *ests, "combined", "P(best)", "rank interval", "negative transfer"],

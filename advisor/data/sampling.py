@@ -36,13 +36,27 @@ THUMB = (64, 64)
 
 def decode_error(path: Path) -> str | None:
     """``None`` if the image at ``path`` decodes, else a one-line reason."""
+    return _decode(path)[0]
+
+
+def _decode(path: Path) -> tuple[str | None, int | None]:
+    """(why the image does not decode or ``None``, its pixel count if over Pillow's bomb limit).
+
+    Pillow's ``DecompressionBombWarning`` (an image over ``PIL.Image.MAX_IMAGE_PIXELS``, decoded
+    anyway; twice the limit is an error, and a skip here) does not name the image, so it is
+    silenced and the size is returned for one :class:`DatasetWarning` that does.
+    """
     try:
-        with Image.open(path) as image:
-            image.draft(None, THUMB)
-            image.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                pixels = image.width * image.height
+                image.draft(None, THUMB)
+                image.load()
     except DECODE_ERRORS as exc:
-        return f"{type(exc).__name__}: {' '.join(str(exc).split())[:120]}"
-    return None
+        return f"{type(exc).__name__}: {' '.join(str(exc).split())[:120]}", None
+    limit = Image.MAX_IMAGE_PIXELS
+    return None, pixels if limit and pixels > limit else None
 
 
 def sample(
@@ -173,13 +187,16 @@ class _Checker:
         self.ds = ds
         self.active = ds.modality == "image" and not ds.validated
         self.bad: list[tuple[str, str]] = []
+        self.large: list[tuple[str, int]] = []
 
     def take(self, candidates: list[int], quota: int) -> list[int]:
         kept: list[int] = []
         for i in candidates:
             if len(kept) >= quota:
                 break
-            reason = decode_error(Path(self.ds.items[i])) if self.active else None
+            reason, pixels = _decode(Path(self.ds.items[i])) if self.active else (None, None)
+            if pixels is not None:
+                self.large.append((str(self.ds.items[i]), pixels))
             if reason is None:
                 kept.append(i)
                 continue
@@ -197,6 +214,16 @@ class _Checker:
         return f"{len(self.bad)} undecodable, first: {self.bad[0][0]}: {self.bad[0][1]}"
 
     def warn(self) -> None:
+        if self.large:
+            path, pixels = self.large[0]
+            more = f" ({len(self.large) - 1} more sampled images like it)" if len(self.large) > 1 else ""
+            warnings.warn(
+                f"{path}: {pixels:,} pixels, over Pillow's decompression-bomb limit of "
+                f"{Image.MAX_IMAGE_PIXELS:,} (PIL.Image.MAX_IMAGE_PIXELS){more}; decoded anyway, which "
+                "takes much memory. Downscale it if it is not meant to be this large.",
+                DatasetWarning,
+                stacklevel=3,
+            )
         if self.bad:
             first_id, reason = self.bad[0]
             warnings.warn(

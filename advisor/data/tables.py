@@ -41,8 +41,12 @@ REGRESSION_FRACTION = 0.2
 def read_table(path: Path, fmt: str) -> pd.DataFrame:
     """Read the whole table; any parse failure becomes one :class:`DatasetError` line.
 
-    CSV/TSV treat only empty cells as missing (not ``NA``, ``null`` or ``None``), since those words
-    are legitimate texts and class names.
+    A cell is missing when it is empty or holds only whitespace, in every format: a CSV reader sees
+    an empty cell as missing while JSONL and Parquet keep ``""``, and the same data must not be
+    refused in one format and embedded as an empty text (or a class named ``""``) in another. A
+    blank string carries nothing to embed or to learn from, as blank lines of a ``.txt`` file are
+    skipped. Words such as ``NA``, ``null`` or ``None`` are not missing: they are legitimate texts
+    and class names.
     """
     try:
         if fmt in ("csv", "tsv"):
@@ -61,6 +65,17 @@ def read_table(path: Path, fmt: str) -> pd.DataFrame:
     if frame.empty:
         raise DatasetError(f"{path}: the table has no rows.", hint="Give a table with one row per sample.")
     frame.columns = [str(c) for c in frame.columns]
+    return _blank_as_missing(frame)
+
+
+def _blank_as_missing(frame: pd.DataFrame) -> pd.DataFrame:
+    """Empty and whitespace-only strings become missing values (see :func:`read_table`)."""
+    for column in frame.columns:
+        values = frame[column]
+        if is_string_dtype(values) or values.dtype == object:
+            blank = values.map(lambda v: isinstance(v, str) and not v.strip()).astype(bool)
+            if blank.any():
+                frame[column] = values.mask(blank)
     return frame
 
 
@@ -146,7 +161,7 @@ def _missing(path: Path, frame: pd.DataFrame, column: str, what: str) -> None:
         first = int(np.flatnonzero(frame[column].isna().to_numpy())[0])
         raise DatasetError(
             f"{path}: {n_missing} of {len(frame)} rows have no {what} in column {column!r} "
-            f"(first: data row {first}, counted from 0).",
+            f"(empty, blank or missing; first: data row {first}, counted from 0).",
             hint="Drop or fill those rows.",
         )
 
