@@ -55,6 +55,9 @@ def new_file(parent: Path, prefix: str) -> tuple[int, Path]:
 def write_all(fd: int, data: bytes | memoryview, *, offset: int | None = None) -> None:
     """Write every byte of ``data`` (at ``offset``, or at the file position); ``OSError`` if not."""
     view = memoryview(data).cast("B")
+    if offset is not None and not hasattr(os, "pwrite"):  # Windows
+        os.lseek(fd, offset, os.SEEK_SET)
+        offset = None
     while view:
         written = os.write(fd, view) if offset is None else os.pwrite(fd, view, offset)
         if written <= 0:  # a short write that makes no progress is a full disk in practice
