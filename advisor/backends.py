@@ -19,6 +19,7 @@ from tlreg.registry.errors import BadInputError, TlregError
 
 from .cache import FeatureCache
 from .data import Dataset
+from .errors import StorageError
 from .features import Features, Reporter, features_for
 
 
@@ -88,6 +89,8 @@ class LocalBackend:
                     trust_remote_code=settings.trust_remote_code,
                     reporter=reporter,
                 )
+            except StorageError:
+                raise  # a full disk or an unwritable cache is no model's fault: the run stops
             except TlregError as exc:
                 failed.add(job.record.ref)
                 yield job, exc

@@ -7,17 +7,34 @@ the features depend on: model ref, pinned revision, preprocessing, pretrained or
 the data fingerprint and the sampled ids. Entries are written into a temporary folder and renamed
 into place, so a reader sees a whole entry or none, and two processes computing the same entry
 both succeed (the second rename loses and its copy is dropped). A corrupt entry (a checksum
-mismatch, a missing or unreadable file) is reported by :class:`CacheCorruptWarning`, removed and
-recomputed by the caller.
+mismatch, a missing or damaged file) is reported by :class:`CacheCorruptWarning`, removed and
+recomputed by the caller; one this user may not read is reported as such
+(:class:`~tlreg.advisor.errors.CacheAccessError`) and left alone.
+
+**A full disk** is an error, never a crash: each array's disk blocks are reserved when its file is
+created (``posix_fallocate``), and batches go in with ordinary writes, so ``ENOSPC`` is an
+``OSError`` at the start, not a SIGBUS when a page of a memory-mapped sparse file cannot be
+backed. Any failing write removes the temporary entry and raises a one-line
+:class:`~tlreg.advisor.errors.StorageError` naming the cache and what to do.
+
+**Writers killed mid-way** (SIGKILL, power loss) leave their ``.tmp-*`` folder. Each writer holds a
+shared ``flock`` on its folder while it lives; the kernel drops it when the process dies, however
+it dies. So the next writer (and ``prune``) removes every temporary folder it can lock
+exclusively, and never one whose writer is alive. Where the file system has no locks, only folders
+older than ``stale_tmp_hours`` are removed. ``tlreg cache list --all`` shows them all.
+
+**Permissions** follow the umask (``tempfile`` would make them ``0700``), so a team's shared cache
+works given a common group and ``umask 002``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
-import tempfile
+import stat
 import time
 import warnings
 from collections.abc import Iterator
@@ -29,8 +46,18 @@ import numpy as np
 from tlreg.registry import config
 from tlreg.registry.weights import sha256
 
+from .cache_writer import DEAD, EntryWriter, new_locked_tmp, tmp_state
+from .errors import CacheAccessError, DiskFullError, StorageError
+from .files import is_disk_full
+
+try:
+    import pwd
+except ImportError:  # Windows
+    pwd = None  # type: ignore[assignment]
+
 FORMAT_VERSION = 1
 _TMP_PREFIX = ".tmp-"
+STALE_TMP_HOURS = 6.0
 
 
 class CacheCorruptWarning(UserWarning):
@@ -59,6 +86,16 @@ class EntryInfo:
     size: int
 
 
+@dataclass
+class TempInfo:
+    """A temporary entry: one being written, or one a killed writer left (``state``)."""
+
+    path: Path
+    size: int
+    modified: float
+    state: str
+
+
 class FeatureCache:
     """Feature cache under ``root`` (default: ``TLREG_CACHE``, else the user cache dir)."""
 
@@ -70,9 +107,19 @@ class FeatureCache:
         return self.features_dir / key[:2] / key
 
     def load(self, key: str) -> CachedFeatures | None:
-        """The entry, verified against its checksums; ``None`` when absent or corrupt (then removed)."""
+        """The entry, verified against its checksums; ``None`` when absent or corrupt (then removed).
+
+        Raises :class:`CacheAccessError` for an entry this user may not read: it is not corrupt,
+        and removing it would not be ours to do.
+        """
         folder = self.path(key)
-        if not folder.is_dir():
+        try:
+            is_dir = stat.S_ISDIR(os.stat(folder).st_mode)
+        except PermissionError as exc:  # a folder above it that this user may not search
+            raise self._unreadable(folder, exc) from exc
+        except OSError:
+            return None
+        if not is_dir:
             return None
         try:
             meta = json.loads((folder / "meta.json").read_text())
@@ -82,33 +129,102 @@ class FeatureCache:
                 if sha256(file) != expected:
                     raise ValueError(f"{file.name} does not match its checksum")
                 arrays[name] = np.load(file, mmap_mode="r")
+        except PermissionError as exc:
+            raise self._unreadable(folder, exc) from exc
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-            warnings.warn(
-                f"Feature cache entry {folder} is corrupt ({exc}); recomputing it.",
-                CacheCorruptWarning,
-                stacklevel=2,
-            )
-            shutil.rmtree(folder, ignore_errors=True)
-            return None
+            return self._corrupt(folder, exc)
         return CachedFeatures(key, arrays["features"], arrays.get("probs"), meta)
 
+    def _corrupt(self, folder: Path, exc: Exception) -> None:
+        warnings.warn(
+            f"Feature cache entry {folder} is corrupt ({exc}); recomputing it.",
+            CacheCorruptWarning,
+            stacklevel=3,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def _unreadable(self, folder: Path, exc: OSError) -> CacheAccessError:
+        owner = "another user"
+        for path in (folder, folder.parent):
+            with contextlib.suppress(OSError, KeyError, AttributeError):  # no pwd on Windows
+                owner = pwd.getpwuid(path.stat().st_uid).pw_name
+                break
+        return CacheAccessError(
+            f"Feature cache entry {folder} cannot be read by {config.user()} ({exc.strerror}): "
+            f"{owner} wrote it without read permission for others.",
+            hint=f"Ask them to run: chmod -R a+rX {self.root} (a shared cache wants a common group and "
+            "umask 002), or use a cache of your own: TLREG_CACHE=DIR.",
+        )
+
+    def write_error(self, exc: OSError) -> StorageError:
+        """Tlreg's one-line error for a write into the cache that the system refused."""
+        if is_disk_full(exc):
+            return DiskFullError(
+                f"{exc.strerror or 'No space left on device'} for the feature cache in {self.root}: "
+                "nothing was cached and the partial entry was removed.",
+                hint="Free space (tlreg cache prune --older-than DAYS or --max-size BYTES, or tlreg cache "
+                "clear), or set TLREG_CACHE to a disk with room, and run again.",
+            )
+        if isinstance(exc, PermissionError):
+            return CacheAccessError(
+                f"Cannot write to the feature cache in {self.root} ({exc.strerror}: {exc.filename}).",
+                hint="A cache shared by several users needs folders they can all write (a common group, "
+                f"umask 002, chmod -R g+rwX {self.root}); or use a cache of your own: TLREG_CACHE=DIR.",
+            )
+        return StorageError(
+            f"Cannot write the feature cache entry in {self.root} ({exc.strerror or exc}).",
+            hint="Check that disk, or set TLREG_CACHE to another folder.",
+        )
+
     def writer(self, key: str, *, n: int, dim: int, classes: int | None, meta: dict[str, Any]) -> EntryWriter:
-        """A writer that fills the arrays batch by batch (memory stays one batch) and commits atomically."""
-        self.features_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=self.features_dir))
-        return EntryWriter(self, key, tmp, n=n, dim=dim, classes=classes, meta=meta)
+        """A writer that fills the arrays batch by batch (memory stays one batch) and commits atomically.
+
+        It first removes the temporary entries of writers that died (see the module doc).
+        """
+        try:
+            self.features_dir.mkdir(parents=True, exist_ok=True)
+            self.sweep()
+            tmp, lock = new_locked_tmp(self.features_dir, _TMP_PREFIX)
+        except OSError as exc:
+            raise self.write_error(exc) from exc
+        return EntryWriter(self, key, tmp, lock, n=n, dim=dim, classes=classes, meta=meta)
+
+    def _tmp_dirs(self) -> list[Path]:
+        if not self.features_dir.is_dir():
+            return []
+        return sorted(p for p in self.features_dir.glob(f"{_TMP_PREFIX}*") if p.is_dir())
+
+    def sweep(self, *, stale_hours: float = STALE_TMP_HOURS) -> list[Path]:
+        """Remove the temporary folders of writers that are no longer running; returns them."""
+        removed = []
+        for tmp in self._tmp_dirs():
+            with contextlib.suppress(OSError):
+                if tmp_state(tmp, stale_hours=stale_hours, remove=True) == DEAD:
+                    removed.append(tmp)
+        return removed
+
+    def temporaries(self, *, stale_hours: float = STALE_TMP_HOURS) -> list[TempInfo]:
+        """Every temporary entry, with whether its writer still runs (nothing is removed)."""
+        found = []
+        for tmp in self._tmp_dirs():
+            with contextlib.suppress(OSError):
+                state = tmp_state(tmp, stale_hours=stale_hours, remove=False)
+                found.append(TempInfo(tmp, _size(tmp), tmp.stat().st_mtime, state))
+        return found
 
     def entries(self) -> Iterator[EntryInfo]:
         if not self.features_dir.is_dir():
             return
-        for meta_file in sorted(self.features_dir.glob("??/*/meta.json")):
-            folder = meta_file.parent
+        for folder in sorted(self.features_dir.glob("??/*")):
             try:
-                meta = json.loads(meta_file.read_text())
+                meta = json.loads((folder / "meta.json").read_text())
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except PermissionError as exc:
+                meta = {"label": f"(unreadable: {exc.strerror})"}
             except (OSError, json.JSONDecodeError):
                 meta = {}
-            size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
-            yield EntryInfo(folder.name, folder, meta, size)
+            yield EntryInfo(folder.name, folder, meta, _size(folder))
 
     def remove(self, key: str) -> None:
         shutil.rmtree(self.path(key), ignore_errors=True)
@@ -118,7 +234,7 @@ class FeatureCache:
         *,
         older_than_days: float | None = None,
         max_bytes: int | None = None,
-        stale_tmp_hours: float = 6.0,
+        stale_tmp_hours: float = STALE_TMP_HOURS,
     ) -> list[EntryInfo]:
         """Remove entries older than a number of days, then the oldest until the cache fits in
         ``max_bytes``, and temporary folders left by killed runs. Returns what was removed."""
@@ -139,10 +255,7 @@ class FeatureCache:
                 self.remove(e.key)
                 removed.append(e)
                 total -= e.size
-        if self.features_dir.is_dir():
-            for tmp in self.features_dir.glob(f"{_TMP_PREFIX}*"):
-                if now - tmp.stat().st_mtime > stale_tmp_hours * 3600:
-                    shutil.rmtree(tmp, ignore_errors=True)
+        self.sweep(stale_hours=stale_tmp_hours)
         return removed
 
     def clear(self) -> int:
@@ -151,63 +264,10 @@ class FeatureCache:
         return count
 
 
-class EntryWriter:
-    """Fills one entry's arrays through memory-mapped files, then renames the folder into place."""
-
-    def __init__(
-        self,
-        cache: FeatureCache,
-        key: str,
-        tmp: Path,
-        *,
-        n: int,
-        dim: int,
-        classes: int | None,
-        meta: dict[str, Any],
-    ) -> None:
-        self.cache, self.key, self.tmp, self.meta = cache, key, tmp, meta
-        self.features = np.lib.format.open_memmap(
-            tmp / "features.npy", mode="w+", dtype=np.float32, shape=(n, dim)
-        )
-        self.probs = (
-            np.lib.format.open_memmap(tmp / "probs.npy", mode="w+", dtype=np.float32, shape=(n, classes))
-            if classes
-            else None
-        )
-        self.filled = 0
-
-    def write(self, features: np.ndarray, probs: np.ndarray | None) -> None:
-        end = self.filled + len(features)
-        self.features[self.filled : end] = features
-        if self.probs is not None and probs is not None:
-            self.probs[self.filled : end] = probs
-        self.filled = end
-
-    def commit(self) -> CachedFeatures:
-        if self.filled != len(self.features):
-            raise RuntimeError(f"cache entry {self.key}: {self.filled} of {len(self.features)} rows written")
-        names = ["features"] + (["probs"] if self.probs is not None else [])
-        for name in names:
-            getattr(self, name).flush()
-        del self.features, self.probs
-        meta = {
-            **self.meta,
-            "key": self.key,
-            "created": time.time(),
-            "sha256": {name: sha256(self.tmp / f"{name}.npy") for name in names},
-        }
-        (self.tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
-        final = self.cache.path(self.key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.rename(self.tmp, final)
-        except OSError:  # another process committed the same entry first: keep theirs
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        loaded = self.cache.load(self.key)
-        if loaded is None:
-            raise RuntimeError(f"cache entry {self.key} could not be read back")
-        return loaded
-
-    def abort(self) -> None:
-        self.features = self.probs = None  # type: ignore[assignment]
-        shutil.rmtree(self.tmp, ignore_errors=True)
+def _size(folder: Path) -> int:
+    total = 0
+    with contextlib.suppress(OSError):
+        for f in folder.iterdir():
+            with contextlib.suppress(OSError):
+                total += f.stat().st_size if f.is_file() else 0
+    return total

@@ -1,7 +1,7 @@
 """Running a sample through a model, batch by batch, into the feature cache.
 
 Decoding and preprocessing run in DataLoader worker processes while the model runs in the main
-process; batches go straight into the cache entry's memory-mapped arrays, so memory holds one
+process; batches go straight into the cache entry's files, so memory holds one
 model and a few batches whatever the sample size. On a GPU the forward pass runs under autocast
 (float16 on CUDA); everywhere under ``torch.inference_mode``.
 """
@@ -21,7 +21,7 @@ from tlreg.registry.extractors import Preprocessor
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
-from .cache import EntryWriter
+from .cache_writer import EntryWriter
 
 ProgressFn = Callable[[int], None]
 

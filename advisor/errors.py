@@ -25,8 +25,18 @@ class NoBlocksError(BadInputError):
     """``--mode partial`` on a model whose block sequence cannot be found."""
 
 
-class DiskFullError(TlregError, OSError):
+class StorageError(TlregError, OSError):
+    """A file tlreg must write or read cannot be (a full disk, another user's folder). It is no one
+    model's fault, so a run stops on it instead of skipping candidate after candidate. Exit code 1."""
+
+
+class DiskFullError(StorageError):
     """The disk filled up while saving; nothing already saved was overwritten. Exit code 1."""
+
+
+class CacheAccessError(StorageError, PermissionError):
+    """A feature cache entry or folder this user may not read or write (a cache shared by several
+    users without group permissions); reported as such, never taken for a corrupt entry."""
 
 
 class TrainingOutOfMemoryError(TlregError, MemoryError):

@@ -24,7 +24,7 @@ from .baselines import raw_baseline
 from .cache import FeatureCache
 from .confidence import bootstrap, competition_ranks, tied_with_best
 from .data import Dataset
-from .errors import NoCandidatesError
+from .errors import NoCandidatesError, StorageError
 from .features import Features, Reporter
 from .history import PROBES, compute_signature, history_signal
 from .rank import combine, order, pooled, to_compute
@@ -327,6 +327,8 @@ def _history(
             data_path=run.data_path,
             probe_features=feats_of[probe].features if probe in feats_of else None,
         )
+    except StorageError:
+        raise  # a full disk stops the run here as anywhere else
     except TlregError as exc:
         warns.append(f"no dataset signature (history) for this run: {exc}")
         return {}

@@ -30,7 +30,7 @@ from tlreg.registry.errors import BadInputError, TlregError
 from .backends import EmbedSettings, Job
 from .cache import FeatureCache, cache_key
 from .data import Dataset
-from .errors import BackendError
+from .errors import BackendError, StorageError
 from .features import Features, Reporter, baseline_label, cache_parts, cached_features, entry_meta, from_cache
 from .ray_actor import Embedded, Embedder, Failed
 
@@ -164,6 +164,8 @@ class RayBackend:
                     seed=settings.seed,
                     cache=cache,
                 )
+            except StorageError:
+                raise  # an unreadable cache is no model's fault: the run stops
             except TlregError as exc:  # e.g. a local model whose weights file is gone
                 hit = exc
             if hit is not None:

@@ -21,13 +21,26 @@ def cache() -> None:
 
 
 @cache.command(name="list")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Also temporary entries: being written now, or left by a run that was killed.",
+)
 @click.option("--json", "as_json", is_flag=True)
-def list_(as_json: bool) -> None:
+def list_(show_all: bool, as_json: bool) -> None:
     """Entries with their model, data fingerprint, size and age."""
     store = FeatureCache()
     entries = list(store.entries())
+    temporaries = store.temporaries() if show_all else []
     if as_json:
-        emit_json([{"key": e.key, "size": e.size, **e.meta} for e in entries])
+        emit_json(
+            [{"key": e.key, "size": e.size, **e.meta} for e in entries]
+            + [
+                {"key": t.path.name, "path": str(t.path), "size": t.size, "temporary": True, "state": t.state}
+                for t in temporaries
+            ]
+        )
         return
     rows = [
         [
@@ -40,6 +53,10 @@ def list_(as_json: bool) -> None:
         ]
         for e in entries
     ]
+    rows += [
+        [t.path.name[:16], f"(temporary: {t.state})", "", "", human_count(t.size) + "B", _when(t.modified)]
+        for t in temporaries
+    ]
     stdout().print(table(str(store.root), ["key", "model", "data", "samples", "size", "created (UTC)"], rows))
 
 
@@ -50,7 +67,7 @@ def list_(as_json: bool) -> None:
 )
 @pass_state
 def prune(state: State, older_than: float | None, max_size: float | None) -> None:
-    """Remove old entries (and temporary files left by interrupted runs)."""
+    """Remove old entries (and temporary entries left by killed runs)."""
     if older_than is None and max_size is None:
         raise click.UsageError("Give --older-than DAYS and/or --max-size BYTES.")
     removed = FeatureCache().prune(older_than_days=older_than, max_bytes=int(max_size) if max_size else None)

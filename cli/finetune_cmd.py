@@ -135,6 +135,11 @@ def render(result: FinetuneResult) -> None:
     "--resume", is_flag=True, help="Continue an interrupted fine-tune in --out from its last checkpoint."
 )
 @click.option(
+    "--full-data",
+    is_flag=True,
+    help="Train on every item of the run's data, not the run's sample (when recommend capped it).",
+)
+@click.option(
     "--export",
     type=click.Choice(["script", "timm", "hf"]),
     help="Do not train: write a PyTorch script, timm train.py arguments and script, or a HF Trainer script.",

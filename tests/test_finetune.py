@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 from pathlib import Path
 
 import click
@@ -332,7 +333,12 @@ def full_disk(monkeypatch: pytest.MonkeyPatch):
         return real_write(fd, data)
 
     monkeypatch.setattr(os, "write", write)
-    return lambda folder: armed.append(str(folder))
+
+    def arm(folder: Path) -> None:
+        armed.append(str(folder))
+
+    arm.free_space = armed.clear  # type: ignore[attr-defined]
+    return arm
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -357,6 +363,21 @@ def test_a_full_disk_leaves_the_previous_best_and_checkpoint_whole(
     assert snapshot(out) == saved  # the epoch-1 model and checkpoint, byte for byte, and no temporary file
 
 
+def test_a_full_disk_before_the_first_checkpoint_says_to_run_again_not_to_resume(
+    registry: Registry, image_folder: Path, small_resnet: str, tmp_path: Path, full_disk
+) -> None:
+    out = tmp_path / "ft"
+    options = {"model": small_resnet, "data": image_folder, "epochs": 2, "workers": 0}
+    full_disk(out)
+    with pytest.raises(DiskFullError, match="No space left") as caught:
+        finetune(out=out, registry=registry, **options)
+    assert "--resume" not in str(caught.value) and "run the same command again" in str(caught.value)
+    assert not (out / "checkpoint.pt").exists()
+    full_disk.free_space()
+    result = finetune(out=out, registry=registry, **options)  # what the message said to do
+    assert len(result.history) == 2
+
+
 def test_a_full_disk_during_a_model_save_keeps_the_saved_model(
     registry: Registry, small_vit: str, tmp_path: Path, full_disk
 ) -> None:
@@ -373,6 +394,56 @@ def test_a_full_disk_during_a_model_save_keeps_the_saved_model(
         save_model(tmp_path / "model", spec, epoch=2, val_acc=0.9)
     assert caught.value.errno == errno.ENOSPC
     assert snapshot(tmp_path) == before
+
+
+# --- a run's sample, and what the outputs let others read --------------------------------------------
+
+
+def test_a_run_on_a_sample_fine_tunes_on_that_sample_from_the_cache_and_links_the_outcome(
+    registry: Registry, tiny_image_models: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = write_image_folder(tmp_path / "data", classes=3, per_class=6)
+    run = recommend(
+        data, registry=registry, models=tiny_image_models[:1], max_samples=9, workers=0, baselines=False
+    )
+
+    def no_forward(*args: object, **kwargs: object) -> None:
+        raise AssertionError("linear mode embedded the data although recommend had cached the run's sample")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(features_module, "embed_into", no_forward)
+        reporter = Recorder()
+        result = finetune(run.run_id, out=tmp_path / "ft", registry=registry, reporter=reporter, epochs=2)
+    assert result.data["samples"] == 9 and result.data["fingerprint"] == run.data["fingerprint"]
+    [note] = [n for n in reporter.notes if "sample" in n]
+    assert f"run {run.run_id}'s sample: 9 of the 18 items" in note and "--full-data" in note
+    (outcome,) = OutcomeStore(registry.engine).outcomes(run_id=run.run_id)
+    assert outcome.fingerprint == run.data["fingerprint"]  # the run and its outcome name the same data
+    again = finetune(out=tmp_path / "ft", resume=True, registry=registry)  # resumes on the same sample
+    assert again.data == result.data
+
+    args = [run.run_id, "--out", str(tmp_path / "all"), "--full-data", "--epochs", "2", "--workers", "0"]
+    whole = CliRunner().invoke(finetune_cmd, [*args, "--json"], obj=State())
+    assert whole.exit_code == 0, whole.output
+    doc = json.loads(whole.stdout)
+    assert doc["data"]["samples"] == 18 and doc["data"]["fingerprint"] != run.data["fingerprint"]
+    assert "--full-data" in (tmp_path / "all" / "command.txt").read_text()
+    assert len(OutcomeStore(registry.engine).outcomes(run_id=run.run_id)) == 2
+
+
+def test_fine_tune_outputs_follow_the_umask(
+    registry: Registry, image_folder: Path, small_resnet: str, tmp_path: Path
+) -> None:
+    old = os.umask(0o022)
+    try:
+        finetune(
+            model=small_resnet, data=image_folder, out=tmp_path / "ft", registry=registry, epochs=1, workers=0
+        )
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "ft").rglob("*"):
+        expected = 0o755 if path.is_dir() else 0o644
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path
 
 
 # --- bad input ------------------------------------------------------------------------------------------

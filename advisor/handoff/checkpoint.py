@@ -2,11 +2,11 @@
 
 Why bytes are written here and not by the libraries: on a full disk, safetensors' ``save_file``
 raises ``SafetensorError`` and ``torch.save`` a ``RuntimeError`` ("unexpected pos ...") rather than
-``OSError(ENOSPC)``, and a bare ``os.write`` returns a short count without any error (measured on a
-256 KiB tmpfs). So tensors are serialised in memory (``safetensors.torch.save``, ``torch.save`` to
-a buffer) and written by :func:`write_file`, which loops until every byte is down, fsyncs, and only
-then renames the temporary file over the target: the first failing write raises ``OSError``, the
-temporary file is removed, and the previous version is untouched.
+``OSError(ENOSPC)``. So tensors are serialised in memory (``safetensors.torch.save``, ``torch.save`` to
+a buffer) and written by :func:`write_file`, which writes every byte (:func:`tlreg.advisor.files.write_all`),
+fsyncs, and only then renames the temporary file over the target: the first failing write raises
+``OSError``, the temporary file is removed, and the previous version is untouched. Files and folders
+get the umask's permissions, so a team can read each other's outputs.
 
 A folder (the best model: weights, config, tokenizer) is built in a temporary sibling and swapped in
 by two renames (old -> ``.old-*``, new -> final); :func:`recover` undoes a crash between the two.
@@ -15,12 +15,10 @@ by two renames (old -> ``.old-*``, new -> final); :func:`recover` undoes a crash
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,45 +26,20 @@ from typing import Any
 import torch
 
 from ..errors import DiskFullError
+from ..files import fsync_dir, new_dir, new_file, write_all
 
 TMP_PREFIX = ".tmp-"
 OLD_PREFIX = ".old-"
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """True for ENOSPC, however the library that hit it reported it (some wrap it in their own error)."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    text = str(exc)
-    return "No space left on device" in text or "os error 28" in text
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every filesystem lets a directory be opened for fsync
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        if written <= 0:  # a short write that makes no progress is a full disk in practice
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        view = view[written:]
 
 
 def write_file(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync, rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}-", dir=path.parent)
+    fd, tmp = new_file(path.parent, f"{TMP_PREFIX}{path.name}-")
     try:
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -75,7 +48,7 @@ def write_file(path: str | Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def write_json(path: str | Path, obj: Any) -> None:
@@ -92,11 +65,17 @@ def torch_bytes(obj: Any) -> bytes:
     return buffer.getvalue()
 
 
-def disk_full(path: Path, exc: BaseException, kept: str) -> DiskFullError:
-    """The one-line error for a save that ran out of space, saying what was kept and how to go on."""
+def disk_full(path: Path, exc: BaseException, kept: str, *, checkpoint: Path) -> DiskFullError:
+    """The one-line error for a save that ran out of space, saying what was kept and how to go on:
+    ``--resume`` only where ``checkpoint`` exists to resume from, else the same command again."""
+    how = (
+        "run the same command with --resume to continue"
+        if checkpoint.is_file()
+        else "run the same command again (no checkpoint was written yet: it starts afresh)"
+    )
     return DiskFullError(
         f"No space left on the device while saving {path}: nothing was overwritten; {kept}.",
-        hint="Free some space and run the same command with --resume to continue.",
+        hint=f"Free some space and {how}.",
     )
 
 
@@ -107,7 +86,7 @@ def staged_dir(final: Path) -> Iterator[Path]:
     On any error the temporary folder is removed and ``final`` is left as it was.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{final.name}-", dir=final.parent))
+    tmp = new_dir(final.parent, f"{TMP_PREFIX}{final.name}-")
     try:
         yield tmp
         for file in tmp.rglob("*"):
@@ -119,7 +98,7 @@ def staged_dir(final: Path) -> Iterator[Path]:
             old = final.parent / f"{OLD_PREFIX}{final.name}-{tmp.name.rsplit('-', 1)[-1]}"
             os.rename(final, old)
         os.rename(tmp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:

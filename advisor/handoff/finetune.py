@@ -28,6 +28,7 @@ from tlreg.registry.errors import BadInputError
 
 from ..cache import FeatureCache
 from ..embed import default_workers, resolve_device
+from ..files import is_disk_full
 from . import checkpoint as ckpt
 from .finetuned import ModelToSave, save_model
 from .inputs import Data, Options, command_text, get_run, load_data, pick_model, split
@@ -76,6 +77,7 @@ def finetune(
     image_col: str | None = None,
     label_col: str | None = None,
     resume: bool = False,
+    full_data: bool = False,
     export: str | None = None,
     trust_remote_code: bool = False,
     registry: Registry | None = None,
@@ -90,6 +92,8 @@ def finetune(
     ``unfreeze=2``, ``epochs``/``lr`` by mode: linear 50 / 1e-2, partial 10 / 1e-4, full 10 / 5e-5,
     ``batch_size=32``, ``val_split=0.2``, ``seed=0``, ``label_smoothing=0``, ``patience=5`` (0: no
     early stopping), ``weight_decay=0.01``), or, with ``resume=True``, the interrupted run's values.
+    On the run's data, the items are the run's sample (its cached features: no forward pass in
+    linear mode); ``full_data=True`` trains on every item (see :func:`~.inputs.load_data`).
     """
     registry = registry or Registry(db)
     reporter = reporter or SilentTraining()
@@ -106,6 +110,10 @@ def finetune(
             if given is not None and given != kept:
                 raise BadInputError(f"{name} {given} differs from the interrupted run's {kept}.")
         run_id, model, data = stored["run_id"], stored["ref"], data or stored["data"]
+        kept = stored.get("full_data", True)  # checkpoints from before the choice trained on all data
+        if full_data and not kept:
+            raise BadInputError(f"--full-data differs from the interrupted run's (run {run_id}'s sample).")
+        full_data = kept
     elif export is None and (stored is not None or (out / METRICS).exists()):
         raise BadInputError(
             f"{out}: already holds a fine-tune.",
@@ -129,9 +137,11 @@ def finetune(
     columns = {"text_col": text_col, "image_col": image_col, "label_col": label_col}
     if resume and stored:
         columns = {k: columns[k] or stored["columns"].get(k) for k in columns}
-    ds = load_data(data, run, modality=record_.modality, columns=columns)
+    ds = load_data(data, run, modality=record_.modality, columns=columns, full_data=full_data)
     for message in ds.warnings:
         reporter.note(f"warning: {message}")
+    for message in ds.notes:
+        reporter.note(message)
     if resume and stored and ds.fingerprint != stored["fingerprint"]:
         raise BadInputError(
             f"{ds.path}: the data changed since the interrupted fine-tune (another fingerprint).",
@@ -146,9 +156,11 @@ def finetune(
         "workers": workers,
         **columns,
         "trust_remote_code": trust_remote_code or None,
+        "full_data": full_data or None,
         "export": export,
     }
     job = _Job(registry, record_, run.id if run else None, ds, opts, out, dev, n_workers, reporter)
+    job.full_data = full_data
     job.text = command_text(
         command, run_id=job.run_id, ref=record_.ref, data=ds.path, out=out, opts=opts, extra=extra
     )
@@ -184,6 +196,7 @@ class _Job:
         self.registry, self.record, self.run_id, self.data, self.opts = registry, record, run_id, data, opts
         self.out, self.device, self.workers, self.reporter = out, device, workers, reporter
         self.text = ""
+        self.full_data = False
 
     def result(self, revision: str | None, **kwargs: Any) -> FinetuneResult:
         ds = self.data
@@ -256,14 +269,14 @@ class _Job:
             try:
                 save_model(out / "model", spec, epoch=epoch, val_acc=acc)
             except Exception as exc:
-                if ckpt.is_disk_full(exc):
+                if is_disk_full(exc):
                     kept = (
                         f"the best model so far (epoch {previous.best_epoch}, validation accuracy "
                         f"{previous.best_acc:.3f}) is still in {out / 'model'}"
                         if previous.best_epoch
                         else "no model had been saved yet"
                     )
-                    raise ckpt.disk_full(out / "model", exc, kept) from exc
+                    raise ckpt.disk_full(out / "model", exc, kept, checkpoint=out / CHECKPOINT) from exc
                 raise
 
         cfg = TrainConfig(
@@ -283,6 +296,7 @@ class _Job:
             "data": ds.path,
             "columns": ds.columns,
             "fingerprint": ds.fingerprint,
+            "full_data": self.full_data,
         }
         trainer = Trainer(
             setup.model,
@@ -328,7 +342,7 @@ class _Job:
             },
             timings=timings,
             resumed_at_epoch=resumed_at,
-            notes=list(ds.warnings),
+            notes=[*ds.warnings, *ds.notes],
         )
         result.data.update({"train": len(train_idx), "val": len(val_idx), "val_ids": _ids(ds, val_idx)})
         if record:
@@ -339,9 +353,9 @@ class _Job:
             ckpt.write_json(out / METRICS, result.to_dict())
             ckpt.write_text(out / "command.txt", self.text)
         except OSError as exc:
-            if ckpt.is_disk_full(exc):
+            if is_disk_full(exc):
                 kept = f"the model is in {out / 'model'}, only metrics.json or command.txt is missing"
-                raise ckpt.disk_full(out / METRICS, exc, kept) from exc
+                raise ckpt.disk_full(out / METRICS, exc, kept, checkpoint=out / CHECKPOINT) from exc
             raise
         return result
 

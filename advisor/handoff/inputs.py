@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shlex
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -111,13 +111,14 @@ def pick_model(run: Run | None, result: RunResult | None, model: str | None) -> 
 
 @dataclass
 class Data:
-    """The fine-tuning data: every item (decoded once), its fingerprint, and its classes."""
+    """The fine-tuning data: its items (decoded once), its fingerprint, and its classes."""
 
     path: str
     dataset: Dataset
     fingerprint: str
     columns: dict[str, str | None]
     warnings: list[str]
+    notes: list[str] = field(default_factory=list)
 
     @property
     def classes(self) -> list[str]:
@@ -125,9 +126,25 @@ class Data:
 
 
 def load_data(
-    data: str | Path | None, run: Run | None, *, modality: str, columns: dict[str, str | None]
+    data: str | Path | None,
+    run: Run | None,
+    *,
+    modality: str,
+    columns: dict[str, str | None],
+    full_data: bool = False,
 ) -> Data:
-    """Load and check the data: classification, the model's modality, and the run's classes."""
+    """Load and check the data: classification, the model's modality, and the run's classes.
+
+    On the run's own data, the items are the run's sample (unless ``full_data``): the data the
+    models were ranked on, whose features ``recommend`` cached, so linear mode needs no forward
+    pass and the outcome is recorded under the run's fingerprint. A note says so when the run
+    sampled part of the data; a warning says when the data changed since and all of it is used.
+    """
+    from_run = (
+        run is not None
+        and bool(run.data_path)
+        and (data is None or Path(data).expanduser().resolve() == Path(run.data_path))
+    )
     if data is None:
         if run is None or not run.data_path:
             raise BadInputError("No data to fine-tune on: pass --data PATH.")
@@ -135,10 +152,28 @@ def load_data(
         columns = {
             k: columns.get(k) or (run.options or {}).get(k) for k in ("text_col", "image_col", "label_col")
         }
+    notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        full = sample(load_dataset(data, **columns))  # no caps: every item, each image decoded once
-    notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+        every = load_dataset(data, **columns)
+        chosen = None
+        if from_run and run is not None and run.sample_ids and not full_data:
+            chosen = run_sample(every, run)
+            if chosen is None:
+                warnings.warn(
+                    f"{data} changed since run {run.id} ranked the models on it (its sample is not "
+                    "there as it was): fine-tuning on all its items as they are now",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            elif len(chosen) < len(every):
+                notes.append(
+                    f"fine-tuning on run {run.id}'s sample: {len(chosen)} of the {len(every)} items in "
+                    f"{data} (the items it ranked the models on, whose features it cached); "
+                    "--full-data trains on all"
+                )
+        full = chosen if chosen is not None else sample(every)  # no caps: every item, decoded once
+    warned = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     if full.task != "classification":
         raise DatasetError(
             f"{data}: {full.task} data; fine-tuning trains a classifier and needs class labels.",
@@ -157,7 +192,20 @@ def load_data(
             hint="Fine-tune on data with the run's classes, or pass --model REF without a run id.",
         )
     path = str(Path(data).expanduser().resolve())
-    return Data(path, full, fingerprint(full), dict(columns), notes)
+    return Data(path, full, fingerprint(full), dict(columns), warned, notes)
+
+
+def run_sample(ds: Dataset, run: Run) -> Dataset | None:
+    """The items ``run`` ranked the models on, in its order, as they were (same fingerprint); None
+    when an item is gone or changed since."""
+    where = {item_id: i for i, item_id in enumerate(ds.ids)}
+    if any(i not in where for i in run.sample_ids):
+        return None
+    chosen = ds.subset([where[i] for i in run.sample_ids])
+    if fingerprint(chosen) != run.fingerprint:
+        return None
+    chosen.validated = True  # the same bytes the run decoded
+    return chosen
 
 
 def split(labels: np.ndarray, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -38,7 +38,8 @@ from torch import nn
 
 from ..errors import TrainingOutOfMemoryError
 from ..features import Silent
-from .checkpoint import disk_full, is_disk_full, torch_bytes, write_file
+from ..files import is_disk_full
+from .checkpoint import disk_full, torch_bytes, write_file
 
 Batch = Any  # a tensor, or a dict of tensors (tokenised text)
 
@@ -251,7 +252,7 @@ class Trainer:
                     if done
                     else "no checkpoint had been written yet"
                 )
-                raise disk_full(self.checkpoint, exc, kept) from exc
+                raise disk_full(self.checkpoint, exc, kept, checkpoint=self.checkpoint) from exc
             raise
 
     # -- steps --
