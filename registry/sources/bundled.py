@@ -157,9 +157,11 @@ class BundledSource:
         chosen = [b for b in BUNDLES.values() if not filters or any(fnmatch(b.name, f) for f in filters)]
         for bundle in chosen[:limit]:
             try:
-                yield self.describe(Ref("pkg", bundle.name))
+                spec = self.describe(Ref("pkg", bundle.name))
             except TlregError as exc:  # not installed, or a damaged package: skipped with the reason
                 yield Skip(f"pkg:{bundle.name}", str(exc).removeprefix(f"pkg:{bundle.name}: "))
+                continue
+            yield spec
 
     def _bundle(self, ref: Ref) -> Bundle:
         bundle = BUNDLES.get(ref.name)
