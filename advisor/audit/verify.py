@@ -143,9 +143,23 @@ def _revision_reason(registry: Registry, ref: str, old: str | None, new: str | N
 
 
 def _history_basis(history: dict[str, Any]) -> tuple[bool, list[tuple[str, int]]]:
-    """What the history signal rested on: whether it was used, and its neighbours and their outcomes."""
-    neighbours = [(n.get("fingerprint", ""), n.get("outcomes", 0)) for n in history.get("neighbours", [])]
+    """What the history signal rested on: whether it was used, and the neighbours that carried it (those
+    with outcomes for at least two candidates). A past dataset without outcomes moves nothing: a later
+    run on other data adds such a neighbour without changing the signal."""
+    neighbours = [
+        (n.get("fingerprint", ""), n.get("outcomes", 0))
+        for n in history.get("neighbours", [])
+        if n.get("outcomes", 0) >= 2
+    ]
     return bool(history.get("used")), neighbours
+
+
+def history_changed(old: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Whether the history signal differs between the run and its recomputation; never when neither
+    used it."""
+    if not (old.get("used") or now.get("used")):
+        return False
+    return _history_basis(old) != _history_basis(now)
 
 
 def _compare(
@@ -187,7 +201,7 @@ def _compare(
             f"(largest: {worst['estimator']} of {worst['ref']}: {worst['recorded']} -> {worst['now']})"
         )
     old = (record.result.detail.get("history") or {}) if record.result else {}
-    if _history_basis(old) != _history_basis(now.history or {}):
+    if history_changed(old, now.history or {}):
         result.reasons.append(
             "the history signal changed since the run (new fine-tune outcomes or similar datasets)"
         )

