@@ -67,6 +67,16 @@ class HubConfig:
         return {**asdict(self), "descend": self.descend.to_dict(), "finetune": self.finetune.to_dict()}
 
 
+def config_from_dict(doc: dict[str, Any]) -> HubConfig:
+    """The configuration a results document records (``HubConfig.to_dict``), rebuilt."""
+    fields = dict(doc)
+    for budget in ("descend", "finetune"):
+        fields[budget] = Budget(**fields[budget])
+    for seq in ("lites", "sources", "targets", "extra_seeds"):
+        fields[seq] = tuple(fields[seq])
+    return HubConfig(**fields)
+
+
 def quick_config(seed: int = 0) -> HubConfig:
     """A smoke run: one backbone, two sources, two targets, a few steps (a few minutes)."""
     return HubConfig(

@@ -77,16 +77,29 @@ def _schedule(budget: Budget) -> Any:
     return factor
 
 
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, budget: Budget, *, seed: int) -> float:
+def train(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    budget: Budget,
+    *,
+    seed: int,
+    keep_eval: Sequence[nn.Module] = (),
+) -> float:
     """Train ``model`` in place for the budget (batches drawn epoch by epoch from a seeded permutation).
 
+    Only parameters that require gradients are optimised; ``keep_eval`` (the normalisation layers of
+    frozen blocks) stay in eval mode, so their running statistics stay the pretrained ones.
     Returns the mean loss of the last 10 % of steps (recorded, to spot a diverged run).
     """
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=budget.lr, weight_decay=budget.weight_decay)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(params, lr=budget.lr, weight_decay=budget.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _schedule(budget))
     model.train()
+    for module in keep_eval:
+        module.eval()
     order, cursor, tail = torch.randperm(len(x), generator=generator), 0, []
     for step in range(budget.steps):
         if cursor + budget.batch_size > len(order):
