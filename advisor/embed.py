@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 from tlreg.registry import FeatureExtractor
-from tlreg.registry.extractors import Preprocessor
+from tlreg.registry.feature_extractor import Preprocessor
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 

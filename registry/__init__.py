@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from .lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from .extractors import FeatureExtractor
+    from .feature_extractor import FeatureExtractor
     from .models import Event, ModelRecord, ModelSpec
     from .outcomes import OutcomeStore
     from .refs import Ref, parse_ref
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "Event": ".models",
-    "FeatureExtractor": ".extractors",
+    "FeatureExtractor": ".feature_extractor",
     "ImportReport": ".store",
     "ModelRecord": ".models",
     "ModelSpec": ".models",

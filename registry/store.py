@@ -23,8 +23,8 @@ from .errors import BadInputError, InvalidRefError, UnknownModelError, Unsupport
 from .models import MODALITIES, Event, ModelEntry, ModelRecord, ModelSpec, ModelTag
 from .refs import SCHEMES, WEIGHT_SUFFIXES, Ref, parse_ref
 
-if TYPE_CHECKING:  # sources and extractors import torch and timm: loaded only when models are
-    from .extractors import FeatureExtractor
+if TYPE_CHECKING:  # sources and feature extractors import torch and timm: loaded only when models are
+    from .feature_extractor import FeatureExtractor
     from .sources import Skip
 
 

@@ -28,7 +28,7 @@ from tlreg.cli.main import TlregGroup
 from tlreg.cli.state import State
 from tlreg.registry import OutcomeStore, Registry
 from tlreg.registry.errors import BadInputError
-from tlreg.registry.loaders import timm_meta_model
+from tlreg.registry.timm_models import timm_meta_model
 from torch import nn
 
 FAST = {"workers": 0, "batch_size": 8}

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import timm
 from tlreg.registry.errors import BadInputError
-from tlreg.registry.extractors import HFImageProcessor, HFTextExtractor, Tokenize
-from tlreg.registry.loaders import PREPROCESSING_KEYS
+from tlreg.registry.feature_extractor import HFImageProcessor, HFTextExtractor, Tokenize
+from tlreg.registry.timm_models import PREPROCESSING_KEYS
 
 from .checkpoint import staged_dir, write_json, write_text
 from .finetuned import _pooling_config

@@ -34,13 +34,9 @@ import timm
 import torch
 from tlreg.registry import FeatureExtractor, Registry
 from tlreg.registry.errors import WeightsError
-from tlreg.registry.extractors import HFImageProcessor, HFTextExtractor, Tokenize
-from tlreg.registry.loaders import (
-    PREPROCESSING_KEYS,
-    folder_extractor,
-    timm_extractor,
-    transformers_extractor,
-)
+from tlreg.registry.feature_extractor import HFImageProcessor, HFTextExtractor, Tokenize
+from tlreg.registry.model_folders import folder_extractor, transformers_extractor
+from tlreg.registry.timm_models import PREPROCESSING_KEYS, timm_extractor
 from torch import nn
 
 from .checkpoint import staged_dir, write_file, write_json

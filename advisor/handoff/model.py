@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 
 import torch
-from tlreg.registry.extractors import FeatureExtractor, HFImageExtractor, TimmExtractor
+from tlreg.registry.feature_extractor import FeatureExtractor, HFImageExtractor, TimmExtractor
 from torch import nn
 
 from ..errors import NoBlocksError

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 from tlreg.registry import FeatureExtractor, ModelRecord, Registry
-from tlreg.registry.extractors import Preprocessor
+from tlreg.registry.feature_extractor import Preprocessor
 from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset

@@ -16,7 +16,7 @@ from importlib.metadata import entry_points
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from ..errors import InvalidRefError
-from ..extractors import FeatureExtractor
+from ..feature_extractor import FeatureExtractor
 from ..models import ModelBase, ModelSpec
 from ..refs import Ref
 

@@ -32,11 +32,12 @@ from timm.models import get_pretrained_cfg
 
 from .. import config
 from ..errors import BadInputError, TlregError, UnknownModelError, WeightsError
-from ..extractors import FeatureExtractor
-from ..loaders import folder_extractor, folder_fields, timm_expected_shapes, timm_extractor, timm_fields
+from ..feature_extractor import FeatureExtractor
+from ..model_folders import folder_extractor, folder_fields
 from ..models import ModelBase, ModelSpec
 from ..refs import Ref
 from ..split_zip import Piece, missing_package, unpack
+from ..timm_models import timm_expected_shapes, timm_extractor, timm_fields
 from ..weights import check_fits, read_state_dict, sha256
 from .base import Skip
 from .catalog import published_top1

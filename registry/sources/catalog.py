@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from .. import hub
 from ..errors import OfflineError, TlregError, UnknownModelError
-from ..extractors import FeatureExtractor
+from ..feature_extractor import FeatureExtractor
 from ..models import ModelBase, ModelSpec
 from ..refs import Ref, parse_ref
 from .base import Skip, get_source

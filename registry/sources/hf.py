@@ -20,8 +20,8 @@ from huggingface_hub.errors import CacheNotFound
 
 from .. import config, hub
 from ..errors import TlregError
-from ..extractors import FeatureExtractor
-from ..loaders import folder_extractor, folder_fields, weight_files
+from ..feature_extractor import FeatureExtractor
+from ..model_folders import folder_extractor, folder_fields, weight_files
 from ..models import ModelBase, ModelSpec
 from ..refs import Ref
 from .base import Skip

@@ -17,23 +17,25 @@ from typing import Any, ClassVar
 import timm
 
 from ..errors import BadInputError, WeightsError
-from ..extractors import FeatureExtractor
-from ..loaders import (
+from ..feature_extractor import FeatureExtractor
+from ..model_folders import (
     folder_extractor,
     folder_fields,
     folder_shapes,
     meta_param_count,
     read_json,
-    timm_expected_shapes,
-    timm_extractor,
-    timm_fields,
-    timm_head_classes,
-    timm_meta_model,
     transformers_fit,
     weight_files,
 )
 from ..models import ModelBase, ModelSpec
 from ..refs import Ref, parse_ref
+from ..timm_models import (
+    timm_expected_shapes,
+    timm_extractor,
+    timm_fields,
+    timm_head_classes,
+    timm_meta_model,
+)
 from ..weights import check_fits, count_params, loading, sha256, state_dict_shapes
 from .base import Skip
 

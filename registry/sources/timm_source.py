@@ -16,10 +16,10 @@ from timm.models import get_pretrained_cfg, split_model_name_tag
 
 from .. import hub
 from ..errors import OfflineError, TlregError, UnknownModelError
-from ..extractors import FeatureExtractor
-from ..loaders import timm_extractor, timm_fields
+from ..feature_extractor import FeatureExtractor
 from ..models import ModelBase, ModelSpec
 from ..refs import Ref
+from ..timm_models import timm_extractor, timm_fields
 from ..weights import loading
 from .base import Skip
 from .catalog import published_top1
