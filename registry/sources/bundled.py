@@ -39,7 +39,7 @@ from ..refs import Ref
 from ..split_zip import Piece, missing_package, unpack
 from ..timm_models import timm_expected_shapes, timm_extractor, timm_fields
 from ..weights import check_fits, read_state_dict, sha256
-from .base import Skip
+from .base import Skip, Source
 from .catalog import published_top1
 
 
@@ -153,7 +153,7 @@ def efficientnet_lite_state_dict(path: Path, arch: str) -> dict[str, Any]:
     return mapped
 
 
-class BundledSource:
+class BundledSource(Source):
     name: ClassVar[str] = "bundled"
     schemes: ClassVar[tuple[str, ...]] = ("pkg",)
 
@@ -230,3 +230,8 @@ class BundledSource:
             return timm_extractor(model, revision=revision)
         revision = (revision or sha256(path / "model.safetensors")) if pretrained else None
         return folder_extractor(path, modality="text", pretrained=pretrained, revision=revision)
+
+    def current_revision(self, entry: ModelBase) -> str | None:
+        """The pinned revision: the package's weights as they were when added (upgrading the package
+        and adding it again pins the new ones)."""
+        return entry.revision
