@@ -356,7 +356,7 @@ def resample_job(work: Path, cfg: HubConfig, target_name: str, refs: dict[str, s
     """
     from tlreg.advisor.baselines import raw_baseline
     from tlreg.advisor.confidence import bootstrap
-    from tlreg.advisor.features import features_for
+    from tlreg.advisor.embed import EmbedRequest, EmbedSettings, features_for
 
     watch = zb.Stopwatch()
     target = _target(work, cfg, target_name)
@@ -367,15 +367,15 @@ def resample_job(work: Path, cfg: HubConfig, target_name: str, refs: dict[str, s
         registry, cache = _registry(work), FeatureCache(work / "cache")
 
         def feats(model_id: str) -> tuple[np.ndarray, np.ndarray | None]:
-            got = features_for(
+            request = EmbedRequest(
                 registry,
-                registry.get(refs[model_id]),
                 target.train,
                 target.train_fp,
                 cache=cache,
                 device=torch.device("cpu"),
-                batch_size=128,
+                settings=EmbedSettings(batch_size=128),
             )
+            got = features_for(request, registry.get(refs[model_id]))
             return got.features, got.probs
 
         candidates = {m: feats(m) for m in candidate_ids(cfg)}

@@ -18,11 +18,11 @@ import torch
 from _finetune_helpers import Recorder, save_small_timm, save_text_model, val_items, write_topics
 from click.testing import CliRunner
 from conftest import write_image_folder
-from tlreg.advisor import features as features_module
 from tlreg.advisor import finetune, recommend
+from tlreg.advisor.embed import cached as features_module
 from tlreg.advisor.errors import ClassMismatchError, DiskFullError, NoBlocksError, TrainingOutOfMemoryError
-from tlreg.advisor.handoff.finetuned import ModelToSave, load_finetuned, save_model
 from tlreg.advisor.handoff.model import find_blocks, plan
+from tlreg.advisor.handoff.saved_model import ModelToSave, load_finetuned, save_model
 from tlreg.cli.finetune_cmd import finetune as finetune_cmd
 from tlreg.cli.main import TlregGroup
 from tlreg.cli.state import State

@@ -28,7 +28,7 @@ ray = pytest.importorskip(
     "ray", reason='Ray backend tests skipped: ray is not installed (pip install "tlreg[ray]")'
 )
 
-from tlreg.advisor.ray_backend import RayBackend, actor_plan  # noqa: E402  (needs ray)
+from tlreg.advisor.embed.ray_driver import RayBackend, actor_plan  # noqa: E402  (needs ray)
 
 FAST = {"workers": 0, "bootstrap": 5, "history": False}
 

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import save_tiny_bert, write_image_folder
-from tlreg.advisor import features as features_module
 from tlreg.advisor import recommend
 from tlreg.advisor.cache import CacheCorruptWarning, FeatureCache
+from tlreg.advisor.embed import cached as features_module
 from tlreg.advisor.errors import DatasetError, NoCandidatesError
 from tlreg.advisor.rank import DEFAULT_ESTIMATORS
 from tlreg.registry import ModelSpec, Registry, RunStore
