@@ -60,10 +60,12 @@ class FinetuneReporter(RichReporter):
         )
 
 
+#: How each format of OUT/model reloads, as the README's "tlreg finetune" section gives it.
 RELOAD = {
-    "timm": 'timm.create_model("local-dir:{dir}", pretrained=True)',
-    "transformers": 'AutoModelForImageClassification.from_pretrained("{dir}")',
+    "timm": 'timm.create_model("local-dir:{model_dir}", pretrained=True)',
+    "transformers": 'AutoModelForImageClassification.from_pretrained("{model_dir}")',
 }
+RELOAD_ANY = 'tlreg.advisor.handoff.load_finetuned("{out}")'
 
 
 def _by_mode(name: str) -> str:
@@ -90,8 +92,8 @@ def render(result: FinetuneResult) -> None:
     stop = " (stopped early)" if result.stopped_early else ""
     acc = result.best_val_acc or 0.0
     console.print(f"Best validation accuracy: {acc:.3f} at epoch {result.best_epoch}{stop}")
-    how = RELOAD.get(result.model_format or "", "tlreg.advisor.handoff.saved_model.load_finetuned('{dir}')")
-    console.print(f"Model: {result.model_dir} (reload: {how.format(dir=result.model_dir)})")
+    how = RELOAD.get(result.model_format or "", RELOAD_ANY).format(model_dir=result.model_dir, out=result.out)
+    console.print(f"Model: {result.model_dir} (reload: {how})")
     console.print(f"Metrics: {result.out}/metrics.json; command: {result.out}/command.txt")
 
 

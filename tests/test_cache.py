@@ -333,3 +333,25 @@ def test_an_entry_another_user_cannot_read_is_reported_as_such_not_as_corrupt(tm
     assert str(cache.path("k6")) in message and "Permission denied" in message
     assert "corrupt" not in message and "TLREG_CACHE" in message
     assert cache.load("k6") is not None  # kept: it is not corrupt
+
+
+def test_cache_list_gives_sizes_in_byte_units(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tlreg cache list`` printed a 3.2 GB entry as "3.2BB": a count formatter used for bytes."""
+    from tlreg.advisor.result import human_bytes
+    from tlreg.cli.main import cli
+
+    monkeypatch.setenv("TLREG_CACHE", str(tmp_path))
+    cache = FeatureCache(tmp_path)
+    put(cache, "big")
+    with open(cache.path("big") / "sparse.bin", "wb") as f:  # 3.2 GB on paper, no disk space
+        f.truncate(3_200_000_000)
+    table = CliRunner().invoke(cli, ["cache", "list"])
+    assert table.exit_code == 0, table.output
+    assert "3.2 GB" in table.stdout and "BB" not in table.stdout
+    assert [human_bytes(n) for n in (None, 950, 12_300, 4_700_000, 2_000_000_000_000)] == [
+        "-",
+        "950 B",
+        "12.3 kB",
+        "4.7 MB",
+        "2.0 TB",
+    ]

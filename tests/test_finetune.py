@@ -497,3 +497,19 @@ def test_the_cli_runs_and_fails_with_one_line(run_id: str, image_folder: Path, t
         bad = runner.invoke(tlreg, ["finetune", *args])
         assert bad.exit_code == 2, bad.output
         assert needle in bad.stderr and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_the_reload_hint_is_the_one_the_readme_gives(run_id: str, tmp_path: Path) -> None:
+    """After a linear fine-tune the CLI named ``tlreg.advisor.handoff.finetuned.load_finetuned('OUT/model')``
+    while the README says ``tlreg.advisor.handoff.load_finetuned("OUT")``; both now say the README's."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert 'tlreg.advisor.handoff.load_finetuned("OUT")' in readme
+    out = tmp_path / "ft"
+    table = CliRunner().invoke(
+        finetune_cmd, [run_id, "--out", str(out), "--epochs", "1", "--workers", "0"], obj=State(quiet=True)
+    )
+    assert table.exit_code == 0, table.output
+    assert f'(reload: tlreg.advisor.handoff.load_finetuned("{out}"))' in table.stdout
+    import tlreg.advisor.handoff
+
+    assert tlreg.advisor.handoff.load_finetuned(str(out)).classes  # the hinted call works as printed
