@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import put_in_hf_cache, save_tiny_timm
+from helpers import put_in_hf_cache, save_tiny_timm
 from tlreg.cli.main import cli
 
 

@@ -17,7 +17,7 @@ import timm
 import torch
 from _finetune_helpers import Recorder, save_small_timm, save_text_model, val_items, write_topics
 from click.testing import CliRunner
-from conftest import write_image_folder
+from helpers import write_image_folder
 from tlreg.advisor import finetune, recommend
 from tlreg.advisor.embed import cached as features_module
 from tlreg.advisor.errors import ClassMismatchError, DiskFullError, NoBlocksError, TrainingOutOfMemoryError

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import save_tiny_timm
+from helpers import save_tiny_timm
 from tlreg.advisor import recommend
 from tlreg.advisor.cache import FeatureCache
 from tlreg.registry import ModelSpec, Registry, RunStore

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import save_tiny_timm, write_image_folder
+from helpers import save_tiny_timm, write_image_folder
 from tlreg.cli.main import cli
 from tlreg.registry import Registry
 from tlreg.registry.sources import SourcePluginWarning, parse_ref, sources

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import save_tiny_bert
+from helpers import save_tiny_bert
 from tlreg.registry import Registry
 from tlreg.registry.errors import BadInputError, WeightsError
 from tlreg.registry.model_folders import folder_extractor
