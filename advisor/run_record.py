@@ -1,10 +1,11 @@
-"""The one writer of a ``recommend`` run's record: opened before the first model loads, a row per
-candidate and score as they come, the dataset's signature, and closed with the result or the failure.
+"""The one writer of run records: a ``recommend`` run's record is opened before the first model
+loads, gets a row per candidate and score as they come and the dataset's signature, and is closed
+with the result or the failure; records whose process died mid-way are closed as failed.
 
-Every write a run makes to the registry database goes through :class:`RunRecorder`, so what a
-record holds, and when, can be read in one place (the tables are :mod:`tlreg.registry.runs`). A
-recorder made with ``record=False`` writes nothing (``tlreg runs verify`` recomputes a run that
-way) and leaves the run id empty. Writes of a run are never rewritten: runs are append-only.
+Every write the advisor makes to the run tables (:mod:`tlreg.registry.runs`) goes through this
+module, so what a record holds, and when, can be read in one place. A :class:`RunRecorder` made
+with ``record=False`` writes nothing (``tlreg runs verify`` recomputes a run that way) and leaves
+the run id empty. Writes of a run are never rewritten: runs are append-only.
 """
 
 from __future__ import annotations
@@ -24,15 +25,21 @@ if TYPE_CHECKING:
     from .scoring import Scored
 
 
+def close_abandoned(registry: Registry) -> list[str]:
+    """Close as failed the records of runs whose process died mid-way (killed, the machine lost), so
+    nothing is shown as running that is not; their ids."""
+    return RunStore(registry.engine).mark_abandoned()
+
+
 class RunRecorder:
-    """Records one run in ``registry``; marks runs whose process died mid-way as failed first."""
+    """Records one run in ``registry``; closes the records of runs that died mid-way first."""
 
     def __init__(self, registry: Registry, *, record: bool = True) -> None:
         self.runs = RunStore(registry.engine) if record else None
         self.outcomes = OutcomeStore(registry.engine) if record else None
         self.run_id = ""
-        if self.runs is not None:
-            self.runs.mark_abandoned()
+        if record:
+            close_abandoned(registry)
 
     def new_id(self) -> str:
         """The id the run will be recorded under ("" when nothing is recorded)."""
