@@ -1,8 +1,10 @@
 """tlreg.advisor: target data in, ranking out.
 
-``recommend(path, ...)`` is the main job; its result's ``to_dict()`` is the ``--json`` document.
-``finetune(...)`` hands the pick to fine-tuning. Names are imported on first use (PEP 562), so the
-light submodules (the cache, the errors) load without torch.
+``recommend(path, ...)`` is the main job (:mod:`.recommend` reads as its steps, one module each);
+its result's ``to_dict()`` is the ``--json`` document. ``finetune(...)`` hands the pick to
+fine-tuning (:mod:`.handoff`). Names are imported on first use (PEP 562), so the light submodules
+(the defaults, the cache, the errors) load without torch. The README's "Development" section maps
+every module.
 """
 
 from __future__ import annotations

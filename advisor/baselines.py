@@ -2,7 +2,7 @@
 
 A pretrained model is only worth starting from if its features beat what needs no pretraining at
 all. Two baselines are scored by the same estimators as the candidates: the candidate's own
-architecture randomly initialised (embedded like any model, see ``features_for(pretrained=False)``)
+architecture randomly initialised (embedded like any model, see ``features_for(..., pretrained=False)``)
 and the raw inputs themselves — images downscaled to 16×16 RGB pixels (768 numbers, standardised),
 texts as TF-IDF reduced to at most 256 dimensions by a truncated SVD (estimators need dense
 features), centred and scaled as a whole: standardising each SVD component would whiten them
@@ -17,11 +17,11 @@ import time
 
 import numpy as np
 from PIL import Image
-from tlreg.registry.extractors import open_image
+from tlreg.registry.feature_extractor import open_image
 
 from .cache import FeatureCache, cache_key
 from .data import Dataset
-from .features import Features
+from .embed.request import Features
 
 RAW_LABELS = {"image": "raw pixels (16x16)", "text": "raw text (tf-idf)"}
 PIXELS = 16
@@ -67,29 +67,10 @@ def raw_baseline(sample: Dataset, fingerprint: str, *, cache: FeatureCache, seed
         ref=f"raw:{sample.modality}", version=RAW_VERSION, fingerprint=fingerprint, n=len(sample), seed=seed
     )
     hit = cache.load(key)
-    if hit is None:
-        x = raw_features(sample, seed=seed)
-        writer = cache.writer(
-            key,
-            n=len(x),
-            dim=x.shape[1],
-            classes=None,
-            meta={
-                "ref": f"raw:{sample.modality}",
-                "label": label,
-                "fingerprint": fingerprint,
-                "n": len(sample),
-            },
-        )
-        writer.write(x, None)
-        return Features(
-            label,
-            np.asarray(writer.commit().features),
-            None,
-            None,
-            key,
-            False,
-            time.perf_counter() - start,
-            None,
-        )
-    return Features(label, np.asarray(hit.features), None, None, key, True, time.perf_counter() - start, None)
+    if hit is not None:
+        return Features.cached(hit, label=label, revision=None, start=start)
+    x = raw_features(sample, seed=seed)
+    meta = {"ref": f"raw:{sample.modality}", "label": label, "fingerprint": fingerprint, "n": len(sample)}
+    writer = cache.writer(key, n=len(x), dim=x.shape[1], classes=None, meta=meta)
+    writer.write(x, None)
+    return Features.computed(writer.commit(), label=label, revision=None, start=start, samples_per_s=None)

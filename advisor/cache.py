@@ -46,7 +46,7 @@ import numpy as np
 from tlreg.registry import config
 from tlreg.registry.weights import sha256
 
-from .cache_writer import DEAD, EntryWriter, new_locked_tmp, tmp_state
+from .cache_writer import DEAD, CachedFeatures, EntryWriter, new_locked_tmp, tmp_state
 from .errors import CacheAccessError, DiskFullError, StorageError
 from .files import is_disk_full
 
@@ -68,14 +68,6 @@ def cache_key(**parts: Any) -> str:
     """A stable hash of everything the cached features depend on."""
     blob = json.dumps({"format": FORMAT_VERSION, **parts}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-@dataclass
-class CachedFeatures:
-    key: str
-    features: np.ndarray
-    probs: np.ndarray | None
-    meta: dict[str, Any]
 
 
 @dataclass

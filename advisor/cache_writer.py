@@ -15,8 +15,9 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from tlreg.registry.errors import TlregError
@@ -25,7 +26,7 @@ from tlreg.registry.weights import sha256
 from .files import fsync_dir, new_dir, reserve, write_all
 
 if TYPE_CHECKING:
-    from .cache import CachedFeatures, FeatureCache
+    from .errors import StorageError
 
 try:
     import fcntl
@@ -34,6 +35,24 @@ except ImportError:  # Windows: no flock; temporary folders are then told apart 
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 LIVE, DEAD, UNKNOWN = "being written", "left by an interrupted run", "cannot tell (no file locks here)"
+
+
+@dataclass
+class CachedFeatures:
+    """A cache entry read back: its arrays (memory-mapped) and its description."""
+
+    key: str
+    features: np.ndarray
+    probs: np.ndarray | None
+    meta: dict[str, Any]
+
+
+class EntryStore(Protocol):
+    """What a writer needs of its cache (:class:`~tlreg.advisor.cache.FeatureCache`)."""
+
+    def path(self, key: str) -> Path: ...
+    def load(self, key: str) -> CachedFeatures | None: ...
+    def write_error(self, exc: OSError) -> StorageError: ...
 
 
 def _lock(folder: Path, *, exclusive: bool) -> int | None:
@@ -142,7 +161,7 @@ class EntryWriter:
 
     def __init__(
         self,
-        cache: FeatureCache,
+        cache: EntryStore,
         key: str,
         tmp: Path,
         lock: int | None,

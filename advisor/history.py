@@ -32,8 +32,8 @@ from tlreg.registry.outcomes import DatasetSignature, FinetuneOutcome
 from .baselines import pixels
 from .cache import FeatureCache
 from .data import Dataset, fingerprint, load_dataset, sample
+from .embed import EmbedRequest, features_for
 from .errors import DatasetError
-from .features import features_for
 
 PROBES = {"image": "pkg:efficientnet_lite0", "text": "pkg:all-minilm-l6-v2"}
 SIGNATURE_ITEMS = 256
@@ -98,8 +98,8 @@ def compute_signature(
     if record is not None and probe_features is not None:
         vectors, probe = probe_features[idx], f"{record.ref}@{record.revision}"
     elif record is not None:
-        subset = sample.subset(idx.tolist())
-        feats = features_for(registry, record, subset, f"signature:{fingerprint}", cache=cache, device=device)
+        subset, key = sample.subset(idx.tolist()), f"signature:{fingerprint}"
+        feats = features_for(EmbedRequest(registry, subset, key, cache=cache, device=device), record)
         vectors, probe = feats.features, f"{record.ref}@{feats.revision}"
     else:
         vectors, probe = _model_free(sample.subset(idx.tolist())), f"model-free:{sample.modality}"
@@ -123,6 +123,16 @@ class HistorySignal:
     @property
     def usable(self) -> bool:
         return sum(math.isfinite(v) for v in self.scores.values()) >= 2
+
+    def detail(self, signature: DatasetSignature) -> dict[str, object]:
+        """What a run's answer says about its history: the probe, whether the signal was used, the
+        neighbours and the candidates' history scores."""
+        return {
+            "probe": signature.probe,
+            "used": self.usable,
+            "neighbours": self.neighbours,
+            "scores": {r: v for r, v in self.scores.items() if np.isfinite(v)},
+        }
 
 
 def history_signal(

@@ -1,7 +1,15 @@
 """``recommend``: the main job, from a data path to a ranked, explained, recorded answer.
 
-The run record is opened before the first model loads and closed with the result, so an
-interrupted or failing run is recorded as such (see :mod:`tlreg.registry.runs`).
+Read it top to bottom; each step is one call into the module that does that one thing:
+
+1. the data: load, sample, check, fingerprint (:mod:`.data`);
+2. what is compared: the candidates and the estimators (:mod:`.candidates`);
+3. the run record is opened (:mod:`.run_record`, its one writer) before the first model loads, and
+   closed with the result or the failure, so an interrupted run is recorded as such;
+4. embedding: one :class:`~.embed.EmbedRequest` for the run, served by the chosen backend
+   (:mod:`.embed`), each row scored as it comes (:class:`~.scoring.Scoreboard`) and recorded;
+5. the raw-input baseline (:mod:`.baselines`) and the history signal (:mod:`.history`);
+6. the answer: standings, confidence, rows, verdicts, the Why (:mod:`.answer`).
 """
 
 from __future__ import annotations
@@ -9,26 +17,29 @@ from __future__ import annotations
 import platform
 import sys
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from tlreg.registry import Registry
-from tlreg.registry.errors import BadInputError
-from tlreg.registry.runs import Run, RunResult, RunStore, new_run_id
+from tlreg.registry import ModelRecord, Registry
+from tlreg.registry.errors import BadInputError, TlregError
+from tlreg.registry.runs import Run
 
-from . import estimators as est
-from .backends import make_backend
+from . import answer, defaults
+from .answer import HISTORY
+from .baselines import raw_baseline
 from .cache import FeatureCache
-from .data import fingerprint, load_dataset, require_scorable, sample
-from .embed import default_workers, resolve_device
-from .errors import NoCandidatesError
-from .evaluate import Settings, evaluate
-from .features import Reporter, Silent, select_candidates
-from .rank import DEFAULT_ESTIMATORS, to_compute
+from .candidates import choose_estimators, require_candidates, select_candidates
+from .data import Dataset, fingerprint, load_dataset, require_scorable, sample
+from .embed import Backend, EmbedRequest, EmbedSettings, default_workers, make_backend, resolve_device
+from .embed.request import jobs_for
+from .errors import StorageError
+from .history import PROBES, compute_signature, history_signal
+from .progress import Reporter, Silent
 from .result import RecommendResult
+from .run_record import RunRecorder
+from .scoring import Scoreboard
 
 
 @dataclass
@@ -41,38 +52,21 @@ class Options:
     estimators: list[str] | None = None
     per_class: int | None = None
     max_samples: int | None = None
-    seed: int = 0
+    seed: int = defaults.SEED
     text_col: str | None = None
     image_col: str | None = None
     label_col: str | None = None
     strict: bool = False
-    device: str | None = None
-    batch_size: int = 32
+    device: str | None = None  # None: defaults.DEVICE
+    batch_size: int = defaults.BATCH_SIZE
     workers: int | None = None
     top: int | None = None
     baselines: bool = True
-    bootstrap: int = 50
+    bootstrap: int = defaults.BOOTSTRAP
     history: bool = True
     trust_remote_code: bool = False
-    backend: str = "local"
+    backend: str = defaults.BACKEND
     ray_address: str | None = None
-
-
-def _environment(device: str) -> dict[str, Any]:
-    versions = {name: version(name) for name in ("tlreg", "torch", "timm", "transformers", "numpy")}
-    return {"python": sys.version.split()[0], "platform": platform.platform(), "device": device, **versions}
-
-
-def _choose_estimators(names: Sequence[str] | None, task: str) -> list[str]:
-    chosen = list(names) if names else list(DEFAULT_ESTIMATORS[task])
-    for name in dict.fromkeys([*chosen, *to_compute(chosen)]):
-        info = est.get(name)
-        if task not in info.tasks:
-            raise BadInputError(
-                f"Estimator {name!r} does not score {task} targets.",
-                hint=f"Ones that do: {', '.join(i.name for i in est.available(task=task))}.",
-            )
-    return chosen
 
 
 def recommend(
@@ -97,13 +91,47 @@ def recommend(
     if opts.bootstrap < 0:
         raise BadInputError(f"--bootstrap must be 0 (off) or a number of rounds, not {opts.bootstrap}.")
     registry = registry or Registry(db)
-    cache = cache or FeatureCache()
-    reporter = reporter or Silent()
-    runs = RunStore(registry.engine) if record else None
-    if runs:
-        runs.mark_abandoned()
-
+    recorder = RunRecorder(registry, record=record)
     warns: list[str] = []
+    sub, fp = _read_data(data, opts, warns)
+
+    names = choose_estimators(opts.estimators, sub.task)
+    candidates = select_candidates(
+        registry, modality=sub.modality, models=opts.models, tags=opts.tags, max_params=opts.max_params
+    )
+    require_candidates(
+        candidates, modality=sub.modality, filtered=bool(opts.models or opts.tags or opts.max_params)
+    )
+    request = EmbedRequest(
+        registry,
+        sub,
+        fp,
+        cache=cache or FeatureCache(),
+        device=resolve_device(opts.device),
+        settings=EmbedSettings(
+            seed=opts.seed,
+            batch_size=opts.batch_size,
+            workers=opts.workers if opts.workers is not None else default_workers(sub.modality),
+            trust_remote_code=opts.trust_remote_code,
+        ),
+        reporter=reporter or Silent(),
+    )
+    run = _new_run(recorder.new_id(), data, opts, request, command)
+    backend = make_backend(opts.backend, address=opts.ray_address)
+    recorder.start(run)
+    try:
+        result = _decide(request, run, candidates, names, opts, backend, recorder, warns)
+    except BaseException as exc:
+        recorder.fail(exc)
+        raise
+    recorder.finish(result)
+    if opts.top:  # show the best ``top`` only; the run record keeps the whole ranking
+        result.ranking = result.ranking[: opts.top]
+    return result
+
+
+def _read_data(data: str | Path, opts: Options, warns: list[str]) -> tuple[Dataset, str]:
+    """The sample ``recommend`` ranks on, and its fingerprint; the data's warnings join ``warns``."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         full = load_dataset(
@@ -117,72 +145,104 @@ def recommend(
         require_scorable(sub, per_class=opts.per_class)
         fp = fingerprint(sub)
     warns += [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    return sub, fp
 
-    names = _choose_estimators(opts.estimators, sub.task)
-    candidates = select_candidates(
-        registry, modality=sub.modality, models=opts.models, tags=opts.tags, max_params=opts.max_params
-    )
-    if not candidates:
-        raise NoCandidatesError(
-            f"No registered {sub.modality} model matches"
-            f"{' the filters' if (opts.models or opts.tags or opts.max_params) else ''}.",
-            hint="Register some: tlreg registry import bundled (offline), tlreg registry import catalog, "
-            "or tlreg registry add REF.",
-        )
-    device = resolve_device(opts.device)
-    run = Run(
-        id=new_run_id() if record else "",
+
+def _new_run(run_id: str, data: str | Path, opts: Options, request: EmbedRequest, command: str) -> Run:
+    sub = request.sample
+    versions = {name: version(name) for name in ("tlreg", "torch", "timm", "transformers", "numpy")}
+    return Run(
+        id=run_id,
         command=command or "python: tlreg.advisor.recommend(...)",
         options=dict(vars(opts)),
-        environment=_environment(str(device)),
+        environment={
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "device": str(request.device),
+            **versions,
+        },
         data_path=str(Path(data).resolve()),
-        fingerprint=fp,
+        fingerprint=request.fingerprint,
         modality=sub.modality,
         task=sub.task,
         n_samples=len(sub),
         classes=sub.classes,
         sample_ids=list(sub.ids),
     )
-    settings = Settings(
-        names=names,
-        seed=opts.seed,
-        batch_size=opts.batch_size,
-        workers=opts.workers if opts.workers is not None else default_workers(sub.modality),
-        baselines=opts.baselines,
-        bootstrap=opts.bootstrap,
-        history=opts.history,
-        trust_remote_code=opts.trust_remote_code,
-    )
-    backend = make_backend(opts.backend, address=opts.ray_address)
-    common = {"cache": cache, "device": device, "reporter": reporter, "warns": warns, "backend": backend}
-    if runs is None:
-        return _top(evaluate(registry, None, run, candidates, sub, fp, settings, **common), opts.top)
-    runs.start(run)
-    try:
-        result = evaluate(registry, runs, run, candidates, sub, fp, settings, **common)
-    except BaseException as exc:
-        runs.fail(run.id, f"{type(exc).__name__}: {exc}")
-        raise
-    runs.finish(
-        RunResult(
-            run_id=run.id,
-            best_ref=result.best.ref if result.best else None,
-            reason=result.reason,
-            ranking=[r.to_dict() for r in result.ranking + result.baselines],
-            warnings=result.warnings,
-            skipped=result.skipped,
-            detail={
-                "estimators": result.estimators,
-                "confidence": result.confidence,
-                "history": result.history,
-            },
+
+
+def _decide(
+    request: EmbedRequest,
+    run: Run,
+    candidates: list[ModelRecord],
+    names: list[str],
+    opts: Options,
+    backend: Backend,
+    recorder: RunRecorder,
+    warns: list[str],
+) -> RecommendResult:
+    """Embed, score and record every row, add the baselines and the history, then answer."""
+    sub = request.sample
+    board = Scoreboard(names, sub.labels, sub.task, warns)
+    for job, outcome in backend.run(request, jobs_for(candidates, baselines=opts.baselines)):
+        if isinstance(outcome, TlregError):
+            board.skip(job.label, str(outcome))
+            recorder.skipped(job.label, str(outcome))
+            request.reporter.note(f"skipped {job.label}: {outcome}")
+            continue
+        scored = board.score(outcome, job.record)
+        recorder.candidate(
+            outcome, scored, params=job.record.params, baseline_of=None if job.pretrained else job.record.ref
         )
-    )
-    return _top(result, opts.top)
+    refs = board.scored_candidates(candidates)
+
+    raw_label = None
+    if opts.baselines:
+        raw = raw_baseline(sub, request.fingerprint, cache=request.cache, seed=opts.seed)
+        raw_label = raw.label
+        recorder.candidate(raw, board.score(raw), params=None, baseline_of="*")
+
+    ranked_by = list(names)
+    history: dict[str, Any] = {}
+    if opts.history and sub.task == "classification":
+        history = _history(request, run, board, refs, recorder)
+        if history.get("used"):
+            ranked_by.append(HISTORY)
+
+    standing = answer.standings(board, refs, ranked_by)
+    baselines = answer.baseline_labels(board, candidates)
+    conf = answer.resample(board, refs, baselines, standing, rounds=opts.bootstrap, seed=opts.seed)
+    ranked_rows = answer.rows(board, standing, conf, baselines)
+    answer.judge(ranked_rows[0], board, conf, raw_label=raw_label, n_classes=sub.num_classes)
+    answer.warn_if_undecided(standing, conf, warns)
+    return answer.answer(run, sub, board, standing, conf, ranked_rows, history=history)
 
 
-def _top(result: RecommendResult, top: int | None) -> RecommendResult:
-    """Show the best ``top`` only; the run record keeps the whole ranking."""
-    if top:
-        result.ranking = result.ranking[:top]
-    return result
+def _history(
+    request: EmbedRequest, run: Run, board: Scoreboard, refs: list[str], recorder: RunRecorder
+) -> dict[str, Any]:
+    """Record this dataset's signature and, where the history knows similar datasets, add its signal
+    to the candidates' scores; what it found, for the answer."""
+    sub = request.sample
+    probe = PROBES.get(sub.modality)
+    try:
+        signature = compute_signature(
+            request.registry,
+            sub,
+            request.fingerprint,
+            cache=request.cache,
+            device=request.device,
+            data_path=run.data_path,
+            probe_features=board.features[probe].features if probe in board.features else None,
+        )
+    except StorageError:
+        raise  # a full disk stops the run here as anywhere else
+    except TlregError as exc:
+        board.warns.append(f"no dataset signature (history) for this run: {exc}")
+        return {}
+    recorder.signature(signature)
+    signal = history_signal(request.registry, signature, refs)
+    if signal.usable:
+        for r in refs:
+            board.scores[r][HISTORY] = signal.scores[r]
+    return signal.detail(signature)

@@ -1,4 +1,5 @@
-"""What ``recommend`` returns: typed rows, the pick and its reason, and the same document as ``--json``."""
+"""What ``recommend`` returns: typed rows, the pick and its reason, and the same document as ``--json``;
+and how its numbers read (counts, sizes), the same in every command."""
 
 from __future__ import annotations
 
@@ -15,6 +16,17 @@ def human_count(n: int | None) -> str:
         if n >= size:
             return f"{n / size:.1f}{unit}"
     return str(n)
+
+
+def human_bytes(n: int | None) -> str:
+    """A size in bytes as people read it, in decimal units as ``--max-size 2e9`` takes them: 3.2 GB,
+    12.3 kB, 950 B; "-" for unknown."""
+    if n is None:
+        return "-"
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
 
 
 def baseline_label(ref: str) -> str:

@@ -1,4 +1,5 @@
-"""Scoring one set of features with several estimators, tolerant of the ones that cannot score it.
+"""Scoring features with several estimators, tolerant of the ones that cannot score them; and the
+:class:`Scoreboard` that collects one run's scores, row by row.
 
 An estimator that cannot score a model (too few samples per class for its covariance, features
 wider than the sample, no source head for LEEP) must not sink the whole run: its score is NaN,
@@ -10,13 +11,19 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import estimators as est
-from .errors import EstimatorError
+from .errors import EstimatorError, NoCandidatesError
+from .rank import pooled, to_compute
+
+if TYPE_CHECKING:
+    from tlreg.registry import ModelRecord
+
+    from .embed.request import Features
 
 
 @dataclass
@@ -47,3 +54,68 @@ def score_features(
 
 def as_dict(scored: Sequence[Scored]) -> dict[str, float]:
     return {s.estimator: s.value for s in scored}
+
+
+@dataclass
+class Scoreboard:
+    """One run's scores so far, by label (candidates and baselines alike): what each estimator gave,
+    the features it scored, the candidate's registry record, and what could not be scored or embedded.
+
+    ``names`` are the estimators the ranking uses; pool-normalised ones are scored by their
+    components (:func:`~tlreg.advisor.rank.to_compute`). An estimator that fails on one row leaves a
+    NaN and a warning: the ranking uses those that did score.
+    """
+
+    names: list[str]
+    labels: Any
+    task: str
+    warns: list[str]
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    features: dict[str, Features] = field(default_factory=dict)
+    records: dict[str, ModelRecord] = field(default_factory=dict)
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def score(self, feats: Features, record: ModelRecord | None = None) -> list[Scored]:
+        """Score one row's features with every estimator (``record``: the model they came from)."""
+        scored = score_features(feats.features, feats.probs, self.labels, self.task, to_compute(self.names))
+        for item in scored:
+            if item.error:
+                self.errors.setdefault(feats.label, []).append(item.error)
+                self.warns.append(f"{item.estimator} could not score {feats.label}: {item.error}")
+        self.scores[feats.label], self.features[feats.label] = as_dict(scored), feats
+        if record is not None:
+            self.records[feats.label] = record
+        return scored
+
+    def skip(self, label: str, reason: str) -> None:
+        self.skipped.append({"ref": label, "reason": reason})
+
+    def scored_candidates(self, candidates: Sequence[ModelRecord]) -> list[str]:
+        """The candidates that at least one estimator scored; the others join ``skipped`` with the reason.
+
+        A candidate with no finite score is never ranked, never gets P(best) and never beats anything:
+        a ranking built on nothing would still name a pick. None scored at all is an error (exit 3).
+        """
+        refs, unscored = [], []
+        for record in candidates:
+            if record.ref not in self.scores:
+                continue
+            values = pooled({record.ref: self.scores[record.ref]}, self.names)[record.ref]
+            if any(math.isfinite(v) for v in values.values()):
+                refs.append(record.ref)
+                continue
+            why = "; ".join(dict.fromkeys(self.errors.get(record.ref, []))) or "every estimator refused it"
+            self.skip(record.ref, f"no estimator could score it ({why})")
+            unscored.append(why)
+        if not refs:
+            if unscored:
+                raise NoCandidatesError(
+                    f"No candidate could be scored: {unscored[0]}",
+                    hint="Fix the data so the estimators can use it (see the reason), then run again.",
+                )
+            raise NoCandidatesError(
+                f"None of the {len(candidates)} candidate models could be evaluated.",
+                hint="See the reasons above (or in the run record); fix them and run again.",
+            )
+        return refs

@@ -32,10 +32,10 @@ import torch
 from PIL import Image
 from tlreg.advisor import finetune
 from tlreg.advisor.cache import FeatureCache
-from tlreg.advisor.embed import default_workers
+from tlreg.advisor.embed.device import default_workers
 from tlreg.advisor.handoff.inputs import load_data, split
+from tlreg.advisor.handoff.mode_setup import ItemBatches
 from tlreg.advisor.handoff.model import Classifier, new_head, param_groups, prepare_backbone
-from tlreg.advisor.handoff.setup import ItemBatches
 from tlreg.advisor.handoff.train import TrainConfig, Trainer
 from tlreg.registry import Registry
 

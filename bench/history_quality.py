@@ -43,7 +43,7 @@ def compute_signatures(work: Path, results: dict) -> dict[str, dict]:
     """Each target's signature, from the probe's cached features in the zoo's work folder."""
     import zoo_build as zb
     from tlreg.advisor.cache import FeatureCache
-    from tlreg.advisor.features import features_for
+    from tlreg.advisor.embed import EmbedRequest, EmbedSettings, features_for
 
     cfg = zb.BuildConfig(seed=results["config"]["seed"])
     registry = Registry(f"sqlite:///{work / 'registry.db'}")
@@ -51,16 +51,15 @@ def compute_signatures(work: Path, results: dict) -> dict[str, dict]:
     out = {}
     for name in results["targets"]:
         target = zb.load_target(work, cfg, name, zb.Stopwatch())
-        feats = features_for(
+        request = EmbedRequest(
             registry,
-            record,
             target.train,
             target.train_fp,
             cache=FeatureCache(work / "cache"),
             device=torch.device("cpu"),
-            batch_size=128,
-            workers=0,
+            settings=EmbedSettings(batch_size=128, workers=0),
         )
+        feats = features_for(request, record)
         sig = compute_signature(
             registry,
             target.train,

@@ -279,7 +279,7 @@ def register(work: Path, folder: Path) -> str:
 
 def raw_pixels(ds: Any) -> np.ndarray:
     """16x16 RGB pixels in [0, 1] (the raw baseline's input; the probe standardises on the train split)."""
-    from tlreg.registry.extractors import open_image
+    from tlreg.registry.feature_extractor import open_image
 
     return np.stack(
         [
@@ -366,7 +366,7 @@ def resample_job(work: Path, cfg: HubConfig, target_name: str, refs: dict[str, s
     """
     from tlreg.advisor.baselines import raw_baseline
     from tlreg.advisor.confidence import bootstrap
-    from tlreg.advisor.features import features_for
+    from tlreg.advisor.embed import EmbedRequest, EmbedSettings, features_for
 
     watch = zb.Stopwatch()
     target = _target(work, cfg, target_name)
@@ -377,15 +377,15 @@ def resample_job(work: Path, cfg: HubConfig, target_name: str, refs: dict[str, s
         registry, cache = _registry(work), FeatureCache(work / "cache")
 
         def feats(model_id: str) -> tuple[np.ndarray, np.ndarray | None]:
-            got = features_for(
+            request = EmbedRequest(
                 registry,
-                registry.get(refs[model_id]),
                 target.train,
                 target.train_fp,
                 cache=cache,
                 device=torch.device("cpu"),
-                batch_size=128,
+                settings=EmbedSettings(batch_size=128),
             )
+            got = features_for(request, registry.get(refs[model_id]))
             return got.features, got.probs
 
         candidates = {m: feats(m) for m in candidate_ids(cfg)}

@@ -28,12 +28,11 @@ import timm
 import torch
 from PIL import Image
 from sklearn.datasets import load_sample_images
-from tlreg.advisor import features as features_module
 from tlreg.advisor import recommend
 from tlreg.advisor.cache import FeatureCache
 from tlreg.advisor.data import fingerprint, load_dataset, sample
-from tlreg.advisor.embed import default_workers
-from tlreg.advisor.features import features_for
+from tlreg.advisor.embed import EmbedRequest, EmbedSettings, default_workers, features_for
+from tlreg.advisor.embed import cached as features_module
 from tlreg.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,16 +88,15 @@ def throughput(work: Path, quick: bool) -> None:
     ratios = []
     for r in range(repeats):
         bare = bare_timm_loop(model, files, batch_size)
-        feats = features_for(
+        request = EmbedRequest(
             reg,
-            record,
             sub,
             fp,
             cache=FeatureCache(work / f"tp-cache-{r}"),
             device=torch.device("cpu"),
-            batch_size=batch_size,
-            workers=workers,
+            settings=EmbedSettings(batch_size=batch_size, workers=workers),
         )
+        feats = features_for(request, record)
         ratios.append(feats.samples_per_s / bare)
         print(
             f"    repeat {r + 1}: bare timm {bare:6.1f} samples/s   "
@@ -174,16 +172,8 @@ def _memory_child(work: str, refs: str, n: int) -> None:
     before = peak_rss_mb()
     reset_peak_rss()
     for ref in refs.split(","):
-        features_for(
-            reg,
-            reg.get(ref),
-            sub,
-            fp,
-            cache=cache,
-            device=torch.device("cpu"),
-            batch_size=64,
-            workers=default_workers("image"),
-        )
+        settings = EmbedSettings(batch_size=64, workers=default_workers("image"))
+        features_for(EmbedRequest(reg, sub, fp, cache=cache, device="cpu", settings=settings), reg.get(ref))
     embedding = peak_rss_mb()
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps({"before_mb": before, "embedding_peak_mb": embedding, "workers_peak_mb": children}))

@@ -34,7 +34,7 @@ import numpy as np
 import timm
 import torch
 from PIL import Image
-from tlreg.advisor import evaluate as evaluate_module
+from tlreg.advisor import answer as answer_module
 from tlreg.advisor import recommend
 from tlreg.advisor.cache import FeatureCache
 from tlreg.advisor.confidence import bootstrap
@@ -71,7 +71,7 @@ def save_model(folder: Path, arch: str, seed: int, num_classes: int = 10) -> Pat
 
 
 class TimedBootstrap:
-    """Wraps the bootstrap ``evaluate`` calls, to time it inside a real ``recommend``."""
+    """Wraps the bootstrap ``recommend`` calls (``tlreg.advisor.answer``), to time it inside a real run."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
@@ -98,13 +98,13 @@ def bench_candidates(work: Path, counts: tuple[int, ...]) -> None:
         for folder in folders[:count]:
             registry.add_ref(str(folder))
         timed = TimedBootstrap()
-        evaluate_module.bootstrap = timed
+        answer_module.bootstrap = timed
         try:
             start = time.perf_counter()
             result = recommend(data, registry=registry, cache=FeatureCache(work / f"cache-{count}"))
             total = time.perf_counter() - start
         finally:
-            evaluate_module.bootstrap = bootstrap
+            answer_module.bootstrap = bootstrap
         _, candidates, scores, _ = RunStore(registry.engine).get(result.run_id)
         embed = sum(c.seconds or 0.0 for c in candidates)
         estim = sum(s.seconds for s in scores)

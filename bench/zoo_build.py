@@ -25,9 +25,9 @@ from PIL import Image
 from tlreg.advisor import estimators as est
 from tlreg.advisor.cache import FeatureCache
 from tlreg.advisor.data import Dataset, fingerprint, load_dataset, sample
+from tlreg.advisor.embed import EmbedRequest, EmbedSettings, features_for
 from tlreg.advisor.errors import EstimatorError
 from tlreg.advisor.estimators.ncti import components as ncti_components
-from tlreg.advisor.features import features_for
 from tlreg.registry import Registry
 from zoo_train import Budget, read_json, stable_seed, write_json
 
@@ -289,9 +289,10 @@ def evaluate_pair(
     feats = {}
     for split, ds, fp in (("train", target.train, target.train_fp), ("test", target.test, target.test_fp)):
         start, cpu = time.perf_counter(), time.process_time()
-        feats[split] = features_for(
-            registry, record, ds, fp, cache=cache, device=device, batch_size=128, workers=0
+        request = EmbedRequest(
+            registry, ds, fp, cache=cache, device=device, settings=EmbedSettings(batch_size=128, workers=0)
         )
+        feats[split] = features_for(request, record)
         if not feats[split].from_cache:
             watch.add("features", time.perf_counter() - start, time.process_time() - cpu)
     labels_train, labels_test = np.asarray(target.train.labels), np.asarray(target.test.labels)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import click
 from tlreg.advisor.cache import FeatureCache
 
-from .output import emit_json, human_count, note, stdout, table
+from .output import emit_json, human_bytes, note, stdout, table
 from .state import State, pass_state
 
 
@@ -48,13 +48,13 @@ def list_(show_all: bool, as_json: bool) -> None:
             e.meta.get("label", e.meta.get("ref")),
             str(e.meta.get("fingerprint", ""))[:12],
             e.meta.get("n"),
-            human_count(e.size) + "B",
+            human_bytes(e.size),
             _when(e.meta.get("created")),
         ]
         for e in entries
     ]
     rows += [
-        [t.path.name[:16], f"(temporary: {t.state})", "", "", human_count(t.size) + "B", _when(t.modified)]
+        [t.path.name[:16], f"(temporary: {t.state})", "", "", human_bytes(t.size), _when(t.modified)]
         for t in temporaries
     ]
     stdout().print(table(str(store.root), ["key", "model", "data", "samples", "size", "created (UTC)"], rows))
@@ -71,7 +71,7 @@ def prune(state: State, older_than: float | None, max_size: float | None) -> Non
     if older_than is None and max_size is None:
         raise click.UsageError("Give --older-than DAYS and/or --max-size BYTES.")
     removed = FeatureCache().prune(older_than_days=older_than, max_bytes=int(max_size) if max_size else None)
-    note(f"removed {len(removed)} entries ({human_count(sum(e.size for e in removed))}B)", quiet=state.quiet)
+    note(f"removed {len(removed)} entries ({human_bytes(sum(e.size for e in removed))})", quiet=state.quiet)
 
 
 @cache.command()

@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from tlreg.advisor import defaults as d
 
 if TYPE_CHECKING:  # imported when the command runs: `tlreg --help` does not pay for torch
-    from tlreg.advisor.handoff.finetune import FinetuneResult
+    from tlreg.advisor.handoff.result import FinetuneResult
     from tlreg.advisor.handoff.train import EpochStats
 
 from .output import emit_json, note, stderr, stdout, table
@@ -59,10 +60,17 @@ class FinetuneReporter(RichReporter):
         )
 
 
+#: How each format of OUT/model reloads, as the README's "tlreg finetune" section gives it.
 RELOAD = {
-    "timm": 'timm.create_model("local-dir:{dir}", pretrained=True)',
-    "transformers": 'AutoModelForImageClassification.from_pretrained("{dir}")',
+    "timm": 'timm.create_model("local-dir:{model_dir}", pretrained=True)',
+    "transformers": 'AutoModelForImageClassification.from_pretrained("{model_dir}")',
 }
+RELOAD_ANY = 'tlreg.advisor.handoff.load_finetuned("{out}")'
+
+
+def _by_mode(name: str) -> str:
+    """A default that depends on the mode, as a help text says it: ``linear 50, partial 10, full 10``."""
+    return ", ".join(f"{mode} {values[name]:g}" for mode, values in d.MODE_DEFAULTS.items())
 
 
 def render(result: FinetuneResult) -> None:
@@ -84,8 +92,8 @@ def render(result: FinetuneResult) -> None:
     stop = " (stopped early)" if result.stopped_early else ""
     acc = result.best_val_acc or 0.0
     console.print(f"Best validation accuracy: {acc:.3f} at epoch {result.best_epoch}{stop}")
-    how = RELOAD.get(result.model_format or "", "tlreg.advisor.handoff.finetuned.load_finetuned('{dir}')")
-    console.print(f"Model: {result.model_dir} (reload: {how.format(dir=result.model_dir)})")
+    how = RELOAD.get(result.model_format or "", RELOAD_ANY).format(model_dir=result.model_dir, out=result.out)
+    console.print(f"Model: {result.model_dir} (reload: {how})")
     console.print(f"Metrics: {result.out}/metrics.json; command: {result.out}/command.txt")
 
 
@@ -98,33 +106,40 @@ def render(result: FinetuneResult) -> None:
 )
 @click.option(
     "--mode",
-    type=click.Choice(["linear", "partial", "full"]),
-    help="linear: a new head on cached features (default); partial: also the last N blocks; full: all.",
+    type=click.Choice(d.FINETUNE_MODES),
+    help=f"linear: a new head on cached features; partial: also the last N blocks; full: all "
+    f"[default: {d.FINETUNE_MODE}].",
 )
-@click.option("--unfreeze", type=click.IntRange(min=1), help="Blocks trained by --mode partial [default: 2].")
-@click.option("--epochs", type=click.IntRange(min=1), help="[default: linear 50, partial/full 10]")
 @click.option(
-    "--lr",
-    type=click.FloatRange(min=0, min_open=True),
-    help="[default: linear 1e-2, partial 1e-4, full 5e-5]",
+    "--unfreeze",
+    type=click.IntRange(min=1),
+    help=f"Blocks trained by --mode partial [default: {d.UNFREEZE}].",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), help="[default: 32]")
+@click.option("--epochs", type=click.IntRange(min=1), help=f"[default: {_by_mode('epochs')}]")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help=f"[default: {_by_mode('lr')}]")
+@click.option("--batch-size", type=click.IntRange(min=1), help=f"[default: {d.FINETUNE_BATCH_SIZE}]")
 @click.option(
     "--val-split",
     type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    help="Validation share [default: 0.2].",
+    help=f"Validation share [default: {d.VAL_SPLIT}].",
 )
 @click.option(
-    "--seed", type=click.IntRange(min=0), help="Seed of the split, the head and the shuffling [default: 0]."
+    "--seed",
+    type=click.IntRange(min=0),
+    help=f"Seed of the split, the head and the shuffling [default: {d.SEED}].",
 )
-@click.option("--device", help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:1, mps [default: auto].")
-@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), help="[default: 0]")
+@click.option("--device", help=f"auto (CUDA, MPS, CPU), cpu, cuda, cuda:1, mps [default: {d.DEVICE}].")
+@click.option(
+    "--label-smoothing", type=click.FloatRange(0, 1, max_open=True), help=f"[default: {d.LABEL_SMOOTHING:g}]"
+)
 @click.option(
     "--patience",
     type=click.IntRange(min=0),
-    help="Epochs without improvement before stopping; 0: never [default: 5].",
+    help=f"Epochs without improvement before stopping; 0: never [default: {d.PATIENCE}].",
 )
-@click.option("--weight-decay", type=click.FloatRange(min=0), help="AdamW weight decay [default: 0.01].")
+@click.option(
+    "--weight-decay", type=click.FloatRange(min=0), help=f"AdamW weight decay [default: {d.WEIGHT_DECAY}]."
+)
 @click.option(
     "--workers", type=click.IntRange(min=0), help="DataLoader worker processes (default: by modality)."
 )
@@ -141,7 +156,7 @@ def render(result: FinetuneResult) -> None:
 )
 @click.option(
     "--export",
-    type=click.Choice(["script", "timm", "hf"]),
+    type=click.Choice(d.EXPORTS),
     help="Do not train: write a PyTorch script, timm train.py arguments and script, or a HF Trainer script.",
 )
 @click.option("--trust-remote-code", is_flag=True, help="Allow Hub models that ship their own Python code.")
@@ -149,7 +164,7 @@ def render(result: FinetuneResult) -> None:
 @pass_state
 def finetune(state: State, run_id: str | None, as_json: bool, **options: Any) -> None:
     """Fine-tune the model RUN_ID recommended (or --model REF) and record how it did."""
-    from tlreg.advisor.handoff.finetune import finetune as run_finetune
+    from tlreg.advisor.handoff import finetune as run_finetune
 
     result = run_finetune(
         run_id,

@@ -10,13 +10,13 @@ pay for torch, timm and transformers.
 
 from __future__ import annotations
 
-import os
 import sys
 from importlib import import_module
 from importlib.metadata import version
 from typing import Any
 
 import click
+from tlreg.registry import config
 from tlreg.registry.errors import TlregError
 
 from .state import State
@@ -80,17 +80,18 @@ def _first_line(exc: BaseException) -> str:
 
 def _debug(ctx: click.Context) -> bool:
     state = ctx.find_object(State)
-    return bool(state and state.debug) or os.environ.get("TLREG_DEBUG", "").lower() in ("1", "true", "yes")
+    return bool(state and state.debug) or config.debug()
 
 
 @click.group(cls=TlregGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--db", envvar="TLREG_DB", metavar="URL", help="Registry database (any SQLAlchemy URL).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes on stderr.")
-@click.option("--debug", is_flag=True, envvar="TLREG_DEBUG", help="Show tracebacks.")
+@click.option("--debug", is_flag=True, help="Show tracebacks (or set TLREG_DEBUG=1).")
 @click.version_option(version("tlreg"), "--version", prog_name="tlreg")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, quiet: bool, debug: bool) -> None:
     """tlreg: which pretrained model to fine-tune from, for this data, and why."""
+    debug = debug or config.debug()  # TLREG_DEBUG is read in one place: tlreg.registry.config
     ctx.obj = State(db=db, quiet=quiet, debug=debug)
     if not debug:
         from .output import warnings_as_notes  # rich: not paid by --version and --help

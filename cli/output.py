@@ -20,6 +20,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from tlreg.advisor.result import human_bytes as human_bytes  # one size format for every command
 from tlreg.advisor.result import human_count as human_count  # one count format for every command
 
 

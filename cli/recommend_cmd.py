@@ -7,6 +7,7 @@ import sys
 from typing import TYPE_CHECKING
 
 import click
+from tlreg.advisor import defaults as d
 
 if TYPE_CHECKING:
     from tlreg.advisor.result import RankingRow, RecommendResult
@@ -110,16 +111,20 @@ def render(result: RecommendResult) -> None:
 @click.option("--per-class", type=click.IntRange(min=1), help="At most this many samples per class.")
 @click.option("--max-samples", type=click.IntRange(min=2), help="At most this many samples in all.")
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of the sample and of random-init baselines."
+    "--seed",
+    type=int,
+    default=d.SEED,
+    show_default=True,
+    help="Seed of the sample and of random-init baselines.",
 )
 @click.option("--text-col", help="Table column holding the text.")
 @click.option("--image-col", help="Table column holding image paths.")
 @click.option("--label-col", help="Table column holding the label or target.")
 @click.option("--strict", is_flag=True, help="Fail on an undecodable image instead of skipping it.")
 @click.option(
-    "--device", default="auto", show_default=True, help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:1, mps."
+    "--device", default=d.DEVICE, show_default=True, help="auto (CUDA, MPS, CPU), cpu, cuda, cuda:1, mps."
 )
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=d.BATCH_SIZE, show_default=True)
 @click.option(
     "--workers", type=click.IntRange(min=0), help="DataLoader worker processes (default: by modality)."
 )
@@ -133,7 +138,7 @@ def render(result: RecommendResult) -> None:
 @click.option(
     "--bootstrap",
     type=click.IntRange(min=0),
-    default=50,
+    default=d.BOOTSTRAP,
     show_default=True,
     help="Resampling rounds for P(best) and rank intervals (0: off; no forward pass either way).",
 )
@@ -145,8 +150,8 @@ def render(result: RecommendResult) -> None:
 )
 @click.option(
     "--backend",
-    type=click.Choice(["local", "ray"]),
-    default="local",
+    type=click.Choice(d.BACKENDS),
+    default=d.BACKEND,
     show_default=True,
     help="Where to embed: this process, or a Ray cluster (pip install 'tlreg[ray]').",
 )

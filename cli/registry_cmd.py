@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import click
@@ -33,6 +33,23 @@ def _rows(records: list[ModelRecord]) -> list[list[object]]:
 COLUMNS = ["ref", "modality", "architecture", "params", "dim", "top-1", "revision", "tags"]
 
 
+class SourceName(click.Choice):
+    """The names of the installed sources, plugins included, read when the command runs."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    @property
+    def choices(self) -> Sequence[str]:
+        from tlreg.registry.sources import source_names
+
+        return source_names()
+
+    @choices.setter
+    def choices(self, value: Sequence[str]) -> None:
+        pass  # click sets them in __init__; they are read from the installed packages instead
+
+
 @click.group()
 def registry() -> None:
     """The models tlreg can recommend."""
@@ -55,7 +72,7 @@ def add(state: State, ref: str, arch: str | None, tags: tuple[str, ...], as_json
 
 
 @registry.command(name="import")
-@click.argument("source", type=click.Choice(sorted({ep.name for ep in entry_points(group="tlreg.sources")})))
+@click.argument("source", type=SourceName())
 @click.option(
     "--filter",
     "filters",
@@ -69,7 +86,7 @@ def add(state: State, ref: str, arch: str | None, tags: tuple[str, ...], as_json
 def import_(
     state: State, source: str, filters: tuple[str, ...], limit: int | None, sort: str | None, as_json: bool
 ) -> None:
-    """Register the models a source offers (timm, hf, bundled, catalog)."""
+    """Register the models a source offers (timm, hf, bundled, catalog, or a plugin's)."""
     report = state.registry.import_from(source, filters=filters, limit=limit, sort=sort)
     if as_json:
         emit_json(report.to_dict())

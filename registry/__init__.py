@@ -14,16 +14,17 @@ from typing import TYPE_CHECKING
 from .lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from .extractors import FeatureExtractor
+    from .feature_extractor import FeatureExtractor
     from .models import Event, ModelRecord, ModelSpec
     from .outcomes import OutcomeStore
-    from .refs import Ref, parse_ref
+    from .refs import Ref
     from .runs import RunStore
+    from .sources.base import parse_ref
     from .store import ImportReport, Registry, to_ref
 
 _EXPORTS = {
     "Event": ".models",
-    "FeatureExtractor": ".extractors",
+    "FeatureExtractor": ".feature_extractor",
     "ImportReport": ".store",
     "ModelRecord": ".models",
     "ModelSpec": ".models",
@@ -31,7 +32,7 @@ _EXPORTS = {
     "Ref": ".refs",
     "Registry": ".store",
     "RunStore": ".runs",
-    "parse_ref": ".refs",
+    "parse_ref": ".sources.base",
     "to_ref": ".store",
 }
 __all__ = [

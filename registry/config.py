@@ -9,6 +9,7 @@ that changes the environment sees the change: nothing is frozen into a constant 
   else the user cache dir). Models shipped as split zips are unpacked under its ``bundled/``.
 - ``TLREG_DEBUG``: show tracebacks instead of one-line errors.
 - ``HF_HUB_OFFLINE``: never reach the Hugging Face Hub; use the local cache only.
+- ``HF_ENDPOINT``: the Hub's address (a mirror), as huggingface_hub reads it.
 """
 
 from __future__ import annotations
@@ -55,12 +56,18 @@ def bundled_dir() -> Path:
 
 
 def debug() -> bool:
+    """Tracebacks instead of one-line errors (``TLREG_DEBUG``: 1, true, yes or on)."""
     return _flag("TLREG_DEBUG")
 
 
 def hf_offline() -> bool:
     """True when the user asked for no Hub traffic (``HF_HUB_OFFLINE``, as huggingface_hub reads it)."""
     return _flag("HF_HUB_OFFLINE")
+
+
+def hf_endpoint() -> str:
+    """The Hugging Face Hub's address (``HF_ENDPOINT``, for a mirror), as huggingface_hub reads it."""
+    return os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
 
 
 def hf_cache_dir() -> Path:

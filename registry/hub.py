@@ -8,7 +8,6 @@ tlreg's errors naming the repository, the cache path and what to do.
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Sequence
 from functools import cache
@@ -34,7 +33,7 @@ PROBE_TIMEOUT_S = 3.0
 
 
 def endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    return config.hf_endpoint()
 
 
 @cache

@@ -1,23 +1,23 @@
 """Model references: one string names a model everywhere.
 
 ``timm:resnet50.a1_in1k``, ``hf:org/name[@revision]``, ``file:/abs/w.safetensors#arch=resnet18``,
-``local-dir:/abs/folder`` and ``pkg:efficientnet_lite0``. A registry entry is keyed by the ref
-without its revision; the revision it is pinned to (a commit sha, a content hash) is stored beside
-it, so a model whose revision moves stays one entry with a "revision" event in its history.
+``local-dir:/abs/folder`` and ``pkg:efficientnet_lite0``, or any scheme an installed source plugin
+reads. A registry entry is keyed by the ref without its revision; the revision it is pinned to (a
+commit sha, a content hash) is stored beside it, so a model whose revision moves stays one entry
+with a "revision" event in its history.
+
+Only the syntax every ref shares is here (``scheme:name#options``, :func:`split_ref`); which
+schemes exist and how each reads its name is the sources' business
+(:func:`tlreg.registry.sources.parse_ref`).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
-from .errors import InvalidRefError
-
-SCHEMES = ("timm", "hf", "file", "local-dir", "pkg")
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
-_HF_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -43,32 +43,11 @@ class Ref:
         return Ref(self.scheme, self.name, revision, dict(self.options))
 
 
-def parse_ref(text: str) -> Ref:
-    """Parse a ref string; raise :class:`InvalidRefError` naming the problem."""
+def split_ref(text: str) -> Ref | None:
+    """``scheme:name#k=v&...`` split into its parts, as written (no revision read, nothing checked);
+    None when ``text`` has no scheme."""
     scheme, sep, rest = text.partition(":")
-    if not sep or scheme not in SCHEMES:
-        raise InvalidRefError(
-            f"{text!r} is not a model reference.",
-            hint="Use timm:NAME, hf:ORG/NAME[@REV], file:PATH#arch=ARCH, local-dir:PATH or pkg:NAME, "
-            "or a path to a weights file or folder.",
-        )
-    rest, _, fragment = rest.partition("#")
-    options = dict(parse_qsl(fragment)) if fragment else {}
-    revision = None
-    if scheme == "hf":
-        rest, _, revision = rest.partition("@")
-        revision = revision or None
-        if not _HF_REPO.match(rest):
-            raise InvalidRefError(f"{text!r}: a Hugging Face ref is hf:ORG/NAME[@REVISION].")
-    elif scheme in ("file", "local-dir"):
-        if not rest:
-            raise InvalidRefError(f"{text!r}: no path after '{scheme}:'.")
-        rest = str(Path(rest).expanduser().resolve())
-        if scheme == "file" and "arch" not in options:
-            raise InvalidRefError(
-                f"{text!r}: a weights file needs its timm architecture.",
-                hint="Write file:PATH#arch=resnet18, or pass --arch to `tlreg registry add`.",
-            )
-    elif not rest:
-        raise InvalidRefError(f"{text!r}: no model name after '{scheme}:'.")
-    return Ref(scheme, rest, revision, options)
+    if not sep or not scheme:
+        return None
+    name, _, fragment = rest.partition("#")
+    return Ref(scheme, name, None, dict(parse_qsl(fragment)) if fragment else {})

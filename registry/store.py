@@ -21,19 +21,22 @@ from . import config
 from .db import open_engine, write_session
 from .errors import BadInputError, InvalidRefError, UnknownModelError, UnsupportedModalityError
 from .models import MODALITIES, Event, ModelEntry, ModelRecord, ModelSpec, ModelTag
-from .refs import SCHEMES, WEIGHT_SUFFIXES, Ref, parse_ref
+from .refs import WEIGHT_SUFFIXES, Ref
 
-if TYPE_CHECKING:  # sources and extractors import torch and timm: loaded only when models are
-    from .extractors import FeatureExtractor
+if TYPE_CHECKING:  # sources and feature extractors import torch and timm: loaded only when models are
+    from .feature_extractor import FeatureExtractor
     from .sources import Skip
 
 
 def to_ref(text: str, *, arch: str | None = None) -> Ref:
-    """What the user typed as a ref: a ref string, a path to weights or a model folder, or a timm name."""
+    """What the user typed as a ref: a ref string (of an installed source's scheme), a path to weights
+    or a model folder, or a timm name."""
     import timm
 
+    from .sources import parse_ref, schemes
+
     scheme = text.partition(":")[0]
-    if scheme in SCHEMES:
+    if scheme in schemes():
         ref = parse_ref(text if not arch or "#" in text else f"{text}#arch={arch}")
         return ref
     path = Path(text).expanduser()

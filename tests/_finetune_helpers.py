@@ -1,6 +1,6 @@
 """Small models and data for the fine-tuning tests: fast enough to train for a few epochs on a CPU.
 
-The conftest's tiny timm models expect 160 px inputs (a forward and backward pass of a batch
+The tiny timm models of helpers.py expect 160 px inputs (a forward and backward pass of a batch
 takes about a second here); the ones below are the same timm test architectures saved for 32 px
 inputs by ``save_for_hf`` itself, so training stays a fraction of a second per epoch.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import timm
 import torch
-from conftest import save_tiny_bert
+from helpers import save_tiny_bert
 
 TOPICS = {
     "pets": ["cat", "dog", "sat", "mat", "rug"],
@@ -33,7 +33,7 @@ def save_small_timm(folder: Path, *, arch: str = "test_resnet", seed: int = 0, n
 
 
 def save_text_model(folder: Path, *, seed: int = 0) -> Path:
-    """conftest's tiny BERT (its tokenizer knows the words of :data:`TOPICS`)."""
+    """helpers.py's tiny BERT (its tokenizer knows the words of :data:`TOPICS`)."""
     return save_tiny_bert(folder, seed=seed)
 
 

@@ -1,17 +1,25 @@
-"""Shared fixtures: every test gets its own tlreg home and Hugging Face cache, and no network."""
+"""Shared fixtures: every test gets its own tlreg home and Hugging Face cache, and no network; tiny
+models and data (made by ``helpers.py``); and the ``registry`` on SQLite or PostgreSQL.
+
+``registry`` is a fresh SQLite registry unless a test module asks for more databases with
+``pytestmark = pytest.mark.databases("sqlite", "postgresql")``: its tests then run once per database.
+PostgreSQL needs ``TLREG_TEST_PG_URL`` (an SQLAlchemy URL of a server and a role that may create
+databases; ``.ci/run`` starts one on loopback and sets it); without it those runs are skipped and
+say why. Each such test gets a database of its own, created from that URL and dropped afterwards,
+and ``TLREG_DB`` points at it, so code that opens the default registry (the CLI) uses it too.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import shutil
+import secrets
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from helpers import save_tiny_bert, save_tiny_timm, save_tiny_vit, write_image_folder
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -67,32 +75,7 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     return home
 
 
-# --- tiny models, saved the way their real sources save them ---------------------------------
-
-
-def put_in_hf_cache(cache: Path, repo_id: str, folder: Path, *, ref: str = "main") -> str:
-    """Lay ``folder``'s files out as huggingface_hub's cache does (blobs, refs, snapshot symlinks).
-
-    Returns the fake commit sha, derived from the files so that different content gives a new sha.
-    """
-    repo_dir = cache / f"models--{repo_id.replace('/', '--')}"
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    digest = hashlib.sha1()
-    for f in files:
-        digest.update(f.relative_to(folder).as_posix().encode() + hashlib.sha256(f.read_bytes()).digest())
-    sha = digest.hexdigest()
-    for f in files:
-        blob_id = hashlib.sha256(f.read_bytes()).hexdigest()
-        blob = repo_dir / "blobs" / blob_id
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(f, blob)
-        link = repo_dir / "snapshots" / sha / f.relative_to(folder)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if not link.exists():
-            link.symlink_to(os.path.relpath(blob, link.parent))
-    (repo_dir / "refs").mkdir(parents=True, exist_ok=True)
-    (repo_dir / "refs" / ref).write_text(sha)
-    return sha
+# --- tiny models and data (built by tests/helpers.py) ------------------------------------------
 
 
 @pytest.fixture
@@ -100,102 +83,6 @@ def hf_cache(isolated_home: Path) -> Path:
     cache = isolated_home / "hf" / "hub"
     cache.mkdir(parents=True, exist_ok=True)
     return cache
-
-
-def save_tiny_timm(folder: Path, *, arch: str = "test_resnet", num_classes: int = 4, seed: int = 0) -> Path:
-    """A small timm model saved by timm's own ``save_for_hf`` (config.json + model.safetensors)."""
-    import timm
-
-    torch.manual_seed(seed)
-    model = timm.create_model(arch, num_classes=num_classes)
-    timm.models.save_for_hf(model, str(folder), safe_serialization=True)
-    return folder
-
-
-def save_tiny_vit(folder: Path, *, num_labels: int = 3, seed: int = 0) -> Path:
-    """A small transformers ViT classifier and its image processor, saved with save_pretrained."""
-    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
-
-    torch.manual_seed(seed)
-    config = ViTConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        image_size=32,
-        patch_size=8,
-        num_labels=num_labels,
-        id2label={i: f"class{i}" for i in range(num_labels)},
-        label2id={f"class{i}": i for i in range(num_labels)},
-    )
-    ViTForImageClassification(config).save_pretrained(folder)
-    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
-    return folder
-
-
-WORDS = [
-    "the",
-    "a",
-    "cat",
-    "dog",
-    "sat",
-    "on",
-    "mat",
-    "rug",
-    "stock",
-    "market",
-    "fell",
-    "rose",
-    "rain",
-    "sun",
-    "ball",
-    "goal",
-    "team",
-    "won",
-    "lost",
-    "bread",
-    "oven",
-    "bake",
-    "cpu",
-    "chip",
-    "code",
-]
-
-
-def save_tiny_bert(folder: Path, *, seed: int = 0, normalize: bool = False) -> Path:
-    """A small BERT encoder with a WordPiece tokenizer, in sentence-transformers' folder layout."""
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    torch.manual_seed(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    # transformers 5: BertTokenizerFast(vocab_file=...) ignores the file (every word becomes [UNK]);
-    # BertTokenizer(vocab=...) reads it and saves a fast tokenizer.json.
-    tokenizer = BertTokenizer(vocab=str(folder / "vocab.txt"))
-    assert tokenizer("cat sat")["input_ids"][1:3] != [tokenizer.unk_token_id] * 2
-    tokenizer.save_pretrained(folder)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    BertModel(config).save_pretrained(folder)
-    (folder / "1_Pooling").mkdir(exist_ok=True)
-    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
-    modules = [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-    ]
-    if normalize:
-        modules.append(
-            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
-        )
-    (folder / "modules.json").write_text(json.dumps(modules))
-    return folder
 
 
 @pytest.fixture
@@ -213,37 +100,72 @@ def tiny_bert_dir(tmp_path: Path) -> Path:
     return save_tiny_bert(tmp_path / "tiny-bert")
 
 
+# --- the registry, on every database a module asks for -------------------------------------------
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests of a module (or a test) marked ``databases(...)`` run once per database named there."""
+    marker = metafunc.definition.get_closest_marker("databases")
+    if marker is not None and "database" in metafunc.fixturenames:
+        metafunc.parametrize("database", marker.args, indirect=True)
+
+
 @pytest.fixture
-def registry(isolated_home: Path):
-    """A registry on a fresh SQLite file under the test's TLREG_HOME."""
+def database(request: pytest.FixtureRequest) -> str:
+    """The database the ``registry`` fixture opens: SQLite unless the test is parametrised."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The server URL from ``TLREG_TEST_PG_URL``; skip (saying why) when unset, fail when unreachable."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    url = os.environ.get("TLREG_TEST_PG_URL")
+    if not url:
+        pytest.skip(
+            "PostgreSQL tests skipped: TLREG_TEST_PG_URL is not set (.ci/run starts a server and sets it; "
+            "e.g. TLREG_TEST_PG_URL=postgresql+psycopg://USER@127.0.0.1:5432/postgres)"
+        )
+    pytest.importorskip("psycopg", reason='PostgreSQL tests skipped: pip install "tlreg[postgres]"')
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.connect() as conn:  # unreachable or wrong credentials: fail here, loudly
+        conn.execute(text("SELECT 1"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def pg_url(pg_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh, empty database for this test (also in ``TLREG_DB``); dropped afterwards."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    name = f"tlreg_test_{secrets.token_hex(6)}"
+    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = make_url(pg_server).set(database=name).render_as_string(hide_password=False)
+    monkeypatch.setenv("TLREG_DB", url)
+    yield url
+    with admin.connect() as conn:  # FORCE: engines the test left open still hold connections
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture
+def registry(database: str, isolated_home: Path, request: pytest.FixtureRequest):
+    """A registry on a fresh database: a SQLite file under the test's TLREG_HOME, or a PostgreSQL
+    database of its own (see the module doc)."""
     from tlreg.registry import Registry
 
+    if database == "postgresql":
+        return Registry(request.getfixturevalue("pg_url"))
+    if database != "sqlite":
+        raise ValueError(f"no registry fixture for database {database!r}")
     return Registry()
-
-
-def rgb_images(n: int, *, size: int = 40, seed: int = 0) -> list:
-    """Small random RGB PIL images."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    return [Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)) for _ in range(n)]
-
-
-def write_image_folder(
-    root: Path, *, classes: int = 3, per_class: int = 6, size: int = 24, seed: int = 0
-) -> Path:
-    """An image-folder dataset whose classes differ in colour, so features can separate them."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for c in range(classes):
-        folder = root / f"class{c}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            pixels = rng.integers(0, 80, (size, size, 3))
-            pixels[..., c % 3] += 150
-            Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(folder / f"{i:03d}.png")
-    return root
 
 
 @pytest.fixture

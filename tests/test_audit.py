@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import save_tiny_timm
+from helpers import save_tiny_timm
 from PIL import Image
 from test_runs import invoke
 from tlreg.advisor import recommend

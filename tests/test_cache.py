@@ -13,12 +13,17 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from tlreg.advisor.cache import CacheCorruptWarning, FeatureCache, cache_key
+from tlreg.advisor.data import Dataset
+from tlreg.advisor.embed.cached import cache_parts, entry_key
+from tlreg.advisor.embed.request import EmbedRequest, EmbedSettings, Job
+from tlreg.registry import ModelRecord
 
 
 def put(cache: FeatureCache, key: str, n: int = 5, dim: int = 3, classes: int | None = 2):
@@ -31,16 +36,45 @@ def put(cache: FeatureCache, key: str, n: int = 5, dim: int = 3, classes: int | 
     return writer.commit(), feats, probs
 
 
-def test_key_depends_on_every_part() -> None:
-    base = {
-        "ref": "timm:a",
-        "revision": "r",
-        "preprocessing": {"size": 1},
-        "fingerprint": "f",
-        "init": "pretrained",
-    }
-    keys = {cache_key(**base)} | {cache_key(**{**base, k: "other"}) for k in base}
-    assert len(keys) == len(base) + 1
+def test_key_depends_on_every_part(tmp_path: Path) -> None:
+    """The key a job's features are cached under (:func:`cache_parts` and the revision) changes with
+    each thing the features depend on: the model, its preprocessing and revision, the data, the
+    sample's size, pretrained or random init and that init's seed; and with nothing else."""
+    record = ModelRecord(
+        id=1,
+        added_at=datetime.now(UTC),
+        added_by="test",
+        ref="timm:a",
+        source="timm",
+        architecture="a",
+        modality="text",
+        preprocessing={"size": 1},
+    )
+
+    def key(*, record=record, n=4, fingerprint="f", pretrained=True, seed=0, revision="r") -> str:
+        texts = [f"text {i}" for i in range(n)]
+        sample = Dataset(tmp_path, "text-lines", "text", "unlabelled", texts, [f"line:{i}" for i in range(n)])
+        request = EmbedRequest(
+            None, sample, fingerprint, cache=FeatureCache(tmp_path), settings=EmbedSettings(seed=seed)
+        )
+        job = Job(record, pretrained)
+        parts = cache_parts(request, job)
+        assert entry_key(request, job, revision) == cache_key(**parts, revision=revision)
+        return cache_key(**parts, revision=revision)
+
+    base = key()
+    changed = [
+        key(record=record.model_copy(update={"ref": "timm:b"})),
+        key(record=record.model_copy(update={"preprocessing": {"size": 2}})),
+        key(revision="s"),
+        key(fingerprint="g"),
+        key(n=5),
+        key(pretrained=False),
+        key(pretrained=False, seed=1),
+    ]
+    assert len({base, *changed}) == len(changed) + 1
+    assert key(seed=1) == base  # the seed is a random init's; pretrained features do not depend on it
+    assert key(record=record.model_copy(update={"params": 7, "tags": ["x"]})) == base  # nor on metadata
 
 
 def test_round_trip_with_checksums(tmp_path: Path) -> None:
@@ -154,7 +188,7 @@ def test_a_full_cache_disk_stops_recommend_with_one_line_and_leaves_nothing_behi
 ) -> None:
     """A real full disk: the cache on a 1 MiB tmpfs with three pages free (memory-mapped writes died
     of SIGBUS there, silently, leaving the run 'running' and a half-written entry)."""
-    from conftest import write_image_folder
+    from helpers import write_image_folder
     from tlreg.registry import RunStore
 
     command = private_tmpfs_command()
@@ -333,3 +367,25 @@ def test_an_entry_another_user_cannot_read_is_reported_as_such_not_as_corrupt(tm
     assert str(cache.path("k6")) in message and "Permission denied" in message
     assert "corrupt" not in message and "TLREG_CACHE" in message
     assert cache.load("k6") is not None  # kept: it is not corrupt
+
+
+def test_cache_list_gives_sizes_in_byte_units(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tlreg cache list`` printed a 3.2 GB entry as "3.2BB": a count formatter used for bytes."""
+    from tlreg.advisor.result import human_bytes
+    from tlreg.cli.main import cli
+
+    monkeypatch.setenv("TLREG_CACHE", str(tmp_path))
+    cache = FeatureCache(tmp_path)
+    put(cache, "big")
+    with open(cache.path("big") / "sparse.bin", "wb") as f:  # 3.2 GB on paper, no disk space
+        f.truncate(3_200_000_000)
+    table = CliRunner().invoke(cli, ["cache", "list"])
+    assert table.exit_code == 0, table.output
+    assert "3.2 GB" in table.stdout and "BB" not in table.stdout
+    assert [human_bytes(n) for n in (None, 950, 12_300, 4_700_000, 2_000_000_000_000)] == [
+        "-",
+        "950 B",
+        "12.3 kB",
+        "4.7 MB",
+        "2.0 TB",
+    ]

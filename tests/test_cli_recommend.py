@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from PIL import Image
@@ -162,3 +163,40 @@ def test_installed_command_prints_warnings_as_one_line(
     assert done.returncode == 0, done.stderr
     [line] = [w for w in _warning_lines(done.stderr) if "corrupt" in w]
     assert line.startswith(f"warning: Feature cache entry {folder} is corrupt")
+
+
+def test_the_flags_defaults_are_the_python_apis() -> None:
+    """Every flag of ``recommend`` and ``finetune`` defaults to what the Python API does without it
+    (both read ``advisor/defaults.py``), and ``--backend`` offers exactly the backends there are."""
+    from tlreg.advisor import defaults
+    from tlreg.advisor.embed.backends import TABLE
+    from tlreg.advisor.handoff.inputs import Options as FinetuneOptions
+    from tlreg.advisor.recommend import Options
+    from tlreg.cli.finetune_cmd import finetune
+    from tlreg.cli.recommend_cmd import recommend
+
+    api, ctx = Options(), click.Context(recommend)
+    unset = getattr(click.core, "UNSET", None)  # click 8.3+: an option without a default
+    checked = []
+    for param in recommend.params:
+        default = param.get_default(ctx)
+        if param.name not in vars(api) or param.multiple or default is None or default is unset:
+            continue
+        expected = (
+            defaults.DEVICE if param.name == "device" and api.device is None else getattr(api, param.name)
+        )
+        assert default == expected, param.name
+        checked.append(param.name)
+    assert {"seed", "batch_size", "bootstrap", "backend", "baselines", "history", "device"} <= set(checked)
+    assert set(next(p for p in recommend.params if p.name == "backend").type.choices) == set(TABLE)
+
+    tuned = FinetuneOptions.resolve({})
+    flags = {p.name: p for p in finetune.params}
+    assert (
+        list(flags["mode"].type.choices) == list(defaults.MODE_DEFAULTS)
+        and tuned.mode == defaults.FINETUNE_MODE
+    )
+    assert list(flags["export"].type.choices) == list(defaults.EXPORTS)
+    for name in ("unfreeze", "batch_size", "val_split", "seed", "patience", "weight_decay"):
+        assert f"[default: {getattr(tuned, name)}]" in flags[name].help, name
+    assert f"linear {tuned.epochs}" in flags["epochs"].help and f"linear {tuned.lr:g}" in flags["lr"].help

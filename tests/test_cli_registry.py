@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import put_in_hf_cache, save_tiny_timm
+from helpers import put_in_hf_cache, save_tiny_timm
 from tlreg.cli.main import cli
 
 
@@ -74,9 +74,30 @@ def test_an_unknown_ref_is_one_line_with_suggestions_and_exit_2() -> None:
     )
 
 
-def test_debug_shows_the_traceback() -> None:
+@pytest.mark.slow
+def test_debug_shows_the_traceback(isolated_home: Path) -> None:
+    """``--debug`` and ``TLREG_DEBUG=1`` (read in one place, ``config.debug``) let the error out as
+    Python's traceback, naming the exception; without them, one line."""
     result = run("--debug", "registry", "show", "timm:nothing")
     assert result.exit_code != 0 and result.exception is not None
+    exe = shutil.which("tlreg")
+    assert exe, "the tlreg console script is not installed"
+    env = {**os.environ, "NO_COLOR": "1"}
+    for flag, extra_env in ((["--debug"], {}), ([], {"TLREG_DEBUG": "1"}), ([], {"TLREG_DEBUG": "on"})):
+        done = subprocess.run(
+            [exe, *flag, "registry", "show", "timm:nothing"],
+            capture_output=True,
+            text=True,
+            env={**env, **extra_env},
+            timeout=300,
+        )
+        assert done.returncode != 0 and done.stdout == "", (flag, extra_env)
+        assert done.stderr.startswith("Traceback (most recent call last):"), done.stderr[-500:]
+        assert "UnknownModelError" in done.stderr.splitlines()[-1] and "timm:nothing" in done.stderr
+    plain = subprocess.run(
+        [exe, "registry", "show", "timm:nothing"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr and plain.stderr.count("\n") == 1
 
 
 def test_a_torch_warning_names_the_weights_file(tmp_path: Path) -> None:

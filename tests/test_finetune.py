@@ -17,18 +17,18 @@ import timm
 import torch
 from _finetune_helpers import Recorder, save_small_timm, save_text_model, val_items, write_topics
 from click.testing import CliRunner
-from conftest import write_image_folder
-from tlreg.advisor import features as features_module
+from helpers import write_image_folder
 from tlreg.advisor import finetune, recommend
+from tlreg.advisor.embed import cached as features_module
 from tlreg.advisor.errors import ClassMismatchError, DiskFullError, NoBlocksError, TrainingOutOfMemoryError
-from tlreg.advisor.handoff.finetuned import ModelToSave, load_finetuned, save_model
 from tlreg.advisor.handoff.model import find_blocks, plan
+from tlreg.advisor.handoff.saved_model import ModelToSave, load_finetuned, save_model
 from tlreg.cli.finetune_cmd import finetune as finetune_cmd
 from tlreg.cli.main import TlregGroup
 from tlreg.cli.state import State
 from tlreg.registry import OutcomeStore, Registry
 from tlreg.registry.errors import BadInputError
-from tlreg.registry.loaders import timm_meta_model
+from tlreg.registry.timm_models import timm_meta_model
 from torch import nn
 
 FAST = {"workers": 0, "batch_size": 8}
@@ -497,3 +497,19 @@ def test_the_cli_runs_and_fails_with_one_line(run_id: str, image_folder: Path, t
         bad = runner.invoke(tlreg, ["finetune", *args])
         assert bad.exit_code == 2, bad.output
         assert needle in bad.stderr and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_the_reload_hint_is_the_one_the_readme_gives(run_id: str, tmp_path: Path) -> None:
+    """After a linear fine-tune the CLI named ``tlreg.advisor.handoff.finetuned.load_finetuned('OUT/model')``
+    while the README says ``tlreg.advisor.handoff.load_finetuned("OUT")``; both now say the README's."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert 'tlreg.advisor.handoff.load_finetuned("OUT")' in readme
+    out = tmp_path / "ft"
+    table = CliRunner().invoke(
+        finetune_cmd, [run_id, "--out", str(out), "--epochs", "1", "--workers", "0"], obj=State(quiet=True)
+    )
+    assert table.exit_code == 0, table.output
+    assert f'(reload: tlreg.advisor.handoff.load_finetuned("{out}"))' in table.stdout
+    import tlreg.advisor.handoff
+
+    assert tlreg.advisor.handoff.load_finetuned(str(out)).classes  # the hinted call works as printed

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import write_image_folder
+from helpers import write_image_folder
 from PIL import Image
 from tlreg.advisor import recommend
 from tlreg.advisor.cache import FeatureCache

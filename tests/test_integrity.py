@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_image_folder
+from helpers import write_image_folder
 from tlreg.advisor.audit.records import list_runs, load_run
 from tlreg.advisor.rank import DEFAULT_ESTIMATORS
 from tlreg.registry import Registry, RunStore

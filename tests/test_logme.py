@@ -124,7 +124,6 @@ def test_vectorised_columns_stop_independently() -> None:
 
 
 def test_torch_path_agrees_with_numpy() -> None:
-    pytest.importorskip("torch")
     features, labels = make_classification(6, n=80, d=10, c=4)
     numpy_value = score("logme", features, labels)
     assert score("logme", features, labels, device="cpu") == pytest.approx(numpy_value, rel=1e-5)

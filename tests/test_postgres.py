@@ -1,24 +1,19 @@
 """The registry and the run records on a real PostgreSQL server, as a team would share them.
 
-Needs ``TLREG_TEST_PG_URL`` (an SQLAlchemy URL of a server and a role that may create databases;
-``.ci/run`` starts one on loopback and sets it); without it every test here is skipped and says why.
-Each test gets a database of its own, created from that URL and dropped afterwards, and
-``TLREG_DB`` points at it, so code that opens the default registry (the CLI) uses it too.
-
-The store and run-record tests of ``test_store.py`` and ``test_runs.py`` run here a second time,
-unchanged, on PostgreSQL: this module's ``registry`` fixture replaces conftest's SQLite one.
+Needs ``TLREG_TEST_PG_URL`` (see ``conftest.py``: each test gets a database of its own, and
+``TLREG_DB`` points at it); without it every test here is skipped and says why. The store and
+run-record tests of ``test_store.py`` and ``test_runs.py`` also run on PostgreSQL, through the
+``registry`` fixture (their modules are marked ``databases("sqlite", "postgresql")``); here are
+the tests only PostgreSQL needs: migrations, time zones, JSON columns, concurrent writers.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import multiprocessing as mp
-import os
-import secrets
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,91 +25,17 @@ from sqlalchemy import create_engine, inspect, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, select
-from test_runs import (
-    test_a_closed_record_is_never_rewritten,
-    test_a_real_run_records_everything,
-    test_cli_list_and_show,
-    test_list_is_newest_first_and_filters_by_date,
-    test_registry_history_says_who_did_what_when,
-    test_run_ids_resolve_by_unique_prefix,
-)
-from test_store import (
-    test_a_moved_revision_updates_the_entry_and_is_an_event,
-    test_adding_the_same_ref_twice_is_idempotent,
-    test_list_filters,
-    test_models_with_billions_of_parameters_fit,
-    test_pinning_an_unpinned_entry_on_first_load,
-    test_remove_keeps_the_history,
-    test_short_names_and_pinned_hf_refs_find_their_entry,
-    test_tags_are_added_and_removed_with_events,
-    test_unknown_ref_suggests_close_matches,
-    test_unsupported_modality_is_refused_by_name,
-)
 from tlreg.registry import ModelSpec, Registry, RunStore
 from tlreg.registry.db import _alembic_config, open_engine, schema_heads
 from tlreg.registry.errors import DatabaseError, DatabaseVersionError
 from tlreg.registry.outcomes import DatasetSignature, FinetuneOutcome, OutcomeStore
 from tlreg.registry.runs import Run, RunResult, RunScore
 
-REUSED = (  # collected here too, so they run against PostgreSQL through the fixtures below
-    test_adding_the_same_ref_twice_is_idempotent,
-    test_a_moved_revision_updates_the_entry_and_is_an_event,
-    test_pinning_an_unpinned_entry_on_first_load,
-    test_tags_are_added_and_removed_with_events,
-    test_remove_keeps_the_history,
-    test_unknown_ref_suggests_close_matches,
-    test_short_names_and_pinned_hf_refs_find_their_entry,
-    test_list_filters,
-    test_models_with_billions_of_parameters_fit,
-    test_unsupported_modality_is_refused_by_name,
-    test_a_closed_record_is_never_rewritten,
-    test_run_ids_resolve_by_unique_prefix,
-    test_list_is_newest_first_and_filters_by_date,
-    test_a_real_run_records_everything,
-    test_cli_list_and_show,
-    test_registry_history_says_who_did_what_when,
-)
+pytestmark = pytest.mark.databases("postgresql")  # `registry` is a PostgreSQL one here
+
 TABLES = {"model", "model_tag", "event", "run", "run_candidate", "run_score", "run_result"}
 TABLES |= {"finetune_outcome", "dataset_signature", "alembic_version"}
 WRITERS = 8
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> str:
-    """The server URL from ``TLREG_TEST_PG_URL``; skip (saying why) when unset, fail when unreachable."""
-    url = os.environ.get("TLREG_TEST_PG_URL")
-    if not url:
-        pytest.skip(
-            "PostgreSQL tests skipped: TLREG_TEST_PG_URL is not set (.ci/run starts a server and sets it; "
-            "e.g. TLREG_TEST_PG_URL=postgresql+psycopg://USER@127.0.0.1:5432/postgres)"
-        )
-    pytest.importorskip("psycopg", reason='PostgreSQL tests skipped: pip install "tlreg[postgres]"')
-    engine = create_engine(url, poolclass=NullPool)
-    with engine.connect() as conn:  # unreachable or wrong credentials: fail here, loudly
-        conn.execute(text("SELECT 1"))
-    engine.dispose()
-    return url
-
-
-@pytest.fixture
-def pg_url(pg_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A fresh, empty database for this test (also in ``TLREG_DB``); dropped afterwards."""
-    name = f"tlreg_test_{secrets.token_hex(6)}"
-    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = make_url(pg_server).set(database=name).render_as_string(hide_password=False)
-    monkeypatch.setenv("TLREG_DB", url)
-    yield url
-    with admin.connect() as conn:  # FORCE: engines the test left open still hold connections
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
-
-
-@pytest.fixture
-def registry(pg_url: str) -> Registry:
-    """Overrides conftest's SQLite registry for every test in this module (the reused ones too)."""
-    return Registry(pg_url)
 
 
 def test_an_empty_database_is_migrated_to_head(pg_url: str) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import save_tiny_timm
+from helpers import save_tiny_timm
 from tlreg.advisor import recommend
 from tlreg.advisor.cache import FeatureCache
 from tlreg.registry import ModelSpec, Registry, RunStore
@@ -28,7 +28,7 @@ ray = pytest.importorskip(
     "ray", reason='Ray backend tests skipped: ray is not installed (pip install "tlreg[ray]")'
 )
 
-from tlreg.advisor.ray_backend import RayBackend, actor_plan  # noqa: E402  (needs ray)
+from tlreg.advisor.embed.ray_driver import RayBackend, actor_plan  # noqa: E402  (needs ray)
 
 FAST = {"workers": 0, "bootstrap": 5, "history": False}
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import save_tiny_bert, write_image_folder
-from tlreg.advisor import features as features_module
+from helpers import save_tiny_bert, write_image_folder
 from tlreg.advisor import recommend
 from tlreg.advisor.cache import CacheCorruptWarning, FeatureCache
+from tlreg.advisor.embed import cached as features_module
 from tlreg.advisor.errors import DatasetError, NoCandidatesError
 from tlreg.advisor.rank import DEFAULT_ESTIMATORS
 from tlreg.registry import ModelSpec, Registry, RunStore
@@ -272,7 +272,7 @@ def test_identical_models_tie_and_share_the_confidence(
     """Two copies of one model: a tie, said as such, not a win by the tie-break rule."""
     import shutil
 
-    from conftest import save_tiny_timm
+    from helpers import save_tiny_timm
 
     first = save_tiny_timm(tmp_path / "twin-a", arch="test_resnet", num_classes=5, seed=0)
     shutil.copytree(first, tmp_path / "twin-b")

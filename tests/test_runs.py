@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import save_tiny_timm
+from helpers import save_tiny_timm
 from tlreg.advisor import recommend
 from tlreg.advisor.audit.records import list_runs, load_run, parse_since
 from tlreg.advisor.rank import DEFAULT_ESTIMATORS
@@ -24,6 +24,9 @@ from tlreg.registry import ModelSpec, OutcomeStore, Registry, RunStore
 from tlreg.registry.errors import BadInputError, DatabaseError, UnknownRunError
 from tlreg.registry.outcomes import FinetuneOutcome
 from tlreg.registry.runs import Run, RunCandidate, RunResult, RunScore
+
+pytestmark = pytest.mark.databases("sqlite", "postgresql")  # the store on both: see conftest.py
+
 
 DEFAULT = list(DEFAULT_ESTIMATORS["classification"])
 
@@ -85,6 +88,7 @@ def _dead_pid() -> int:
     return proc.pid
 
 
+@pytest.mark.databases("sqlite")  # SQLite SQL; test_postgres.py has its own
 def test_abandoned_runs_are_marked_failed_and_live_ones_left_alone(registry: Registry) -> None:
     store = RunStore(registry.engine)
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
@@ -222,6 +226,7 @@ def test_cli_list_and_show(registry: Registry, image_folder: Path, tmp_path: Pat
     assert bad_since.exit_code == 2 and "--since 'yesterday-ish'" in bad_since.stderr
 
 
+@pytest.mark.databases("sqlite")  # SQLite SQL; test_postgres.py has its own
 def test_listing_marks_abandoned_runs(registry: Registry) -> None:
     store = RunStore(registry.engine)
     open_run(store, "killed")

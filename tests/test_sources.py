@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import timm
 import torch
-from conftest import put_in_hf_cache, rgb_images, save_tiny_bert, save_tiny_timm, save_tiny_vit
+from helpers import put_in_hf_cache, rgb_images, save_tiny_bert, save_tiny_timm, save_tiny_vit
 from safetensors.torch import load_file, save_file
 from tlreg.registry import Registry
 from tlreg.registry.errors import (

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import save_tiny_bert
+from helpers import save_tiny_bert
 from tlreg.registry import Registry
 from tlreg.registry.errors import BadInputError, WeightsError
-from tlreg.registry.loaders import folder_extractor
+from tlreg.registry.model_folders import folder_extractor
 from tlreg.registry.sources import bundled
 from tlreg.registry.split_zip import MANIFEST, Piece, folder_for, missing_package, unpack
 

@@ -6,6 +6,8 @@ import pytest
 from tlreg.registry import ModelSpec, Registry
 from tlreg.registry.errors import BadInputError, UnknownModelError, UnsupportedModalityError
 
+pytestmark = pytest.mark.databases("sqlite", "postgresql")  # the store on both: see conftest.py
+
 
 def spec(ref: str = "timm:resnet18.a1_in1k", revision: str | None = "a" * 40, **kw: object) -> ModelSpec:
     fields = {

@@ -3,8 +3,8 @@
 The record itself is written by ``recommend`` into the tables of :mod:`tlreg.registry.runs`;
 this module gathers a run's rows into one :class:`RunRecord` (what ``tlreg runs show`` prints,
 and what diff, export, verify and the HTML report work from), with the fine-tunes that followed
-it. Every entry point first marks runs whose process died as failed
-(:meth:`~tlreg.registry.runs.RunStore.mark_abandoned`), so nothing is shown as running that is not.
+it. Every entry point first closes the records of runs whose process died as failed
+(:func:`tlreg.advisor.run_record.close_abandoned`), so nothing is shown as running that is not.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from tlreg.registry.outcomes import FinetuneOutcome
 from tlreg.registry.runs import Run, RunCandidate, RunResult, RunScore
 
 from ..result import baseline_label
+from ..run_record import close_abandoned
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -175,9 +176,8 @@ class RunRecord:
 
 def _store(registry: Registry | None) -> tuple[Registry, RunStore]:
     registry = registry or Registry()
-    runs = RunStore(registry.engine)
-    runs.mark_abandoned()
-    return registry, runs
+    close_abandoned(registry)
+    return registry, RunStore(registry.engine)
 
 
 def load_run(run_id: str, *, registry: Registry | None = None) -> RunRecord:

@@ -24,7 +24,6 @@ from typing import Any
 
 from tlreg.registry import Registry
 from tlreg.registry.errors import BadInputError, TlregError
-from tlreg.registry.refs import parse_ref
 
 from ..cache import FeatureCache
 from ..result import RecommendResult
@@ -115,20 +114,13 @@ def current_revision(registry: Registry, ref: str) -> str | None:
 
     A Hub or timm revision is a commit sha: pinned weights cannot change under it. A local model's
     revision is the hash of its files, which can be edited in place; features read from the cache
-    would then hide the change, so the files are hashed again (through the source's
-    ``current_revision`` hook where it has one, else its ``describe``).
+    would then hide the change, so the source says what the revision is now
+    (:meth:`~tlreg.registry.sources.Source.current_revision`).
     """
-    record = registry.get(ref)
-    from tlreg.registry.sources import get_source
+    from tlreg.registry.sources import current_revision as revision_now
 
-    source = get_source(record.source)
-    hook = getattr(source, "current_revision", None)
-    if hook is not None:
-        return hook(record)
-    if record.source != "local":
-        return record.revision
     try:
-        return source.describe(parse_ref(record.ref)).revision
+        return revision_now(registry.get(ref))
     except TlregError:
         return None  # missing or unreadable: the recomputation reports why
 

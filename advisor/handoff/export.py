@@ -28,20 +28,19 @@ import sys
 import zlib
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import timm
 from tlreg.registry.errors import BadInputError
-from tlreg.registry.extractors import HFImageProcessor, HFTextExtractor, Tokenize
-from tlreg.registry.loaders import PREPROCESSING_KEYS
+from tlreg.registry.feature_extractor import HFImageProcessor, HFTextExtractor, Tokenize
+from tlreg.registry.timm_models import PREPROCESSING_KEYS
 
 from .checkpoint import staged_dir, write_json, write_text
-from .finetuned import _pooling_config
+from .job import FinetuneJob
 from .model import HEAD_LR_SCALE, frozen_entries, hf_head_slot, library, plan, prepare_backbone
-
-if TYPE_CHECKING:
-    from .finetune import FinetuneResult, _Job
+from .result import FinetuneResult
+from .saved_model import pooling_config
 
 TEMPLATES = {"script": "template_torch.py", "timm": "template_timm.py", "hf": "template_hf.py"}
 SCRIPT_NAMES = {"script": "train.py", "timm": "train_timm.py", "hf": "train_hf.py"}
@@ -73,7 +72,7 @@ def _save_backbone(folder: Path, extractor: Any, preprocessing: dict[str, Any]) 
         elif isinstance(pre, Tokenize):
             pre.tokenizer.save_pretrained(str(tmp))
         if isinstance(extractor, HFTextExtractor):
-            write_json(tmp / "1_Pooling" / "config.json", _pooling_config(extractor))
+            write_json(tmp / "1_Pooling" / "config.json", pooling_config(extractor))
 
 
 def _csv(rows: list[tuple[str, str]], column: str) -> str:
@@ -135,7 +134,12 @@ def _timm_args(out: Path, data_cfg: dict[str, Any], n_classes: int, opts: Any) -
 
 
 def export_scripts(
-    kind: str, job: _Job, train_idx: np.ndarray, val_idx: np.ndarray, *, trust_remote_code: bool = False
+    kind: str,
+    job: FinetuneJob,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    *,
+    trust_remote_code: bool = False,
 ) -> FinetuneResult:
     """Write the ``kind`` export for ``job`` into its output folder (see the module doc)."""
     out, opts, record, ds = job.out, job.opts, job.record, job.data

@@ -3,7 +3,7 @@
 ``finetune(run_id, out=...)`` takes the run's best model (or ``model=``), the run's data (or
 ``data=``), trains a new linear head (``mode="linear"``, on cached features: no forward pass per
 epoch), the last blocks as well (``"partial"``) or everything (``"full"``), keeps the best epoch by
-validation accuracy in ``OUT/model`` (see :mod:`tlreg.advisor.handoff.finetuned` for the formats), and
+validation accuracy in ``OUT/model`` (see :mod:`tlreg.advisor.handoff.saved_model` for the formats), and
 writes ``metrics.json`` and ``command.txt``. The outcome (model, revision, data fingerprint, mode,
 budget, validation accuracy) goes to the registry's ``finetune_outcome`` table, linked to the run,
 so the registry learns from how its recommendations really did. ``export=`` writes scripts for the
@@ -23,22 +23,24 @@ from typing import Any
 
 import numpy as np
 import torch
-from tlreg.registry import ModelRecord, Registry
+from tlreg.registry import Registry
 from tlreg.registry.errors import BadInputError
 
+from .. import defaults
 from ..cache import FeatureCache
-from ..embed import default_workers, resolve_device
+from ..embed.device import default_workers, resolve_device
 from ..files import is_disk_full
 from . import checkpoint as ckpt
-from .finetuned import ModelToSave, save_model
+from .export import export_scripts
 from .inputs import Data, Options, command_text, get_run, load_data, pick_model, split
+from .job import FinetuneJob
+from .mode_setup import build
 from .result import FinetuneResult, record_outcome
-from .setup import build
+from .saved_model import ModelToSave, save_model
 from .train import SilentTraining, TrainConfig, Trainer, TrainState, rng_state, set_rng_state
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
-EXPORTS = ("script", "timm", "hf")
 
 
 def _stored(out: Path) -> dict[str, Any] | None:
@@ -99,8 +101,10 @@ def finetune(
     reporter = reporter or SilentTraining()
     out = Path(out)
     ckpt.recover(out)
-    if export is not None and export not in EXPORTS:
-        raise BadInputError(f"Unknown --export {export!r}.", hint=f"Use one of: {', '.join(EXPORTS)}.")
+    if export is not None and export not in defaults.EXPORTS:
+        raise BadInputError(
+            f"Unknown --export {export!r}.", hint=f"Use one of: {', '.join(defaults.EXPORTS)}."
+        )
     stored = _stored(out)
     if resume and export is None:
         if stored is None:
@@ -149,8 +153,6 @@ def finetune(
         )
     labels = np.asarray(ds.dataset.labels)
     train_idx, val_idx = split(labels, opts.val_split, opts.seed)
-    dev = resolve_device(device)
-    n_workers = workers if workers is not None else default_workers(ds.dataset.modality)
     extra = {
         "device": device,
         "workers": workers,
@@ -159,16 +161,26 @@ def finetune(
         "full_data": full_data or None,
         "export": export,
     }
-    job = _Job(registry, record_, run.id if run else None, ds, opts, out, dev, n_workers, reporter)
-    job.full_data = full_data
-    job.text = command_text(
-        command, run_id=job.run_id, ref=record_.ref, data=ds.path, out=out, opts=opts, extra=extra
+    run_id = run.id if run else None
+    job = FinetuneJob(
+        registry=registry,
+        record=record_,
+        run_id=run_id,
+        data=ds,
+        opts=opts,
+        out=out,
+        device=resolve_device(device),
+        workers=workers if workers is not None else default_workers(ds.dataset.modality),
+        reporter=reporter,
+        text=command_text(
+            command, run_id=run_id, ref=record_.ref, data=ds.path, out=out, opts=opts, extra=extra
+        ),
+        full_data=full_data,
     )
     if export is not None:
-        from .export import export_scripts
-
         return export_scripts(export, job, train_idx, val_idx, trust_remote_code=trust_remote_code)
-    return job.train(
+    return _train(
+        job,
         train_idx,
         val_idx,
         cache=cache or FeatureCache(),
@@ -178,186 +190,146 @@ def finetune(
     )
 
 
-class _Job:
-    """One fine-tune's resolved inputs, and the steps from them to the saved model and its record."""
-
-    def __init__(
-        self,
-        registry: Registry,
-        record: ModelRecord,
-        run_id: str | None,
-        data: Data,
-        opts: Options,
-        out: Path,
-        device: torch.device,
-        workers: int,
-        reporter: Any,
-    ) -> None:
-        self.registry, self.record, self.run_id, self.data, self.opts = registry, record, run_id, data, opts
-        self.out, self.device, self.workers, self.reporter = out, device, workers, reporter
-        self.text = ""
-        self.full_data = False
-
-    def result(self, revision: str | None, **kwargs: Any) -> FinetuneResult:
-        ds = self.data
-        return FinetuneResult(
-            out=str(self.out),
-            ref=self.record.ref,
-            revision=revision,
-            mode=self.opts.mode,
-            run_id=self.run_id,
-            data={
-                "path": ds.path,
-                "fingerprint": ds.fingerprint,
-                "classes": ds.classes,
-                "samples": len(ds.dataset),
-                "modality": ds.dataset.modality,
-            },
-            options=self.opts.to_dict(),
-            device=str(self.device),
-            **kwargs,
+def _train(
+    job: FinetuneJob,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray,
+    *,
+    cache: FeatureCache,
+    payload: dict[str, Any] | None,
+    trust_remote_code: bool,
+    record: bool,
+) -> FinetuneResult:
+    opts, ds, out = job.opts, job.data, job.out
+    if payload and TrainState(**payload["state"]).done and (out / METRICS).is_file():
+        job.reporter.note(f"{out}: this fine-tune had already finished; nothing to do.")
+        return FinetuneResult(**json.loads((out / METRICS).read_text()))
+    start = time.perf_counter()
+    setup = build(
+        job.registry,
+        job.record,
+        ds,
+        opts,
+        train_idx,
+        val_idx,
+        cache=cache,
+        device=job.device,
+        workers=job.workers,
+        reporter=job.reporter,
+        trust_remote_code=trust_remote_code,
+    )
+    revision = setup.revision
+    timings: dict[str, float] = {} if setup.features_s is None else {"features_s": setup.features_s}
+    if payload and payload["extra"]["revision"] != revision:
+        raise BadInputError(
+            f"{job.record.ref} changed since the interrupted fine-tune (revision "
+            f"{payload['extra']['revision']} then, {revision} now).",
+            hint="Start afresh in another --out.",
         )
+    spec = ModelToSave(
+        setup.extractor,
+        setup.head,
+        ds.classes,
+        opts.mode,
+        job.record.ref,
+        revision,
+        job.record.preprocessing,
+        modality=ds.dataset.modality,
+    )
 
-    def train(
-        self,
-        train_idx: np.ndarray,
-        val_idx: np.ndarray,
-        *,
-        cache: FeatureCache,
-        payload: dict[str, Any] | None,
-        trust_remote_code: bool,
-        record: bool,
-    ) -> FinetuneResult:
-        opts, ds, out = self.opts, self.data, self.out
-        if payload and TrainState(**payload["state"]).done and (out / METRICS).is_file():
-            self.reporter.note(f"{out}: this fine-tune had already finished; nothing to do.")
-            return FinetuneResult(**json.loads((out / METRICS).read_text()))
-        start = time.perf_counter()
-        setup = build(
-            self.registry,
-            self.record,
-            ds,
-            opts,
-            train_idx,
-            val_idx,
-            cache=cache,
-            device=self.device,
-            workers=self.workers,
-            reporter=self.reporter,
-            trust_remote_code=trust_remote_code,
-        )
-        revision = setup.revision
-        timings: dict[str, float] = {} if setup.features_s is None else {"features_s": setup.features_s}
-        if payload and payload["extra"]["revision"] != revision:
-            raise BadInputError(
-                f"{self.record.ref} changed since the interrupted fine-tune (revision "
-                f"{payload['extra']['revision']} then, {revision} now).",
-                hint="Start afresh in another --out.",
-            )
-        spec = ModelToSave(
-            setup.extractor,
-            setup.head,
-            ds.classes,
-            opts.mode,
-            self.record.ref,
-            revision,
-            self.record.preprocessing,
-            modality=ds.dataset.modality,
-        )
-
-        def save_best(epoch: int, acc: float, previous: TrainState) -> None:
-            try:
-                save_model(out / "model", spec, epoch=epoch, val_acc=acc)
-            except Exception as exc:
-                if is_disk_full(exc):
-                    kept = (
-                        f"the best model so far (epoch {previous.best_epoch}, validation accuracy "
-                        f"{previous.best_acc:.3f}) is still in {out / 'model'}"
-                        if previous.best_epoch
-                        else "no model had been saved yet"
-                    )
-                    raise ckpt.disk_full(out / "model", exc, kept, checkpoint=out / CHECKPOINT) from exc
-                raise
-
-        cfg = TrainConfig(
-            epochs=opts.epochs,
-            lr=opts.lr,
-            batch_size=opts.batch_size,
-            weight_decay=opts.weight_decay,
-            label_smoothing=opts.label_smoothing,
-            patience=opts.patience,
-            seed=opts.seed,
-        )
-        stored = {
-            "options": opts.to_dict(),
-            "run_id": self.run_id,
-            "ref": self.record.ref,
-            "revision": revision,
-            "data": ds.path,
-            "columns": ds.columns,
-            "fingerprint": ds.fingerprint,
-            "full_data": self.full_data,
-        }
-        trainer = Trainer(
-            setup.model,
-            setup.groups,
-            setup.train,
-            setup.val,
-            cfg,
-            device=self.device,
-            checkpoint=out / CHECKPOINT,
-            save_best=save_best,
-            reporter=self.reporter,
-            extra=stored,
-        )
-        out.mkdir(parents=True, exist_ok=True)
-        caller_rng = rng_state()  # training reseeds the global generators; the caller gets theirs back
+    def save_best(epoch: int, acc: float, previous: TrainState) -> None:
         try:
-            if payload:
-                trainer.resume(payload)
-            else:
-                torch.manual_seed(opts.seed)
-            resumed_at = trainer.state.epoch if payload else None
-            fit_start = time.perf_counter()
-            state = trainer.fit()
-        finally:
-            set_rng_state(caller_rng)
-        timings["train_s"] = round(time.perf_counter() - fit_start, 3)
-        timings["total_s"] = round(time.perf_counter() - start, 3)
-        info = json.loads((out / "model" / "tlreg_finetune.json").read_text())
-        result = self.result(
-            revision,
-            history=state.history,
-            best_val_acc=state.best_acc,
-            best_epoch=state.best_epoch,
-            stopped_early=state.stopped_early,
-            model_dir=str(out / "model"),
-            model_format=info["format"],
-            trainable_params=setup.trainable_params,
-            seeds={
-                "seed": opts.seed,
-                "split": f"numpy default_rng({opts.seed})",
-                "head_init": opts.seed,
-                "shuffle_of_epoch_e": f"torch.Generator seeded {opts.seed} * 1000003 + e",
-            },
-            timings=timings,
-            resumed_at_epoch=resumed_at,
-            notes=[*ds.warnings, *ds.notes],
-        )
-        result.data.update({"train": len(train_idx), "val": len(val_idx), "val_ids": _ids(ds, val_idx)})
-        if record:
-            result.outcome_id = record_outcome(
-                self.registry, result, self.data, self.opts, state.epoch, n_train=len(train_idx)
-            )
-        try:
-            ckpt.write_json(out / METRICS, result.to_dict())
-            ckpt.write_text(out / "command.txt", self.text)
-        except OSError as exc:
+            save_model(out / "model", spec, epoch=epoch, val_acc=acc)
+        except Exception as exc:
             if is_disk_full(exc):
-                kept = f"the model is in {out / 'model'}, only metrics.json or command.txt is missing"
-                raise ckpt.disk_full(out / METRICS, exc, kept, checkpoint=out / CHECKPOINT) from exc
+                kept = (
+                    f"the best model so far (epoch {previous.best_epoch}, validation accuracy "
+                    f"{previous.best_acc:.3f}) is still in {out / 'model'}"
+                    if previous.best_epoch
+                    else "no model had been saved yet"
+                )
+                raise ckpt.disk_full(out / "model", exc, kept, checkpoint=out / CHECKPOINT) from exc
             raise
-        return result
+
+    cfg = TrainConfig(
+        epochs=opts.epochs,
+        lr=opts.lr,
+        batch_size=opts.batch_size,
+        weight_decay=opts.weight_decay,
+        label_smoothing=opts.label_smoothing,
+        patience=opts.patience,
+        seed=opts.seed,
+    )
+    stored = {
+        "options": opts.to_dict(),
+        "run_id": job.run_id,
+        "ref": job.record.ref,
+        "revision": revision,
+        "data": ds.path,
+        "columns": ds.columns,
+        "fingerprint": ds.fingerprint,
+        "full_data": job.full_data,
+    }
+    trainer = Trainer(
+        setup.model,
+        setup.groups,
+        setup.train,
+        setup.val,
+        cfg,
+        device=job.device,
+        checkpoint=out / CHECKPOINT,
+        save_best=save_best,
+        reporter=job.reporter,
+        extra=stored,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    caller_rng = rng_state()  # training reseeds the global generators; the caller gets theirs back
+    try:
+        if payload:
+            trainer.resume(payload)
+        else:
+            torch.manual_seed(opts.seed)
+        resumed_at = trainer.state.epoch if payload else None
+        fit_start = time.perf_counter()
+        state = trainer.fit()
+    finally:
+        set_rng_state(caller_rng)
+    timings["train_s"] = round(time.perf_counter() - fit_start, 3)
+    timings["total_s"] = round(time.perf_counter() - start, 3)
+    info = json.loads((out / "model" / "tlreg_finetune.json").read_text())
+    result = job.result(
+        revision,
+        history=state.history,
+        best_val_acc=state.best_acc,
+        best_epoch=state.best_epoch,
+        stopped_early=state.stopped_early,
+        model_dir=str(out / "model"),
+        model_format=info["format"],
+        trainable_params=setup.trainable_params,
+        seeds={
+            "seed": opts.seed,
+            "split": f"numpy default_rng({opts.seed})",
+            "head_init": opts.seed,
+            "shuffle_of_epoch_e": f"torch.Generator seeded {opts.seed} * 1000003 + e",
+        },
+        timings=timings,
+        resumed_at_epoch=resumed_at,
+        notes=[*ds.warnings, *ds.notes],
+    )
+    result.data.update({"train": len(train_idx), "val": len(val_idx), "val_ids": _ids(ds, val_idx)})
+    if record:
+        result.outcome_id = record_outcome(
+            job.registry, result, job.data, job.opts, state.epoch, n_train=len(train_idx)
+        )
+    try:
+        ckpt.write_json(out / METRICS, result.to_dict())
+        ckpt.write_text(out / "command.txt", job.text)
+    except OSError as exc:
+        if is_disk_full(exc):
+            kept = f"the model is in {out / 'model'}, only metrics.json or command.txt is missing"
+            raise ckpt.disk_full(out / METRICS, exc, kept, checkpoint=out / CHECKPOINT) from exc
+        raise
+    return result
 
 
 def _ids(data: Data, idx: np.ndarray) -> list[str]:

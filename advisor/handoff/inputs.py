@@ -17,31 +17,25 @@ from tlreg.registry import Registry, RunStore
 from tlreg.registry.errors import BadInputError
 from tlreg.registry.runs import Run, RunResult
 
+from .. import defaults as d
 from ..data import Dataset, fingerprint, load_dataset, sample
 from ..errors import ClassMismatchError, DatasetError
-from .model import MODES
-
-MODE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "linear": {"epochs": 50, "lr": 1e-2},  # cheap epochs on cached features; a head alone takes a high lr
-    "partial": {"epochs": 10, "lr": 1e-4},
-    "full": {"epochs": 10, "lr": 5e-5},
-}
 
 
 @dataclass
 class Options:
     """Everything that decides the result of a fine-tune (stored in its checkpoint and metrics)."""
 
-    mode: str = "linear"
-    unfreeze: int = 2
-    epochs: int = 0  # 0: the mode's default
+    mode: str = d.FINETUNE_MODE
+    unfreeze: int = d.UNFREEZE
+    epochs: int = 0  # 0: the mode's default (defaults.MODE_DEFAULTS)
     lr: float = 0.0  # 0: the mode's default
-    batch_size: int = 32
-    val_split: float = 0.2
-    seed: int = 0
-    label_smoothing: float = 0.0
-    patience: int = 5
-    weight_decay: float = 0.01
+    batch_size: int = d.FINETUNE_BATCH_SIZE
+    val_split: float = d.VAL_SPLIT
+    seed: int = d.SEED
+    label_smoothing: float = d.LABEL_SMOOTHING
+    patience: int = d.PATIENCE
+    weight_decay: float = d.WEIGHT_DECAY
 
     @classmethod
     def resolve(cls, given: dict[str, Any], stored: dict[str, Any] | None = None) -> Options:
@@ -66,10 +60,12 @@ class Options:
                 )
             values[name] = value
         opts = cls(**{k: v for k, v in values.items() if k in names})
-        if opts.mode not in MODES:
-            raise BadInputError(f"Unknown --mode {opts.mode!r}.", hint=f"Use one of: {', '.join(MODES)}.")
-        opts.epochs = opts.epochs or MODE_DEFAULTS[opts.mode]["epochs"]
-        opts.lr = opts.lr or MODE_DEFAULTS[opts.mode]["lr"]
+        if opts.mode not in d.FINETUNE_MODES:
+            raise BadInputError(
+                f"Unknown --mode {opts.mode!r}.", hint=f"Use one of: {', '.join(d.FINETUNE_MODES)}."
+            )
+        opts.epochs = opts.epochs or int(d.MODE_DEFAULTS[opts.mode]["epochs"])
+        opts.lr = opts.lr or d.MODE_DEFAULTS[opts.mode]["lr"]
         checks = [
             (opts.epochs >= 1, "--epochs must be at least 1"),
             (opts.lr > 0, "--lr must be positive"),

@@ -23,12 +23,11 @@ import re
 from dataclasses import dataclass
 
 import torch
-from tlreg.registry.extractors import FeatureExtractor, HFImageExtractor, TimmExtractor
+from tlreg.registry.feature_extractor import FeatureExtractor, HFImageExtractor, TimmExtractor
 from torch import nn
 
 from ..errors import NoBlocksError
 
-MODES = ("linear", "partial", "full")
 BLOCK_NAMES = ("blocks", "stages", "layers", "layer", "block")
 NUMBERED = re.compile(r"^(layer|stage|s)(\d+)$")
 HEAD_LR_SCALE = 10.0  # the new head starts from scratch; the backbone only needs nudging

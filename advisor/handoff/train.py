@@ -37,8 +37,8 @@ import torch
 from torch import nn
 
 from ..errors import TrainingOutOfMemoryError
-from ..features import Silent
 from ..files import is_disk_full
+from ..progress import Silent
 from .checkpoint import disk_full, torch_bytes, write_file
 
 Batch = Any  # a tensor, or a dict of tensors (tokenised text)

@@ -1,5 +1,31 @@
-"""Model sources (timm, Hugging Face Hub, local files, bundled packages, the built-in catalog)."""
+"""Model sources (timm, Hugging Face Hub, local files, bundled packages, the built-in catalog, plugins).
 
-from .base import Skip, Source, get_source, source_for_scheme, sources
+:mod:`.base` holds the protocol, the discovery of installed sources (entry points ``tlreg.sources``)
+and ref parsing; each other module is one built-in source.
+"""
 
-__all__ = ["Skip", "Source", "get_source", "source_for_scheme", "sources"]
+from .base import (
+    Skip,
+    Source,
+    SourcePluginWarning,
+    current_revision,
+    get_source,
+    parse_ref,
+    schemes,
+    source_for_scheme,
+    source_names,
+    sources,
+)
+
+__all__ = [
+    "Skip",
+    "Source",
+    "SourcePluginWarning",
+    "current_revision",
+    "get_source",
+    "parse_ref",
+    "schemes",
+    "source_for_scheme",
+    "source_names",
+    "sources",
+]

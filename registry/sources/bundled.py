@@ -32,13 +32,14 @@ from timm.models import get_pretrained_cfg
 
 from .. import config
 from ..errors import BadInputError, TlregError, UnknownModelError, WeightsError
-from ..extractors import FeatureExtractor
-from ..loaders import folder_extractor, folder_fields, timm_expected_shapes, timm_extractor, timm_fields
+from ..feature_extractor import FeatureExtractor
+from ..model_folders import folder_extractor, folder_fields
 from ..models import ModelBase, ModelSpec
 from ..refs import Ref
 from ..split_zip import Piece, missing_package, unpack
+from ..timm_models import timm_expected_shapes, timm_extractor, timm_fields
 from ..weights import check_fits, read_state_dict, sha256
-from .base import Skip
+from .base import Skip, Source
 from .catalog import published_top1
 
 
@@ -152,7 +153,7 @@ def efficientnet_lite_state_dict(path: Path, arch: str) -> dict[str, Any]:
     return mapped
 
 
-class BundledSource:
+class BundledSource(Source):
     name: ClassVar[str] = "bundled"
     schemes: ClassVar[tuple[str, ...]] = ("pkg",)
 
@@ -229,3 +230,8 @@ class BundledSource:
             return timm_extractor(model, revision=revision)
         revision = (revision or sha256(path / "model.safetensors")) if pretrained else None
         return folder_extractor(path, modality="text", pretrained=pretrained, revision=revision)
+
+    def current_revision(self, entry: ModelBase) -> str | None:
+        """The pinned revision: the package's weights as they were when added (upgrading the package
+        and adding it again pins the new ones)."""
+        return entry.revision

@@ -16,10 +16,10 @@ from typing import Any, ClassVar
 
 from .. import hub
 from ..errors import OfflineError, TlregError, UnknownModelError
-from ..extractors import FeatureExtractor
+from ..feature_extractor import FeatureExtractor
 from ..models import ModelBase, ModelSpec
-from ..refs import Ref, parse_ref
-from .base import Skip, get_source
+from ..refs import Ref
+from .base import Skip, Source, get_source, parse_ref
 
 
 @cache
@@ -35,7 +35,7 @@ def published_top1(ref: str) -> float | None:
     return None
 
 
-class CatalogSource:
+class CatalogSource(Source):
     name: ClassVar[str] = "catalog"
     schemes: ClassVar[tuple[str, ...]] = ()
 
@@ -77,3 +77,7 @@ class CatalogSource:
         return get_source(entry.source).load(
             entry, pretrained=pretrained, trust_remote_code=trust_remote_code
         )
+
+    def current_revision(self, entry: ModelBase) -> str | None:
+        """As the source that loads the entry (timm or hf) says."""
+        return get_source(entry.source).current_revision(entry)

@@ -19,15 +19,16 @@ from huggingface_hub import HfApi, scan_cache_dir
 from huggingface_hub.errors import CacheNotFound
 
 from .. import config, hub
-from ..errors import TlregError
-from ..extractors import FeatureExtractor
-from ..loaders import folder_extractor, folder_fields, weight_files
+from ..errors import InvalidRefError, TlregError
+from ..feature_extractor import FeatureExtractor
+from ..model_folders import folder_extractor, folder_fields, weight_files
 from ..models import ModelBase, ModelSpec
 from ..refs import Ref
-from .base import Skip
+from .base import Skip, Source
 from .catalog import published_top1
 
 METADATA_FILES = ["*.json", "*.txt", "*.model", "*.md", "1_Pooling/*"]
+_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def _card_license(folder: Path) -> str | None:
@@ -39,9 +40,20 @@ def _card_license(folder: Path) -> str | None:
     return match.group(1) if match else None
 
 
-class HfSource:
+class HfSource(Source):
     name: ClassVar[str] = "hf"
     schemes: ClassVar[tuple[str, ...]] = ("hf",)
+
+    def parse(self, ref: Ref, text: str) -> Ref:
+        """``hf:ORG/NAME[@REVISION]``: the repository, and the revision (a branch, tag or sha) if given."""
+        repo, _, revision = ref.name.partition("@")
+        if not _REPO.match(repo):
+            raise InvalidRefError(f"{text!r}: a Hugging Face ref is hf:ORG/NAME[@REVISION].")
+        return Ref(ref.scheme, repo, revision or None, ref.options)
+
+    def current_revision(self, entry: ModelBase) -> str | None:
+        """The pinned revision: a commit sha, whose files cannot change under it."""
+        return entry.revision
 
     def describe(self, ref: Ref, **options: Any) -> ModelSpec:
         repo = ref.name

@@ -16,26 +16,28 @@ from typing import Any, ClassVar
 
 import timm
 
-from ..errors import BadInputError, WeightsError
-from ..extractors import FeatureExtractor
-from ..loaders import (
+from ..errors import BadInputError, InvalidRefError, WeightsError
+from ..feature_extractor import FeatureExtractor
+from ..model_folders import (
     folder_extractor,
     folder_fields,
     folder_shapes,
     meta_param_count,
     read_json,
+    transformers_fit,
+    weight_files,
+)
+from ..models import ModelBase, ModelSpec
+from ..refs import Ref
+from ..timm_models import (
     timm_expected_shapes,
     timm_extractor,
     timm_fields,
     timm_head_classes,
     timm_meta_model,
-    transformers_fit,
-    weight_files,
 )
-from ..models import ModelBase, ModelSpec
-from ..refs import Ref, parse_ref
 from ..weights import check_fits, count_params, loading, sha256, state_dict_shapes
-from .base import Skip
+from .base import Skip, Source, parse_ref
 
 
 def folder_revision(folder: Path) -> str:
@@ -91,9 +93,20 @@ def check_folder_weights(folder: Path, fields: dict[str, Any]) -> None:
         )
 
 
-class LocalSource:
+class LocalSource(Source):
     name: ClassVar[str] = "local"
     schemes: ClassVar[tuple[str, ...]] = ("file", "local-dir")
+
+    def parse(self, ref: Ref, text: str) -> Ref:
+        """An absolute path; a weights file (``file:``) also needs its timm architecture (``#arch=``)."""
+        if not ref.name:
+            raise InvalidRefError(f"{text!r}: no path after '{ref.scheme}:'.")
+        if ref.scheme == "file" and "arch" not in ref.options:
+            raise InvalidRefError(
+                f"{text!r}: a weights file needs its timm architecture.",
+                hint="Write file:PATH#arch=resnet18, or pass --arch to `tlreg registry add`.",
+            )
+        return Ref(ref.scheme, str(Path(ref.name).expanduser().resolve()), None, ref.options)
 
     def list(
         self, *, filters: Sequence[str] = (), limit: int | None = None, sort: str | None = None

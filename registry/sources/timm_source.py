@@ -16,12 +16,12 @@ from timm.models import get_pretrained_cfg, split_model_name_tag
 
 from .. import hub
 from ..errors import OfflineError, TlregError, UnknownModelError
-from ..extractors import FeatureExtractor
-from ..loaders import timm_extractor, timm_fields
+from ..feature_extractor import FeatureExtractor
 from ..models import ModelBase, ModelSpec
 from ..refs import Ref
+from ..timm_models import timm_extractor, timm_fields
 from ..weights import loading
-from .base import Skip
+from .base import Skip, Source
 from .catalog import published_top1
 
 # timm tag tokens that name a training dataset, in the words users search for.
@@ -53,7 +53,7 @@ def pretrain_dataset(tag: str) -> str | None:
     return " -> ".join(dict.fromkeys(seen)) or None
 
 
-class TimmSource:
+class TimmSource(Source):
     name: ClassVar[str] = "timm"
     schemes: ClassVar[tuple[str, ...]] = ("timm",)
 
@@ -117,3 +117,7 @@ class TimmSource:
             revision = entry.revision
             model = timm.create_model(name, pretrained=True)
         return timm_extractor(model, revision=revision, preprocessing=entry.preprocessing)
+
+    def current_revision(self, entry: ModelBase) -> str | None:
+        """The pinned revision: a Hub commit sha, whose weights cannot change under it."""
+        return entry.revision

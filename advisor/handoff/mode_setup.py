@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 from tlreg.registry import FeatureExtractor, ModelRecord, Registry
-from tlreg.registry.extractors import Preprocessor
+from tlreg.registry.feature_extractor import Preprocessor
 from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from ..cache import FeatureCache
-from ..features import features_for
+from ..embed import EmbedRequest, EmbedSettings, features_for
 from .inputs import Data, Options
 from .model import HEAD_LR_SCALE, Classifier, new_head, param_groups, plan, prepare_backbone
 
@@ -125,18 +125,19 @@ def build(
     labels = torch.as_tensor(np.asarray(data.dataset.labels), dtype=torch.long)
     n_classes = len(data.classes)
     if opts.mode == "linear":
-        feats = features_for(
+        settings = EmbedSettings(
+            batch_size=opts.batch_size, workers=workers, trust_remote_code=trust_remote_code
+        )
+        request = EmbedRequest(
             registry,
-            record,
             data.dataset,
             data.fingerprint,
             cache=cache,
             device=device,
-            batch_size=opts.batch_size,
-            workers=workers,
-            trust_remote_code=trust_remote_code,
+            settings=settings,
             reporter=reporter,
         )
+        feats = features_for(request, record)
         x = torch.from_numpy(np.array(feats.features, dtype=np.float32))
         head = new_head(x.shape[1], n_classes, seed=opts.seed)
         return Setup(

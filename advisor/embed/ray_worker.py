@@ -1,8 +1,8 @@
-"""What runs inside the Ray workers for :mod:`tlreg.advisor.ray_backend`: load a model, embed, return arrays.
+"""What runs inside the Ray workers for :mod:`.ray_driver`: load a model, embed, return arrays.
 
 Kept apart from the driver so that it is plain to see what a worker does: it gets a job (the model's
-registry record, pretrained or random init) and the sample, loads the model through its source and
-embeds the sample on its device, exactly as :func:`~tlreg.advisor.features.features_for` would, but
+registry record, pretrained or random init), the sample and the settings, loads the model through
+its source and embeds the sample on its device, exactly as :func:`.cached.features_for` would, but
 into memory. It never opens the registry database nor the feature cache: the driver does both.
 """
 
@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from tlreg.registry.errors import TlregError
+from tlreg.registry.sources import get_source
 
-from .backends import EmbedSettings, Job
-from .data import Dataset
-from .embed import embed_into
+from ..data import Dataset
+from .forward import embed_into
+from .request import EmbedSettings, Job
 
 
 @dataclass
@@ -47,7 +48,7 @@ class Failed:
 
 
 class _Arrays:
-    """An in-memory stand-in for the cache's EntryWriter: ``embed_into`` fills it batch by batch."""
+    """The batches in memory (a :class:`~.forward.Sink`): ``embed_into`` fills it batch by batch."""
 
     def __init__(self, n: int, dim: int, classes: int | None) -> None:
         self.features = np.zeros((n, dim), dtype=np.float32)
@@ -69,8 +70,6 @@ class Embedder:
         self.device = torch.device(device)
 
     def embed(self, job: Job, sample: Dataset, settings: EmbedSettings, workers: int) -> Embedded | Failed:
-        from tlreg.registry.sources import get_source
-
         start, extractor = time.perf_counter(), None
         try:
             if not job.pretrained:
@@ -83,7 +82,7 @@ class Embedder:
             stats = embed_into(
                 extractor,
                 sample.items,
-                arrays,  # type: ignore[arg-type]  (duck-typed EntryWriter)
+                arrays,
                 batch_size=settings.batch_size,
                 num_workers=workers,
                 device=self.device,

@@ -1,4 +1,4 @@
-"""Running a sample through a model, batch by batch, into the feature cache.
+"""The forward passes: a sample through a model, batch by batch, into a feature cache entry.
 
 Decoding and preprocessing run in DataLoader worker processes while the model runs in the main
 process; batches go straight into the cache entry's files, so memory holds one
@@ -13,35 +13,22 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
 import torch
 from tlreg.registry import FeatureExtractor
-from tlreg.registry.extractors import Preprocessor
+from tlreg.registry.feature_extractor import Preprocessor
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
-
-from .cache_writer import EntryWriter
 
 ProgressFn = Callable[[int], None]
 
 
-def resolve_device(device: str | None) -> torch.device:
-    """``auto`` (or None): CUDA, then MPS, then CPU; otherwise the named device."""
-    if device in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
+class Sink(Protocol):
+    """Where the batches go: a feature cache entry's writer, or arrays in memory (a Ray worker)."""
 
-
-def default_workers(modality: str) -> int:
-    """Image decoding is worth worker processes; tokenising a batch is cheap enough in-process."""
-    if modality != "image":
-        return 0
-    return max(1, min(4, (os.cpu_count() or 1) - 1)) if (os.cpu_count() or 1) > 1 else 0
+    def write(self, features: np.ndarray, probs: np.ndarray | None) -> None: ...
 
 
 class _Items(TorchDataset):
@@ -68,7 +55,7 @@ class EmbedStats:
 def embed_into(
     extractor: FeatureExtractor,
     items: Sequence[Any],
-    writer: EntryWriter,
+    writer: Sink,
     *,
     batch_size: int = 32,
     num_workers: int = 0,

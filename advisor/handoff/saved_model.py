@@ -34,13 +34,9 @@ import timm
 import torch
 from tlreg.registry import FeatureExtractor, Registry
 from tlreg.registry.errors import WeightsError
-from tlreg.registry.extractors import HFImageProcessor, HFTextExtractor, Tokenize
-from tlreg.registry.loaders import (
-    PREPROCESSING_KEYS,
-    folder_extractor,
-    timm_extractor,
-    transformers_extractor,
-)
+from tlreg.registry.feature_extractor import HFImageProcessor, HFTextExtractor, Tokenize
+from tlreg.registry.model_folders import folder_extractor, transformers_extractor
+from tlreg.registry.timm_models import PREPROCESSING_KEYS, timm_extractor
 from torch import nn
 
 from .checkpoint import staged_dir, write_file, write_json
@@ -164,7 +160,7 @@ def _save_transformers(tmp: Path, spec: ModelToSave, extractor: FeatureExtractor
         pre.tokenizer.save_pretrained(str(tmp))
         write_json(tmp / "sentence_bert_config.json", {"max_seq_length": pre.max_length})
     if isinstance(extractor, HFTextExtractor):
-        write_json(tmp / "1_Pooling" / "config.json", _pooling_config(extractor))
+        write_json(tmp / "1_Pooling" / "config.json", pooling_config(extractor))
         modules = [
             {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
             {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
@@ -182,7 +178,7 @@ def _save_transformers(tmp: Path, spec: ModelToSave, extractor: FeatureExtractor
     return "transformers" if slot else "backbone+head"
 
 
-def _pooling_config(extractor: HFTextExtractor) -> dict[str, Any]:
+def pooling_config(extractor: HFTextExtractor) -> dict[str, Any]:
     dim = int(extractor.feature_dim)
     return {
         "word_embedding_dimension": dim,

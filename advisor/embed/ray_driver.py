@@ -18,21 +18,16 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-import numpy as np
-import torch
-from tlreg.registry import ModelRecord, Registry
 from tlreg.registry.errors import BadInputError, TlregError
 
-from .backends import EmbedSettings, Job
-from .cache import FeatureCache, cache_key
-from .data import Dataset
-from .errors import BackendError, StorageError
-from .features import Features, Reporter, baseline_label, cache_parts, cached_features, entry_meta, from_cache
-from .ray_actor import Embedded, Embedder, Failed
+from ..errors import BackendError, StorageError
+from ..progress import Reporter
+from .cached import cached_features, new_entry, read_entry
+from .ray_worker import Embedded, Embedder, Failed
+from .request import EmbedRequest, Features, Job
 
 #: what actors need from the driver's environment to load models as it would (offline mode, caches)
 FORWARDED_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "HF_HUB_CACHE", "TORCH_HOME")
@@ -109,27 +104,6 @@ def actor_plan(resources: dict[str, float], jobs: int) -> tuple[int, dict[str, A
     )
 
 
-@dataclass
-class _Run:
-    """One ``RayBackend.run`` call's inputs, so that the steps below need not pass ten arguments."""
-
-    registry: Registry
-    jobs: Sequence[Job]
-    sample: Dataset
-    fingerprint: str
-    cache: FeatureCache
-    settings: EmbedSettings
-    reporter: Reporter
-
-    def label(self, job: Job) -> str:
-        return job.record.ref if job.pretrained else baseline_label(job.record.ref)
-
-    def parts(self, record: ModelRecord, pretrained: bool) -> dict[str, Any]:
-        return cache_parts(
-            record, self.sample, self.fingerprint, pretrained=pretrained, seed=self.settings.seed
-        )
-
-
 class RayBackend:
     """Embeds the candidates on a Ray cluster through a ``ray.util.ActorPool``.
 
@@ -140,30 +114,12 @@ class RayBackend:
         import_ray()  # fail at once, before any data is read, when Ray is missing
         self.address = address
 
-    def run(
-        self,
-        registry: Registry,
-        jobs: Sequence[Job],
-        sample: Dataset,
-        fingerprint: str,
-        *,
-        cache: FeatureCache,
-        device: torch.device,
-        settings: EmbedSettings,
-        reporter: Reporter,
-    ) -> Iterator[tuple[Job, Features | TlregError]]:
-        ctx = _Run(registry, jobs, sample, fingerprint, cache, settings, reporter)
+    def run(self, request: EmbedRequest, jobs: Sequence[Job]) -> Iterator[tuple[Job, Features | TlregError]]:
+        sample, settings, reporter = request.sample, request.settings, request.reporter
         ready: dict[int, Features | TlregError] = {}  # served here: from the cache, or failed already
         for i, job in enumerate(jobs):
             try:
-                hit = cached_features(
-                    job.record,
-                    sample,
-                    fingerprint,
-                    pretrained=job.pretrained,
-                    seed=settings.seed,
-                    cache=cache,
-                )
+                hit = cached_features(request, job)
             except StorageError:
                 raise  # an unreadable cache is no model's fault: the run stops
             except TlregError as exc:  # e.g. a local model whose weights file is gone
@@ -174,14 +130,14 @@ class RayBackend:
         failed = {jobs[i].record.ref for i, r in ready.items() if isinstance(r, TlregError)}
         remote = [i for i, job in enumerate(jobs) if i not in ready and job.record.ref not in failed]
         if not remote:
-            yield from _in_order(ctx, ready, set(), None)
+            yield from _in_order(request, jobs, ready, set(), None)
             return
         with connect(self.address, reporter) as ray:
             from ray.util import ActorPool
 
-            n, request, actor_device = actor_plan(ray.cluster_resources(), len(remote))
+            n, resources, actor_device = actor_plan(ray.cluster_resources(), len(remote))
             env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-            actor_class = ray.remote(Embedder).options(**request, runtime_env={"env_vars": env})
+            actor_class = ray.remote(Embedder).options(**resources, runtime_env={"env_vars": env})
             actors = [actor_class.remote(actor_device) for _ in range(n)]
             # CPU actors hold one CPU each: DataLoader workers would only compete with the other actors.
             workers = settings.workers if actor_device == "cuda" else 0
@@ -204,14 +160,15 @@ class RayBackend:
                     return Failed(TlregError, message)
 
             try:
-                yield from _in_order(ctx, ready, set(remote), next_result)
+                yield from _in_order(request, jobs, ready, set(remote), next_result)
             finally:
                 for actor in actors:
                     ray.kill(actor)
 
 
 def _in_order(
-    ctx: _Run,
+    request: EmbedRequest,
+    jobs: Sequence[Job],
     ready: dict[int, Features | TlregError],
     remote: set[int],
     next_result: Callable[[str], Embedded | Failed] | None,
@@ -219,11 +176,11 @@ def _in_order(
     """Jobs in their order, as the local backend yields them: a model that failed takes its
     random-init baseline with it (computed or not, it is neither yielded nor cached)."""
     failed: set[str] = set()
-    for i, job in enumerate(ctx.jobs):
+    for i, job in enumerate(jobs):
         if i in ready:
             result = ready[i]
         elif i in remote and next_result is not None:
-            result = next_result(ctx.label(job))  # results come back in submission order
+            result = next_result(job.label)  # results come back in submission order
         else:
             continue  # never sent out: its model failed in the driver
         if job.record.ref in failed:
@@ -233,35 +190,30 @@ def _in_order(
         if isinstance(result, TlregError):
             failed.add(job.record.ref)
         elif isinstance(result, Embedded):
-            result = _store(ctx, job, result)
+            result = _store(request, job, result)
         yield job, result
 
 
-def _store(ctx: _Run, job: Job, done: Embedded) -> Features:
+def _store(request: EmbedRequest, job: Job, done: Embedded) -> Features:
     """An actor's arrays into the feature cache, under the key and with the description the local
     backend would give them; the revision a load found is pinned in the registry, as Registry.load does."""
-    start, record, label = time.perf_counter() - done.seconds, job.record, ctx.label(job)
+    start, record, sample = time.perf_counter() - done.seconds, job.record, request.sample
     if job.pretrained and done.revision and done.revision != record.revision:
-        ctx.registry.set_revision(record.ref, done.revision)
-    parts = ctx.parts(record, job.pretrained)
-    key = cache_key(**parts, revision=done.revision)
-    cached = from_cache(ctx.cache, key, label=label, revision=done.revision, start=start)
+        request.registry.set_revision(record.ref, done.revision)
+    cached = read_entry(request, job, done.revision, start=start)
     if cached is not None:  # an unpinned model whose now-known revision an earlier run cached
         return cached
     classes = None if done.probs is None else done.probs.shape[1]
-    meta = entry_meta(record, ctx.sample, parts, label=label, revision=done.revision)
-    writer = ctx.cache.writer(key, n=len(ctx.sample), dim=done.features.shape[1], classes=classes, meta=meta)
+    writer = new_entry(request, job, done.revision, dim=done.features.shape[1], classes=classes)
     try:
         writer.write(done.features, done.probs)
-        hit = writer.commit()
+        entry = writer.commit()
     except BaseException:
         writer.abort()
         raise
-    ctx.reporter.start(label, len(ctx.sample))
-    ctx.reporter.advance(len(ctx.sample))
-    ctx.reporter.done(label, seconds=done.seconds, samples_per_s=done.samples_per_s)
-    probs = None if hit.probs is None else np.asarray(hit.probs)
-    elapsed = time.perf_counter() - start
-    return Features(
-        label, np.asarray(hit.features), probs, done.revision, key, False, elapsed, done.samples_per_s
+    request.reporter.start(job.label, len(sample))
+    request.reporter.advance(len(sample))
+    request.reporter.done(job.label, seconds=done.seconds, samples_per_s=done.samples_per_s)
+    return Features.computed(
+        entry, label=job.label, revision=done.revision, start=start, samples_per_s=done.samples_per_s
     )

@@ -1,0 +1,226 @@
+"""From a run's scores to its answer: the standings, their confidence, the rows, the verdicts, the Why.
+
+``recommend`` takes these steps in order once every row is scored (:class:`~.scoring.Scoreboard`):
+
+1. :func:`standings`: one combined score per candidate (:mod:`.rank`), the order with its tie rule
+   (the cheaper model first, then the name), who ties for first, and competition ranks (1, 1, 3);
+2. :func:`resample`: the same ranking on subsamples (:mod:`.confidence`), the baselines scored on
+   the same rounds so that the verdicts can ask how often a baseline wins;
+3. :func:`rows`: a :class:`~.result.RankingRow` per candidate and per baseline;
+4. :func:`judge`: each candidate against its random init and the raw inputs (:mod:`.verdicts`), and
+   the warnings the verdicts, a shared first place or an inseparable top two call for;
+5. :func:`answer`: the :class:`~.result.RecommendResult`, with the Why (:mod:`.why`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tlreg.registry import ModelRecord
+from tlreg.registry.runs import Run
+
+from .confidence import Confidence, bootstrap, competition_ranks, tied_with_best
+from .data import Dataset
+from .rank import combine, order, pooled
+from .result import RankingRow, RecommendResult, baseline_label
+from .scoring import Scoreboard
+from .verdicts import beaten_by, negative_transfer
+from .why import TIE_RULE, PickFacts, explain
+
+#: The history signal's name among the estimators (see :mod:`.history`).
+HISTORY = "history"
+
+
+@dataclass
+class Standings:
+    """The candidates ranked on the whole sample."""
+
+    names: list[str]  # what they are ranked by: the estimators, and the history signal when it was used
+    combined: dict[str, float]
+    shown: dict[str, dict[str, float]]  # {label: {estimator: the value it is ranked by}}, baselines too
+    params: dict[str, int | None]
+    ranked: list[str]
+    tied: list[str]  # sharing the best combined score, the pick first
+    ranks: dict[str, int]
+
+
+def standings(board: Scoreboard, refs: Sequence[str], names: Sequence[str]) -> Standings:
+    scores = board.scores
+    combined = combine({r: scores[r] for r in refs}, names)
+    shown = pooled({r: scores[r] for r in refs}, names)  # ETran / NCTI by their pool values
+    shown.update({b: v for b, v in pooled(scores, names).items() if b not in shown})
+    params = {r: board.records[r].params for r in refs}
+    ranked = order(combined, {r: float(params[r] or 0) for r in refs})  # ties: the cheaper model first
+    tied = [r for r in ranked if r in tied_with_best(combined)]
+    return Standings(list(names), combined, shown, params, ranked, tied, competition_ranks(combined))
+
+
+def baseline_labels(board: Scoreboard, candidates: Sequence[ModelRecord]) -> list[str]:
+    """The scored rows that are not candidates: random-init baselines and the raw inputs."""
+    candidate_refs = {r.ref for r in candidates}
+    return [b for b in board.scores if b not in candidate_refs]
+
+
+def resample(
+    board: Scoreboard,
+    refs: Sequence[str],
+    baselines: Sequence[str],
+    standing: Standings,
+    *,
+    rounds: int,
+    seed: int,
+    signal: str = HISTORY,
+) -> Confidence:
+    """P(best), rank intervals and the runner-up test on ``rounds`` subsamples (none with one candidate
+    and no baseline). The history signal does not depend on the sample: it is added unchanged."""
+    feats = board.features
+    fixed = {r: {signal: board.scores[r][signal]} for r in refs if signal in board.scores[r]}
+    baseline_feats = {b: (feats[b].features, feats[b].probs) for b in baselines}
+    return bootstrap(
+        {r: (feats[r].features, feats[r].probs) for r in refs},
+        board.labels,
+        board.task,
+        board.names,
+        standing.ranked,
+        rounds=rounds if len(refs) > 1 or baseline_feats else 0,
+        seed=seed,
+        fixed=fixed,
+        baselines=baseline_feats,
+    )
+
+
+def rows(
+    board: Scoreboard, standing: Standings, conf: Confidence, baselines: Sequence[str]
+) -> tuple[list[RankingRow], list[RankingRow]]:
+    """The ranking's rows, best first, and the baselines' rows."""
+    several = len(standing.ranked) > 1
+
+    def row(label: str, rank: int) -> RankingRow:
+        feats, record = board.features[label], board.records.get(label)
+        return RankingRow(
+            rank=rank,
+            ref=label,
+            revision=feats.revision,
+            scores={**board.scores[label], **standing.shown[label]},
+            combined=standing.combined.get(label, math.nan),
+            params=record.params if record else None,
+            feature_dim=feats.features.shape[1],
+            samples_per_s=feats.samples_per_s,
+            seconds=round(feats.seconds, 3),
+            from_cache=feats.from_cache,
+            baseline_of=None if label in standing.combined else (record.ref if record else "*"),
+            p_best=conf.p_best.get(label) if several else None,
+            rank_interval=conf.rank_interval.get(label) if several else None,
+        )
+
+    ranking = [row(label, standing.ranks[label]) for label in standing.ranked]
+    shared = [standing.ranks[r] for r in standing.ranked]
+    for r in ranking:
+        r.tied = shared.count(r.rank) > 1
+    return ranking, [row(label, 0) for label in baselines]
+
+
+def judge(
+    ranking: Sequence[RankingRow],
+    board: Scoreboard,
+    conf: Confidence,
+    *,
+    raw_label: str | None,
+    n_classes: int,
+) -> None:
+    """Each candidate against its own random init and the raw inputs: whose frozen features beat its
+    own, and whether fine-tuning it is expected to lose to training from scratch; warnings say so."""
+    scores, names = board.scores, board.names
+    for r in ranking:
+        own = baseline_label(r.ref)
+        own_baselines = [b for b in (own, raw_label) if b and b in scores]
+        if not own_baselines:
+            continue
+        r.frozen_features_beaten_by = beaten_by(
+            r.ref, scores, own_baselines, names, n_classes=n_classes, rounds=conf.round_scores
+        )
+        r.negative_transfer = negative_transfer(
+            r.ref,
+            own if own in scores else None,
+            scores,
+            names,
+            n_classes=n_classes,
+            rounds=conf.round_scores,
+        )
+        r.negative_transfer_vs = [own] if r.negative_transfer else []
+        if r.negative_transfer:
+            board.warns.append(
+                f"negative transfer: fine-tuning {r.ref} is not expected to beat training its architecture "
+                f"from scratch ({own} scores decisively higher on every estimator)."
+            )
+        elif r.frozen_features_beaten_by:
+            board.warns.append(
+                f"{r.ref}: its frozen features lose to {' and '.join(r.frozen_features_beaten_by)}; "
+                "fine-tune the whole network rather than train a linear head on them."
+            )
+
+
+def warn_if_undecided(standing: Standings, conf: Confidence, warns: list[str]) -> None:
+    """A first place shared by several candidates, or a top two the resampling cannot tell apart."""
+    tied, ranked = standing.tied, standing.ranked
+    if len(tied) > 1:
+        warns.append(f"{', '.join(tied)} tie for first; {tied[0]} is picked as {TIE_RULE}.")
+    elif conf.separable is False:
+        warns.append(
+            f"The top two are not separable: {ranked[0]} ranks above {ranked[1]} in only "
+            f"{conf.beats_runner_up:.0%} of {conf.rounds} resamples; more samples per class would tell them "
+            "apart (--per-class, --max-samples)."
+        )
+
+
+def answer(
+    run: Run,
+    sample: Dataset,
+    board: Scoreboard,
+    standing: Standings,
+    conf: Confidence,
+    ranked_rows: tuple[list[RankingRow], list[RankingRow]],
+    *,
+    history: dict[str, Any],
+) -> RecommendResult:
+    """The result of the run, with the Why of its pick."""
+    ranking, baselines = ranked_rows
+    pick, tied = ranking[0], standing.tied
+    facts = PickFacts(
+        params=standing.params,
+        tied=tied,
+        beats_runner_up=conf.beats_runner_up,
+        rounds=conf.rounds,
+        separable=conf.separable,
+        negative_transfer=bool(pick.negative_transfer),
+        frozen_features_beaten_by=pick.frozen_features_beaten_by or (),
+    )
+    return RecommendResult(
+        run_id=run.id,
+        data={
+            "path": run.data_path,
+            "fingerprint": run.fingerprint,
+            "modality": sample.modality,
+            "task": sample.task,
+            "samples": len(sample),
+            "classes": sample.classes,
+            "format": sample.format,
+        },
+        estimators=standing.names,
+        ranking=ranking,
+        baselines=baselines,
+        reason=explain(standing.ranked, board.scores, standing.combined, standing.names, facts),
+        warnings=board.warns,
+        skipped=board.skipped,
+        confidence={
+            "rounds": conf.rounds,
+            "beats_runner_up": conf.beats_runner_up,
+            "separable": conf.separable,
+            "tied": tied if len(tied) > 1 else [],
+            "tie_rule": TIE_RULE,
+        },
+        history=history,
+    )

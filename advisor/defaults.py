@@ -1,0 +1,45 @@
+"""The choices and defaults that the command line and the Python API share, written once.
+
+The CLI builds its options' choices, defaults and help texts from these values, and the advisor its
+options' defaults, so ``tlreg recommend --help`` cannot say one thing while ``recommend(...)`` does
+another. Only plain values: nothing here imports torch, so the CLI reads it at start for free.
+"""
+
+from __future__ import annotations
+
+# --- recommend ------------------------------------------------------------------------------------
+
+#: Where the candidates are embedded: this process, or a Ray cluster (see ``advisor/embed/backends.py``).
+BACKENDS = ("local", "ray")
+BACKEND = "local"
+#: Seed of the sample, the random-init baselines and the resampling.
+SEED = 0
+#: Items per forward pass.
+BATCH_SIZE = 32
+#: Resampling rounds for P(best) and the rank intervals (0: off).
+BOOTSTRAP = 50
+#: auto: CUDA, then MPS, then CPU.
+DEVICE = "auto"
+
+# --- finetune -------------------------------------------------------------------------------------
+
+#: What a fine-tune trains: a new head on cached features, also the last N blocks, or everything.
+FINETUNE_MODES = ("linear", "partial", "full")
+FINETUNE_MODE = "linear"
+#: Epochs and learning rate by mode: linear epochs are cheap (cached features) and a head alone takes
+#: a high learning rate; a backbone only needs nudging.
+MODE_DEFAULTS: dict[str, dict[str, float]] = {
+    "linear": {"epochs": 50, "lr": 1e-2},
+    "partial": {"epochs": 10, "lr": 1e-4},
+    "full": {"epochs": 10, "lr": 5e-5},
+}
+UNFREEZE = 2
+FINETUNE_BATCH_SIZE = 32
+VAL_SPLIT = 0.2
+LABEL_SMOOTHING = 0.0
+#: Epochs without improvement before stopping (0: never stop early).
+PATIENCE = 5
+WEIGHT_DECAY = 0.01
+#: What ``--export`` writes instead of training: a PyTorch script, timm train.py arguments and
+#: script, or a Hugging Face Trainer script.
+EXPORTS = ("script", "timm", "hf")
