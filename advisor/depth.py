@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from tlreg.registry.extractors import FeatureExtractor
+from tlreg.registry.feature_extractor import FeatureExtractor
 
 from .handoff.model import find_blocks
 from .scoring import as_dict, score_features

@@ -26,7 +26,7 @@ import torch
 import zoo_build as zb
 import zoo_train
 from tlreg.advisor.cache import FeatureCache
-from tlreg.advisor.features import features_for
+from tlreg.advisor.embed import EmbedRequest, EmbedSettings, features_for
 from zoo_train import read_json, stable_seed, write_json
 
 TOP = 5
@@ -121,15 +121,14 @@ def profile_job(
         registry = hb._registry(work)
         record = registry.get(ref)
         labels = np.asarray(target.train.labels)
-        cached = features_for(
+        request = EmbedRequest(
             registry,
-            record,
             target.train,
             target.train_fp,
             cache=FeatureCache(work / "cache"),
-            device=torch.device("cpu"),
-            batch_size=128,
+            settings=EmbedSettings(batch_size=128),
         )
+        cached = features_for(request, record)
 
         def profile() -> dict[str, Any]:
             names, feats = block_features(registry.load(ref), target.train.items, batch_size=128)

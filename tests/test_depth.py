@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from conftest import save_tiny_timm
+from helpers import save_tiny_timm
 from tlreg.advisor.data import load_dataset, sample
 from tlreg.advisor.depth import PRE_LOGITS, DepthProfile, block_features, depth_profile
 from tlreg.registry import Registry
-from tlreg.registry.extractors import FeatureExtractor, ImageTransform
+from tlreg.registry.feature_extractor import FeatureExtractor, ImageTransform
 
 
 def test_block_features_follow_the_block_sequence(
