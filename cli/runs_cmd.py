@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from tlreg.advisor.audit.compare import FORMATS, diff_runs, export_mlflow, export_run, verify_run
+from tlreg.advisor.audit.mlflow_export import ALIAS
 from tlreg.advisor.audit.records import RunRecord, list_runs, load_run, shown
 from tlreg.advisor.audit.report import write_report
 from tlreg.advisor.audit.verify import ATOL, NOT_REPRODUCED, RTOL, VerifyResult
@@ -157,6 +158,23 @@ def diff(state: State, a: str, b: str, as_json: bool) -> None:
 @click.option("--mlflow", is_flag=True, help="Log the run to MLflow instead (needs tlreg[mlflow]).")
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: MLflow's).")
 @click.option("--experiment", default="tlreg", show_default=True, help="MLflow experiment name.")
+@click.option(
+    "--artifact-location",
+    metavar="URI",
+    help="Where a new MLflow experiment keeps artifacts (default: next to a SQLite store's file).",
+)
+@click.option(
+    "--register-model",
+    metavar="NAME",
+    help="Also register the pick's fine-tuned model as a version of this MLflow registered model.",
+)
+@click.option(
+    "--alias",
+    default=ALIAS,
+    show_default=True,
+    help="The alias the registered version gets (--register-model).",
+)
+@click.option("--json", "as_json", is_flag=True, help="With --mlflow: print where everything went, as JSON.")
 @pass_state
 def export(
     state: State,
@@ -164,22 +182,34 @@ def export(
     fmt: str,
     out: str | None,
     mlflow: bool,
-    tracking_uri: str | None,
-    experiment: str,
+    as_json: bool,
+    **mlflow_options: str | None,
 ) -> None:
     """A run as JSON (the whole record), CSV (one row per candidate) or Markdown; or logged to MLflow."""
-    if mlflow:
-        mlflow_id = export_mlflow(
-            run_id, tracking_uri=tracking_uri, experiment=experiment, registry=state.registry
-        )
-        note(f"logged to MLflow experiment {experiment!r} as run {mlflow_id}", quiet=state.quiet)
-        click.echo(mlflow_id)
+    if not mlflow:
+        given = ("artifact_location", "register_model")
+        used = [f"--{k.replace('_', '-')}" for k in given if mlflow_options[k] is not None]
+        if used or as_json:
+            raise click.UsageError(f"{', '.join(used) or '--json'} only goes with --mlflow.")
+        text = export_run(run_id, fmt, out=out, registry=state.registry)
+        if out:
+            note(f"wrote {out}", quiet=state.quiet)
+        else:
+            click.echo(text, nl=False)
         return
-    text = export_run(run_id, fmt, out=out, registry=state.registry)
-    if out:
-        note(f"wrote {out}", quiet=state.quiet)
+    done = export_mlflow(run_id, registry=state.registry, **mlflow_options)
+    how = "logged" if done.created else "already in MLflow (exported before)"
+    where = done.artifact_location or "the server"
+    note(
+        f"{how}: experiment {mlflow_options['experiment']}, run {done.run_id}, {len(done.children)} "
+        f"candidate runs, {len(done.finetunes)} fine-tune runs, artifacts at {where}"
+        + (f"; {done.registered_model} version {done.model_version} is @{done.alias}" if done.alias else ""),
+        quiet=state.quiet,
+    )
+    if as_json:
+        emit_json(done.to_dict())
     else:
-        click.echo(text, nl=False)
+        click.echo(done.run_id)
 
 
 def _verdict(v: VerifyResult) -> None:
