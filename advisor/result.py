@@ -17,6 +17,32 @@ def human_count(n: int | None) -> str:
     return str(n)
 
 
+def fmt_number(value: float | None) -> str:
+    """A score or measurement as every tlreg table, chart and export shows it: 4 significant
+    digits (8.951, -0.312, 0.86, 410), 3 in exponent form when very large or small; "-" for none."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+        return f"{value:.3g}"
+    return f"{value:.4g}"
+
+
+def plain(value: Any) -> str:
+    """A value as a person would type it, never a Python repr or JSON: ``true``, ``10``, ``a, b``,
+    ``k=v``; an unset value is empty."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, set)):
+        return ", ".join(plain(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={plain(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
 def baseline_label(ref: str) -> str:
     """The name of ``ref``'s random-init baseline in rankings and run records."""
     return f"{ref} (random init)"
