@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _report_showcase import store_showcase_run
+from _report_showcase import TIED, store_showcase_run
 from test_runs import invoke
 from tlreg.advisor import recommend
 from tlreg.advisor.audit.records import load_run
@@ -424,3 +424,19 @@ def test_crowded_labels_never_overlap_in_chromium(tmp_path: Path) -> None:
     (screenshot_dir(tmp_path) / "crowded.png").write_bytes(png)
     assert problems == [] and len(layout["charts"]) == 1
     check_layout(layout, width=500)
+
+
+def test_the_pick_box_says_when_the_pick_is_flagged_or_tied(registry: Registry) -> None:
+    html = render_report(load_run(store_showcase_run(registry), registry=registry))
+    box = re.search(r'<div class="pick-box[^"]*" id="pick">.*?</div>', html, re.S).group(0)
+    assert box.startswith('<div class="pick-box flagged"')
+    assert "Flagged: negative transfer" in box and "frozen features lose to" in box
+    assert f"Tied for first with {TIED}" in box and "Not separable from the runner-up" in box
+    record = load_run(store_showcase_run(registry, run_id="r-plain"), registry=registry)
+    for row in record.result.ranking:
+        row.update(negative_transfer=False, frozen_features_beaten_by=[], tied=False)
+    record.result.detail["confidence"].update(tied=[], separable=True)
+    plain_box = re.search(r'<div class="pick-box[^"]*" id="pick">.*?</div>', render_report(record), re.S)
+    assert plain_box.group(0).startswith(
+        '<div class="pick-box" id="pick">'
+    ) and "<ul>" not in plain_box.group(0)
