@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from html import escape
 from typing import Any
 
 
@@ -41,6 +42,16 @@ def plain(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+def html_table(head: list[str], rows: list[list[Any]]) -> str:
+    """A plain HTML table for notebooks: None as "-", every cell escaped."""
+    cells = "".join(
+        "<tr>" + "".join(f"<td>{escape('-' if v is None else plain(v))}</td>" for v in row) + "</tr>"
+        for row in rows
+    )
+    heads = "".join(f"<th>{escape(h)}</th>" for h in head)
+    return f"<table><thead><tr>{heads}</tr></thead><tbody>{cells}</tbody></table>"
 
 
 def baseline_label(ref: str) -> str:
@@ -105,6 +116,28 @@ class RecommendResult:
     @property
     def best(self) -> RankingRow | None:
         return self.ranking[0] if self.ranking else None
+
+    def _repr_html_(self) -> str:
+        """The ranking as a table in a notebook (Jupyter calls this); every text escaped."""
+        head = ["rank", "model", *self.estimators, "combined", "P(best)", "vs baselines", "params"]
+        rows = []
+        for r in self.ranking:
+            verdict = "negative transfer" if r.negative_transfer else ""
+            if r.frozen_features_beaten_by:
+                verdict = verdict or "frozen < " + ", ".join(r.frozen_features_beaten_by)
+            p_best = None if r.p_best is None else f"{r.p_best:.0%}"
+            scores = [fmt_number(r.scores.get(e)) for e in self.estimators]
+            rank = f"{r.rank}=" if r.tied else r.rank
+            rows.append(
+                [rank, r.ref, *scores, fmt_number(r.combined), p_best, verdict, human_count(r.params)]
+            )
+        best = self.best.ref if self.best else "none"
+        return (
+            f"<div><p><b>Pick: {escape(best)}</b> (run <code>{escape(self.run_id)}</code>)</p>"
+            f"{html_table(head, rows)}<p>{escape(self.reason)}</p>"
+            + "".join(f"<p>warning: {escape(w)}</p>" for w in self.warnings)
+            + "</div>"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The ``tlreg recommend --json`` document."""

@@ -40,7 +40,15 @@ def _scores(run_id: str, ref: str, values: tuple[float, ...]) -> list[RunScore]:
     ]
 
 
-def store_showcase_run(registry: Registry, *, run_id: str = RUN_ID) -> str:
+SKIPPED = "hf:team/broken-checkpoint@" + "e" * 40
+SKIP_REASON = (
+    "could not be loaded: the checkpoint's config names an architecture this transformers version does "
+    "not know (model_type 'mystery-net'); upgrade transformers, or register the model with --arch, or "
+    "remove it from the registry if it is no longer used by anyone on the team"
+)
+
+
+def store_showcase_run(registry: Registry, *, run_id: str = RUN_ID, options: dict | None = None) -> str:
     store = RunStore(registry.engine)
     store.start(
         Run(
@@ -53,7 +61,7 @@ def store_showcase_run(registry: Registry, *, run_id: str = RUN_ID) -> str:
             classes=[f"class{i}" for i in range(10)],
             sample_ids=[f"class{i % 10}/img{i:04d}.jpg" for i in range(400)],
             command="tlreg recommend /data/team/pets-with-a-rather-long-folder-name --bootstrap 50",
-            options={"models": None, "bootstrap": 50, "estimators": ESTIMATORS, "per_class": 40},
+            options=options or {"models": None, "bootstrap": 50, "estimators": ESTIMATORS, "per_class": 40},
             environment={"tlreg": "0.1.0", "torch": "2.14.1", "timm": "1.0.31", "device": "cpu"},
             user="ana",
             host="gpu-box-07",
@@ -97,6 +105,9 @@ def store_showcase_run(registry: Registry, *, run_id: str = RUN_ID) -> str:
         rows.append(
             {"rank": 0, "ref": label, "baseline_of": of, "scores": dict(zip(ESTIMATORS, scores, strict=True))}
         )
+    store.add(
+        RunCandidate(run_id=run_id, ref=SKIPPED, revision="e" * 40, status="skipped", reason=SKIP_REASON)
+    )
     store.finish(
         RunResult(
             run_id=run_id,

@@ -440,3 +440,48 @@ def test_the_pick_box_says_when_the_pick_is_flagged_or_tied(registry: Registry) 
     assert plain_box.group(0).startswith(
         '<div class="pick-box" id="pick">'
     ) and "<ul>" not in plain_box.group(0)
+
+
+EVIL = "<img src=x onerror=alert(1)>"
+
+
+def notebook_pages(registry: Registry, image_folder: Path) -> dict[str, str]:
+    """What Jupyter shows for a result, a run record, a run with hostile text, and the list of runs."""
+    from tlreg.advisor.audit.records import list_runs
+
+    result = recommend(image_folder, registry=registry, workers=0, baselines=False, bootstrap=0)
+    store = RunStore(registry.engine)
+    store.start(Run(id="r-evil", data_path=f"/d/{EVIL}", n_samples=2))
+    row = {"rank": 1, "ref": f"file:/m/{EVIL}", "scores": {"logme": -0.5}, "combined": 1.0, "p_best": 0.5}
+    store.finish(RunResult(run_id="r-evil", best_ref=row["ref"], reason=EVIL, ranking=[row], detail={}))
+    return {
+        "result": result._repr_html_(),
+        "record": load_run(result.run_id, registry=registry)._repr_html_(),
+        "evil": load_run("r-evil", registry=registry)._repr_html_(),
+        "runs": list_runs(registry=registry)._repr_html_(),
+    }
+
+
+def test_results_and_runs_render_as_escaped_tables_in_a_notebook(
+    registry: Registry, image_folder: Path, tiny_image_models: list[str]
+) -> None:
+    """A notebook showed the dataclasses' repr: one line of Python."""
+    pages = notebook_pages(registry, image_folder)
+    for name, html in pages.items():
+        assert html.count("<table") >= 1 and "<img" not in html and "<script" not in html, name
+    assert pages["evil"].count("&lt;img src=x onerror=alert(1)&gt;") >= 3
+    for ref in tiny_image_models:
+        assert ref in pages["result"] and ref in pages["record"].replace("<wbr>", "")
+    assert "r-evil" in pages["runs"]
+
+
+@pytest.mark.slow
+def test_notebook_tables_render_in_chromium(
+    registry: Registry, image_folder: Path, tiny_image_models: list[str], tmp_path: Path
+) -> None:
+    body = "".join(f"<h3>{name}</h3>{html}" for name, html in notebook_pages(registry, image_folder).items())
+    page = tmp_path / "notebook.html"
+    page.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>{body}</body></html>")
+    problems, layout, png = open_in_chromium(page, tmp_path / "profile", width=1400)
+    (screenshot_dir(tmp_path) / "notebook.png").write_bytes(png)
+    assert problems == [] and layout["overflowing"] == []

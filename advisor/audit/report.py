@@ -281,49 +281,37 @@ def _audit(record: RunRecord) -> str:
     return "".join(parts)
 
 
-def pick_verdicts(record: RunRecord) -> tuple[list[str], list[str]]:
-    """What a reader must know before acting on the pick: (flags, ties), each a sentence.
-
-    The run records them on the pick's ranking row (``negative_transfer``, ``frozen_features_beaten_by``,
-    ``tied``) and in its confidence (``tied``, ``separable``)."""
-    result = record.result
-    row = next((r for r in record.ranking() if r["ref"] == record.pick), None)
-    if result is None or row is None:
-        return [], []
-    conf = (result.detail or {}).get("confidence") or {}
-    flags, ties = [], []
-    if row.get("negative_transfer"):
-        against = ", ".join(row.get("negative_transfer_vs") or []) or "its baselines"
-        flags.append(
-            "Flagged: negative transfer. Fine-tuning this model is not expected to beat training from "
-            f"scratch (measured against {against})."
-        )
-    if row.get("frozen_features_beaten_by"):
-        flags.append(
-            "Flagged: its frozen features lose to " + ", ".join(row["frozen_features_beaten_by"]) + "."
-        )
-    others = [t for t in conf.get("tied") or [] if t != record.pick]
-    if others or row.get("tied"):
-        rule = conf.get("tie_rule") or "the tie rule"
-        names = ", ".join(others) or "another candidate"
-        ties.append(f"Tied for first with {names}: picked by {rule}.")
-    if conf.get("separable") is False and conf.get("beats_runner_up") is not None:
-        ties.append(
-            f"Not separable from the runner-up: it ranks above it in {conf['beats_runner_up']:.0%} of "
-            f"{conf.get('rounds', '?')} resamples."
-        )
-    return flags, ties
-
-
 def _pick_box(record: RunRecord) -> str:
     result = record.result
-    flags, ties = pick_verdicts(record)
+    flags, ties = record.verdicts()
     cls = "pick-box" + (" flagged" if flags else " tied" if ties else "")
     items = "".join(f"<li{' class=flag' if s in flags else ''}>{escape(s)}</li>" for s in flags + ties)
     return (
         f'<div class="{cls}" id="pick"><b>Pick: {escape(result.best_ref or "none")}</b>'
         + (f"<ul>{items}</ul>" if items else "")
         + f'<p class="why">{escape(result.reason)}</p></div>'
+    )
+
+
+def notebook_html(record: RunRecord) -> str:
+    """A run as notebooks show it (``RunRecord._repr_html_``): no page, no charts; styled by the notebook."""
+    run, result = record.run, record.result
+    head = (
+        f"<div><p><b>tlreg run {escape(run.id)}</b>: {escape(run.status)} · "
+        f"{escape(shown(run.created_at))} · {escape(run.user)}@{escape(run.host)} · "
+        f"{escape(run.data_path)} · {run.n_samples} samples</p>"
+    )
+    if result is None:
+        return head + f"<p>No result: {escape(run.failure or run.status)}.</p></div>"
+    flags, ties = record.verdicts()
+    lines = "".join(f"<li>{escape(s)}</li>" for s in flags + ties)
+    return (
+        head
+        + f"<p><b>Pick: {escape(result.best_ref or 'none')}</b></p>"
+        + (f"<ul>{lines}</ul>" if lines else "")
+        + f"<p>{escape(result.reason)}</p>"
+        + _ranking(record)
+        + "</div>"
     )
 
 
