@@ -75,6 +75,8 @@ class _Console(Console):
 
 
 def stdout() -> Console:
+    """The result's console. No markup and no emoji codes: what tlreg prints comes from paths, class
+    names and refs, where ``[/data]`` would raise MarkupError and ``[b]`` or ``:smile:`` change."""
     tty = sys.stdout.isatty()
     return _Console(
         file=sys.stdout,
@@ -82,6 +84,8 @@ def stdout() -> Console:
         width=None if tty else _piped_width(),
         soft_wrap=not tty,
         highlight=False,
+        markup=False,
+        emoji=False,
     )
 
 

@@ -201,3 +201,18 @@ def test_shell_completion_as_the_readme_says() -> None:
     words = {"_TLREG_COMPLETE": "bash_complete", "COMP_WORDS": "tlreg runs ex", "COMP_CWORD": "2"}
     done = subprocess.run([shutil.which("tlreg")], env=os.environ | words, capture_output=True, text=True)
     assert "plain,export" in done.stdout.split()
+
+
+def test_paths_and_names_print_as_they_are(registry: Registry) -> None:
+    """stdout went through rich markup: "[/data]" in a path raised MarkupError, "[b]" vanished."""
+    from tlreg.registry import RunStore
+    from tlreg.registry.runs import Run, RunResult
+
+    store = RunStore(registry.engine)
+    store.start(Run(id="r-m", data_path="/data/[/data]/[b]x", n_samples=2, classes=["[red]a", ":smile:"]))
+    row = {"rank": 1, "ref": "file:/m/[b]w.safetensors", "scores": {"logme": 1.0}, "combined": 1.0}
+    store.finish(RunResult(run_id="r-m", best_ref=row["ref"], reason="[i]why[/i]", ranking=[row], detail={}))
+    shown = run("runs", "show", "r-m")
+    assert shown.exit_code == 0, shown.output
+    for text in ("/data/[/data]/[b]x", "[red]a, :smile:", "file:/m/[b]w.safetensors", "Why: [i]why[/i]"):
+        assert text in shown.stdout
