@@ -51,3 +51,8 @@ class NoCandidatesError(TlregError):
     """No candidate model could be evaluated: exit code 3."""
 
     exit_code = 3
+
+
+class TrackingError(TlregError, ConnectionError):
+    """An experiment tracker (MLflow) that cannot be reached, or that refuses what tlreg logs;
+    nothing half-logged is left in it. Exit code 1."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from html import escape
 from typing import Any
 
 
@@ -27,6 +28,42 @@ def human_bytes(n: int | None) -> str:
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{n} B"
+
+
+def fmt_number(value: float | None) -> str:
+    """A score or measurement as every tlreg table, chart and export shows it: 4 significant
+    digits (8.951, -0.312, 0.86, 410), 3 in exponent form when very large or small; "-" for none."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+        return f"{value:.3g}"
+    return f"{value:.4g}"
+
+
+def plain(value: Any) -> str:
+    """A value as a person would type it, never a Python repr or JSON: ``true``, ``10``, ``a, b``,
+    ``k=v``; an unset value is empty."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, set)):
+        return ", ".join(plain(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={plain(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def html_table(head: list[str], rows: list[list[Any]]) -> str:
+    """A plain HTML table for notebooks: None as "-", every cell escaped."""
+    cells = "".join(
+        "<tr>" + "".join(f"<td>{escape('-' if v is None else plain(v))}</td>" for v in row) + "</tr>"
+        for row in rows
+    )
+    heads = "".join(f"<th>{escape(h)}</th>" for h in head)
+    return f"<table><thead><tr>{heads}</tr></thead><tbody>{cells}</tbody></table>"
 
 
 def baseline_label(ref: str) -> str:
@@ -91,6 +128,28 @@ class RecommendResult:
     @property
     def best(self) -> RankingRow | None:
         return self.ranking[0] if self.ranking else None
+
+    def _repr_html_(self) -> str:
+        """The ranking as a table in a notebook (Jupyter calls this); every text escaped."""
+        head = ["rank", "model", *self.estimators, "combined", "P(best)", "vs baselines", "params"]
+        rows = []
+        for r in self.ranking:
+            verdict = "negative transfer" if r.negative_transfer else ""
+            if r.frozen_features_beaten_by:
+                verdict = verdict or "frozen < " + ", ".join(r.frozen_features_beaten_by)
+            p_best = None if r.p_best is None else f"{r.p_best:.0%}"
+            scores = [fmt_number(r.scores.get(e)) for e in self.estimators]
+            rank = f"{r.rank}=" if r.tied else r.rank
+            rows.append(
+                [rank, r.ref, *scores, fmt_number(r.combined), p_best, verdict, human_count(r.params)]
+            )
+        best = self.best.ref if self.best else "none"
+        return (
+            f"<div><p><b>Pick: {escape(best)}</b> (run <code>{escape(self.run_id)}</code>)</p>"
+            f"{html_table(head, rows)}<p>{escape(self.reason)}</p>"
+            + "".join(f"<p>warning: {escape(w)}</p>" for w in self.warnings)
+            + "</div>"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The ``tlreg recommend --json`` document."""

@@ -7,12 +7,16 @@ from datetime import UTC, datetime
 import click
 from tlreg.advisor.cache import FeatureCache
 
-from .output import emit_json, human_bytes, note, stdout, table
+from .output import emit_json, human_bytes, note, stdout, table, when
 from .state import State, pass_state
 
 
-def _when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M") if ts else "-"
+def _when(ts: float | None) -> str | None:
+    return when(datetime.fromtimestamp(ts, UTC)) if ts else None
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat() if ts else None
 
 
 @click.group()
@@ -35,9 +39,14 @@ def list_(show_all: bool, as_json: bool) -> None:
     temporaries = store.temporaries() if show_all else []
     if as_json:
         emit_json(
-            [{"key": e.key, "size": e.size, **e.meta} for e in entries]
+            [
+                {"key": e.key, "size": e.size, **{k: v for k, v in e.meta.items() if k != "created"}}
+                | {"created_at": _iso(e.meta.get("created"))}
+                for e in entries
+            ]
             + [
                 {"key": t.path.name, "path": str(t.path), "size": t.size, "temporary": True, "state": t.state}
+                | {"modified_at": _iso(t.modified)}
                 for t in temporaries
             ]
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from tlreg.registry.doctor import diagnose
 
-from .output import emit_json, stdout, table
+from .output import emit_json, snake, stdout, table
 from .state import State, pass_state
 
 
@@ -16,6 +16,6 @@ def doctor(state: State, as_json: bool) -> None:
     """Versions, device, offline state, and where the database and caches are (with sizes)."""
     report = diagnose(state.db)
     if as_json:
-        emit_json(report)
+        emit_json({snake(k): v for k, v in report.items()})
         return
     stdout().print(table(None, ["item", "value"], [[k, v] for k, v in report.items()]))

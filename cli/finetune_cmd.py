@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # imported when the command runs: `tlreg --help` does not pay
     from tlreg.advisor.handoff.result import FinetuneResult
     from tlreg.advisor.handoff.train import EpochStats
 
-from .output import emit_json, note, stderr, stdout, table
+from .output import emit_json, fmt_number, note, stderr, stdout, table
 from .progress import RichReporter
 from .state import State, pass_state
 
@@ -80,18 +80,16 @@ def render(result: FinetuneResult) -> None:
         for path in result.exported:
             console.print(f"  {path}")
         return
-    rows = [
-        [h["epoch"], f"{h['train_loss']:.4f}", f"{h['train_acc']:.3f}", f"{h['val_loss']:.4f}",
-         f"{h['val_acc']:.3f}", f"{h['lr']:.2e}", f"{h['seconds']:.1f}"]
-        for h in result.history
-    ]  # fmt: skip
+    keys = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
+    rows = [[h[k] for k in keys] for h in result.history]
     title = f"{result.ref} ({result.mode}) on {result.data['path']}"
     console.print(
         table(title, ["epoch", "train loss", "train acc", "val loss", "val acc", "lr", "seconds"], rows)
     )
     stop = " (stopped early)" if result.stopped_early else ""
-    acc = result.best_val_acc or 0.0
-    console.print(f"Best validation accuracy: {acc:.3f} at epoch {result.best_epoch}{stop}")
+    console.print(
+        f"Best validation accuracy: {fmt_number(result.best_val_acc)} at epoch {result.best_epoch}{stop}"
+    )
     how = RELOAD.get(result.model_format or "", RELOAD_ANY).format(model_dir=result.model_dir, out=result.out)
     console.print(f"Model: {result.model_dir} (reload: {how})")
     console.print(f"Metrics: {result.out}/metrics.json; command: {result.out}/command.txt")

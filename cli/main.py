@@ -19,6 +19,7 @@ import click
 from tlreg.registry import config
 from tlreg.registry.errors import TlregError
 
+from .examples import EXAMPLES, add_examples, epilog
 from .state import State
 
 #: command name -> "module:attribute", in the order ``tlreg --help`` lists them.
@@ -46,7 +47,7 @@ class TlregGroup(click.Group):
         if target is None:
             return super().get_command(ctx, name)
         module, attribute = target.split(":")
-        return getattr(import_module(f".{module}", __package__), attribute)
+        return add_examples(getattr(import_module(f".{module}", __package__), attribute), name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -83,9 +84,13 @@ def _debug(ctx: click.Context) -> bool:
     return bool(state and state.debug) or config.debug()
 
 
-@click.group(cls=TlregGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=TlregGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=epilog(EXAMPLES[""])
+)
 @click.option("--db", envvar="TLREG_DB", metavar="URL", help="Registry database (any SQLAlchemy URL).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes on stderr.")
+@click.option(
+    "--quiet", "-q", is_flag=True, help="No progress bars or notes on stderr (warnings still show)."
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks (or set TLREG_DEBUG=1).")
 @click.version_option(version("tlreg"), "--version", prog_name="tlreg")
 @click.pass_context
@@ -96,7 +101,7 @@ def cli(ctx: click.Context, db: str | None, quiet: bool, debug: bool) -> None:
     if not debug:
         from .output import warnings_as_notes  # rich: not paid by --version and --help
 
-        ctx.with_resource(warnings_as_notes(quiet=quiet))
+        ctx.with_resource(warnings_as_notes())
 
 
 def main() -> None:

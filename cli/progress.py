@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from .output import note, progress_enabled, stderr
+from .output import note, progress_enabled, stderr, warn
 
 
 class RichReporter:
@@ -45,4 +45,8 @@ class RichReporter:
         note(f"embedded {label} in {seconds:.1f}s{rate}", quiet=self.quiet)
 
     def note(self, message: str) -> None:
-        note(message, quiet=self.quiet)
+        """A note (hidden by --quiet), or a warning when the advisor says ``warning: ...`` (always shown)."""
+        if message.startswith("warning: "):
+            warn(message)
+        else:
+            note(message, quiet=self.quiet)

@@ -12,13 +12,9 @@ from tlreg.advisor import defaults as d
 if TYPE_CHECKING:
     from tlreg.advisor.result import RankingRow, RecommendResult
 
-from .output import emit_json, human_count, note, stdout, table
+from .output import emit_json, human_count, percent, stdout, table, warn
 from .progress import RichReporter
 from .state import State, pass_state
-
-
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None or value != value else f"{value:.{digits}f}"
 
 
 def _versus(row: RankingRow) -> str:
@@ -53,14 +49,14 @@ def render(result: RecommendResult) -> None:
         [
             _rank(r),
             r.ref,
-            *(_fmt(r.scores.get(e)) for e in result.estimators),
-            _fmt(r.combined, 2),
-            _fmt(r.p_best, 2),
-            f"{r.rank_interval[0]}-{r.rank_interval[1]}" if r.rank_interval else "-",
+            *(r.scores.get(e) for e in result.estimators),
+            r.combined,
+            percent(r.p_best),
+            f"{r.rank_interval[0]}-{r.rank_interval[1]}" if r.rank_interval else None,
             _versus(r),
             human_count(r.params),
-            "cached" if r.from_cache else _fmt(r.samples_per_s, 1),
-            _fmt(r.seconds, 1),
+            "cached" if r.from_cache else r.samples_per_s,
+            r.seconds,
         ]
         for r in result.ranking
     ]
@@ -74,9 +70,9 @@ def render(result: RecommendResult) -> None:
         base_rows = [
             [
                 b.ref,
-                *(_fmt(b.scores.get(e)) for e in result.estimators),
-                "cached" if b.from_cache else _fmt(b.samples_per_s, 1),
-                _fmt(b.seconds, 1),
+                *(b.scores.get(e) for e in result.estimators),
+                "cached" if b.from_cache else b.samples_per_s,
+                b.seconds,
             ]
             for b in result.baselines
         ]
@@ -188,7 +184,7 @@ def recommend(
         **options,
     )
     for warning in result.warnings:
-        note(f"warning: {warning}", quiet=state.quiet)
+        warn(warning)
     if as_json:
         emit_json(result.to_dict())
     else:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import click
 from tlreg.advisor.audit.compare import FORMATS, diff_runs, export_mlflow, export_run, verify_run
+from tlreg.advisor.audit.mlflow_export import ALIAS
 from tlreg.advisor.audit.records import RunRecord, list_runs, load_run, shown
 from tlreg.advisor.audit.report import write_report
 from tlreg.advisor.audit.verify import ATOL, NOT_REPRODUCED, RTOL, VerifyResult
 
-from .output import emit_json, note, stdout, table
+from .output import emit_json, note, percent, plain, stdout, table, when
 from .state import State, pass_state
-
-
-def _f(value: float | None, digits: int = 4) -> str:
-    return "-" if value is None or value != value else f"{value:.{digits}g}"
 
 
 @click.group()
@@ -37,8 +34,7 @@ def list_cmd(state: State, since: str | None, limit: int | None, as_json: bool) 
     rows = []
     for s in summaries:
         status = s.status + (f" ({s.failure})" if s.failure and s.status == "failed" else "")
-        when = s.created_at[:19].replace("T", " ") if s.created_at else "-"
-        rows.append([s.id, when, s.user, s.data_path, s.samples, s.pick, status])
+        rows.append([s.id, when(s.created_at), s.user, s.data_path, s.samples, s.pick, status])
     stdout().print(table(None, ["run", "when (UTC)", "user", "data", "samples", "pick", "status"], rows))
 
 
@@ -49,29 +45,30 @@ def _show(record: RunRecord) -> None:
     console.print(f"  who      {run.user} on {run.host} (pid {run.pid})")
     console.print(f"  command  {run.command}")
     console.print(f"  data     {run.data_path}: {run.n_samples} {run.modality} samples, {run.task}")
-    console.print(f"  sample   fingerprint {run.fingerprint}, classes {', '.join(run.classes or []) or '-'}")
-    console.print("  versions " + ", ".join(f"{k} {v}" for k, v in run.environment.items()))
+    console.print(f"  sample   fingerprint {run.fingerprint}, classes {plain(run.classes) or '-'}")
+    console.print("  versions " + ", ".join(f"{k} {plain(v)}" for k, v in run.environment.items()))
     console.print(
-        "  options  " + ", ".join(f"{k}={v}" for k, v in run.options.items() if v not in (None, []))
+        "  options  " + ", ".join(f"{k}={plain(v)}" for k, v in run.options.items() if v not in (None, []))
     )
     ests = record.estimators
     if result:
         rows = []
         for r in record.ranking():
-            interval = "-" if not r.get("rank_interval") else "{}-{}".format(*r["rank_interval"])
-            flag = {True: "yes", False: "no"}.get(r.get("negative_transfer"), "-")
-            scores = [_f(r["scores"].get(e)) for e in ests]
+            interval = "{}-{}".format(*r["rank_interval"]) if r.get("rank_interval") else None
+            flag = {True: "yes", False: "no"}.get(r.get("negative_transfer"))
+            rank = f"{r['rank']}=" if r.get("tied") else r["rank"]
+            scores = [r["scores"].get(e) for e in ests]
             rev = (r.get("revision") or "unpinned")[:12]
-            conf = [_f(r.get("combined"), 2), _f(r.get("p_best"), 2), interval, flag]
-            rows.append([r["rank"], r["ref"], rev, *scores, *conf])
+            conf = [r.get("combined"), percent(r.get("p_best")), interval, flag]
+            rows.append([rank, r["ref"], rev, *scores, *conf])
         head = ["rank", "model", "revision", *ests, "combined", "P(best)", "rank 5-95%", "neg. transfer"]
         console.print(table("Ranking", head, rows))
-        base = [[b["ref"], *(_f(b["scores"].get(e)) for e in ests)] for b in record.ranking(baselines=True)]
+        base = [[b["ref"], *(b["scores"].get(e) for e in ests)] for b in record.ranking(baselines=True)]
         if base:
             console.print(table("Baselines", ["baseline", *ests], base))
     cands = []
     for c in record.candidates:
-        cost = [_f(c.seconds, 3), _f(c.samples_per_s, 3), "yes" if c.from_cache else "no"]
+        cost = [c.seconds, c.samples_per_s, "yes" if c.from_cache else "no"]
         cands.append([c.ref, (c.revision or "-")[:12], (c.cache_key or "-")[:12], *cost, c.status, c.reason])
     console.print(
         table(
@@ -82,12 +79,15 @@ def _show(record: RunRecord) -> None:
     )
     if result:
         console.print(f"Pick: {result.best_ref}")
+        flags, ties = record.verdicts()
+        for line in flags + ties:
+            console.print(f"  {line}")
         console.print(f"Why: {result.reason}")
         for w in result.warnings:
             console.print(f"Warning: {w}")
     if record.finetunes:
-        rows = [[shown(o.created_at), o.ref, o.mode, _f(o.val_accuracy), o.user] for o in record.finetunes]
-        console.print(table("Fine-tunes", ["when", "model", "mode", "val accuracy", "by"], rows))
+        rows = [[when(o.created_at), o.ref, o.mode, o.val_accuracy, o.user] for o in record.finetunes]
+        console.print(table("Fine-tunes", ["when (UTC)", "model", "mode", "val accuracy", "by"], rows))
 
 
 @runs.command()
@@ -135,12 +135,12 @@ def diff(state: State, a: str, b: str, as_json: bool) -> None:
             f"  revision    {r['ref']}: {(r['a'] or 'unpinned')[:12]} -> {(r['b'] or 'unpinned')[:12]}"
         )
     for key, v in {**d.options, **{f"env {k}": v for k, v in d.environment.items()}}.items():
-        console.print(f"  {key:<11} {v['a']} -> {v['b']}")
+        console.print(f"  {key:<11} {plain(v['a']) or '(not set)'} -> {plain(v['b']) or '(not set)'}")
     pick = f"{d.pick['a']} -> {d.pick['b']}" if d.pick["changed"] else f"{d.pick['a']} (the same)"
     console.print(f"  pick        {pick}")
     for line in d.notes:
         note(f"note: {line}")
-    rows = [[s["ref"], s["estimator"], _f(s["a"]), _f(s["b"]), _f(s["delta"], 3)] for s in d.scores]
+    rows = [[s["ref"], s["estimator"], s["a"], s["b"], s["delta"]] for s in d.scores]
     if rows:
         console.print(table("Scores", ["model", "estimator", "A", "B", "B - A"], rows))
     ranks = [[r["ref"], r["a"], r["b"]] for r in d.ranks if r["a"] != r["b"]]
@@ -157,6 +157,23 @@ def diff(state: State, a: str, b: str, as_json: bool) -> None:
 @click.option("--mlflow", is_flag=True, help="Log the run to MLflow instead (needs tlreg[mlflow]).")
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: MLflow's).")
 @click.option("--experiment", default="tlreg", show_default=True, help="MLflow experiment name.")
+@click.option(
+    "--artifact-location",
+    metavar="URI",
+    help="Where a new MLflow experiment keeps artifacts (default: next to a SQLite store's file).",
+)
+@click.option(
+    "--register-model",
+    metavar="NAME",
+    help="Also register the pick's fine-tuned model as a version of this MLflow registered model.",
+)
+@click.option(
+    "--alias",
+    default=ALIAS,
+    show_default=True,
+    help="The alias the registered version gets (--register-model).",
+)
+@click.option("--json", "as_json", is_flag=True, help="With --mlflow: print where everything went, as JSON.")
 @pass_state
 def export(
     state: State,
@@ -164,22 +181,34 @@ def export(
     fmt: str,
     out: str | None,
     mlflow: bool,
-    tracking_uri: str | None,
-    experiment: str,
+    as_json: bool,
+    **mlflow_options: str | None,
 ) -> None:
     """A run as JSON (the whole record), CSV (one row per candidate) or Markdown; or logged to MLflow."""
-    if mlflow:
-        mlflow_id = export_mlflow(
-            run_id, tracking_uri=tracking_uri, experiment=experiment, registry=state.registry
-        )
-        note(f"logged to MLflow experiment {experiment!r} as run {mlflow_id}", quiet=state.quiet)
-        click.echo(mlflow_id)
+    if not mlflow:
+        given = ("artifact_location", "register_model")
+        used = [f"--{k.replace('_', '-')}" for k in given if mlflow_options[k] is not None]
+        if used or as_json:
+            raise click.UsageError(f"{', '.join(used) or '--json'} only goes with --mlflow.")
+        text = export_run(run_id, fmt, out=out, registry=state.registry)
+        if out:
+            note(f"wrote {out}", quiet=state.quiet)
+        else:
+            click.echo(text, nl=False)
         return
-    text = export_run(run_id, fmt, out=out, registry=state.registry)
-    if out:
-        note(f"wrote {out}", quiet=state.quiet)
+    done = export_mlflow(run_id, registry=state.registry, **mlflow_options)
+    how = "logged" if done.created else "already in MLflow (exported before)"
+    where = done.artifact_location or "the server"
+    note(
+        f"{how}: experiment {mlflow_options['experiment']}, run {done.run_id}, {len(done.children)} "
+        f"candidate runs, {len(done.finetunes)} fine-tune runs, artifacts at {where}"
+        + (f"; {done.registered_model} version {done.model_version} is @{done.alias}" if done.alias else ""),
+        quiet=state.quiet,
+    )
+    if as_json:
+        emit_json(done.to_dict())
     else:
-        click.echo(text, nl=False)
+        click.echo(done.run_id)
 
 
 def _verdict(v: VerifyResult) -> None:
@@ -194,10 +223,7 @@ def _verdict(v: VerifyResult) -> None:
         console.print(f"Run {v.run_id} does NOT reproduce:")
         for reason in v.reasons:
             console.print(f"  - {reason}")
-        rows = [
-            [s["ref"], s["estimator"], _f(s["recorded"]), _f(s["now"]), _f(s["delta"], 3)]
-            for s in v.mismatched_scores
-        ]
+        rows = [[s["ref"], s["estimator"], s["recorded"], s["now"], s["delta"]] for s in v.mismatched_scores]
         if rows:
             console.print(
                 table("Scores that differ", ["model", "estimator", "recorded", "now", "delta"], rows)
@@ -235,9 +261,13 @@ def verify(ctx: click.Context, run_id: str, as_json: bool, **options: object) ->
 @click.command()
 @click.argument("run_id")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="The HTML file to write.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run id and the file written, as JSON.")
 @pass_state
-def report(state: State, run_id: str, out: str) -> None:
+def report(state: State, run_id: str, out: str, as_json: bool) -> None:
     """Write one self-contained HTML page about a run: ranking, charts, audit details."""
     path = write_report(run_id, out, registry=state.registry)
+    if as_json:
+        emit_json({"run_id": load_run(run_id, registry=state.registry).id, "path": str(path.resolve())})
+        return
     note(f"wrote {path}", quiet=state.quiet)
-    stdout().print(str(path))
+    click.echo(str(path))

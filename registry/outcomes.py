@@ -4,11 +4,14 @@ Fine-tune outcomes (from ``tlreg finetune`` or imported from a CSV) say how well
 did on a dataset; dataset signatures (a fixed probe model's feature statistics, one vector per
 data fingerprint) say which datasets resemble each other. Together they let the registry learn
 from its own history: for a new dataset, the nearest past datasets and how each model did on them
-become one more signal for the ranking. Both tables are append-only.
+become one more signal for the ranking. Rows are only added, except when a user removes an
+outcome or a dataset (``tlreg history remove``: a wrong import, a dataset that must be forgotten),
+which is recorded as a ``forget`` event with who, when and what the row said.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +20,8 @@ from sqlmodel import Field, Session, col, select
 
 from . import config
 from .db import write_session
-from .models import TlregModel, utcnow
+from .errors import BadInputError
+from .models import Event, TlregModel, utcnow
 
 MODES = ("linear", "partial", "full", "imported")
 
@@ -106,6 +110,75 @@ class OutcomeStore:
                 return existing
             session.add(signature)
         return signature
+
+    def resolve_fingerprint(self, prefix: str) -> str:
+        """The one data fingerprint of an outcome or signature that starts with ``prefix`` (8+ characters)."""
+        prefix = prefix.strip().lower()
+        if len(prefix) < 8:
+            raise BadInputError(
+                f"--dataset {prefix!r} is too short to name one dataset.",
+                hint="Give at least 8 characters of the fingerprint (tlreg history list shows 12).",
+            )
+        with Session(self.engine) as session:
+            found = set(
+                session.exec(
+                    select(FinetuneOutcome.fingerprint).where(
+                        col(FinetuneOutcome.fingerprint).startswith(prefix)
+                    )
+                ).all()
+            )
+            found |= set(
+                session.exec(
+                    select(DatasetSignature.fingerprint).where(
+                        col(DatasetSignature.fingerprint).startswith(prefix)
+                    )
+                ).all()
+            )
+        if len(found) != 1:
+            what = "No recorded dataset has" if not found else f"{len(found)} datasets have"
+            raise BadInputError(
+                f"{what} a fingerprint starting with {prefix}.",
+                hint="tlreg history list shows the datasets (the data column); give more characters.",
+            )
+        return found.pop()
+
+    def remove(
+        self, *, ids: Sequence[int] = (), fingerprint: str | None = None
+    ) -> tuple[list[FinetuneOutcome], list[DatasetSignature]]:
+        """Forget outcomes ``ids``, and with ``fingerprint`` every outcome and signature of that
+        dataset, in one transaction that also records a ``forget`` event per row removed. An id
+        that does not exist is refused before anything is removed."""
+        with write_session(self.engine) as session:
+            query = select(FinetuneOutcome).where(col(FinetuneOutcome.id).in_(list(ids)))
+            if fingerprint:
+                query = select(FinetuneOutcome).where(
+                    col(FinetuneOutcome.id).in_(list(ids)) | (FinetuneOutcome.fingerprint == fingerprint)
+                )
+            outcomes = list(session.exec(query.order_by(col(FinetuneOutcome.id))).all())
+            missing = sorted(set(ids) - {o.id for o in outcomes})
+            if missing:
+                raise BadInputError(
+                    f"No fine-tune outcome with id {', '.join(map(str, missing))}; nothing was removed.",
+                    hint="tlreg history list shows the ids.",
+                )
+            signatures = []
+            if fingerprint:
+                signatures = list(
+                    session.exec(
+                        select(DatasetSignature).where(DatasetSignature.fingerprint == fingerprint)
+                    ).all()
+                )
+            who = {"user": config.user(), "host": config.host(), "action": "forget"}
+            for o in outcomes:
+                detail = {"outcome_id": o.id, "fingerprint": o.fingerprint, "mode": o.mode}
+                detail |= {"val_accuracy": o.val_accuracy, "run_id": o.run_id, "source": o.source}
+                session.add(Event(**who, ref=o.ref, detail=detail))
+                session.delete(o)
+            for sig in signatures:
+                detail = {"signature_of": sig.fingerprint, "probe": sig.probe, "data_path": sig.data_path}
+                session.add(Event(**who, ref=f"data:{sig.fingerprint}", detail=detail))
+                session.delete(sig)
+        return outcomes, signatures
 
     def signatures(self, *, probe: str | None = None) -> list[DatasetSignature]:
         with Session(self.engine) as session:

@@ -218,36 +218,6 @@ def test_verify_refuses_a_run_without_result(registry: Registry) -> None:
     assert out.exit_code == 2 and out.stderr.startswith("Error: Run r1 is failed")
 
 
-def test_mlflow_export(
-    registry: Registry, image_folder: Path, models: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pytest.importorskip("mlflow", reason="the MLflow export needs tlreg[mlflow] (mlflow-skinny)")
-    from mlflow.tracking import MlflowClient
-    from tlreg.advisor.audit.mlflow_export import export_mlflow, metric_key
-
-    # MLflow 3 keeps its file store in maintenance mode, behind this switch; a server or database
-    # tracking URI needs nothing.
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-    uri = (tmp_path / "mlruns").as_uri()
-    result = recommend(image_folder, registry=registry, workers=0, bootstrap=10)
-    record = load_run(result.run_id, registry=registry)
-
-    out = invoke("runs", "export", result.run_id, "--mlflow", "--tracking-uri", uri)
-    assert out.exit_code == 0, out.output
-    mlflow_id = out.stdout.strip()
-    client = MlflowClient(tracking_uri=uri)
-    got = client.get_run(mlflow_id)
-    assert got.info.status == "FINISHED" and got.info.run_name == result.run_id
-    assert got.data.tags["tlreg.run_id"] == result.run_id and got.data.tags["tlreg.pick"] == result.best.ref
-    assert got.data.params["data_fingerprint"] == record.run.fingerprint
-    assert json.loads(got.data.params["option.bootstrap"]) == 10
-    for s in record.scores:
-        assert got.data.metrics[metric_key("score", s.estimator, s.ref)] == pytest.approx(s.value)
-    assert got.data.metrics[metric_key("rank", result.best.ref)] == 1.0
-    assert {a.path for a in client.list_artifacts(mlflow_id)} == {"report.html", "run.json"}
-    assert export_mlflow(result.run_id, tracking_uri=uri, registry=registry) == mlflow_id  # no duplicate
-
-
 EVIL = "<img src=x onerror=alert(1)>"
 
 

@@ -131,7 +131,7 @@ def test_doctor_reports_locations_and_offline_state() -> None:
     doc = json.loads(run("doctor", "--json").stdout)
     assert doc["device"] == "cpu" or doc["device"] in ("cuda", "mps")
     assert doc["hub"].startswith("offline (HF_HUB_OFFLINE")
-    assert doc["database"].startswith("sqlite:///") and "feature cache" in doc
+    assert doc["database"].startswith("sqlite:///") and "feature_cache" in doc  # --json keys are snake_case
 
 
 @pytest.mark.slow

@@ -200,3 +200,42 @@ def test_fine_tunes_linked_to_a_run_count_for_its_dataset(
     assert result.history["used"]
     scores = {r.ref: r.scores["history"] for r in result.ranking}
     assert scores[resnet] > scores[vit]
+
+
+def test_history_remove_forgets_outcomes_and_datasets_and_says_so(registry: Registry) -> None:
+    from tlreg.registry.outcomes import DatasetSignature, FinetuneOutcome
+
+    store = OutcomeStore(registry.engine)
+    a, b, near_a = "ab" * 32, "ac" * 32, "ab" * 4 + "cd" * 28
+    for ref, fp in (("timm:x", a), ("timm:y", a), ("timm:x", b), ("timm:z", near_a)):
+        store.record(FinetuneOutcome(ref=ref, fingerprint=fp, val_accuracy=0.5, source="import"))
+    store.add_signature(DatasetSignature(fingerprint=a, probe="p", vector=[1.0]))
+    first, second, third, fourth = (o.id for o in store.outcomes())
+
+    def invoke(*args: str, given: str | None = None):
+        return CliRunner().invoke(cli, ["history", "remove", *args], input=given)
+
+    assert invoke().exit_code == 2  # no selector: a usage error
+    asked = invoke(str(first), given="n\n")
+    assert asked.exit_code == 1 and f"Forget outcomes {first}?" in asked.stderr and len(store.outcomes()) == 4
+    missing = invoke(str(first), "999", "--yes")
+    assert (
+        missing.exit_code == 2 and "No fine-tune outcome with id 999; nothing was removed" in missing.stderr
+    )
+    assert missing.stderr.count("\n") == 1 and len(store.outcomes()) == 4
+    assert "too short" in invoke("--dataset", "ab", "--yes").stderr
+    assert (
+        "2 datasets have a fingerprint starting with abababab" in invoke("--dataset", a[:8], "--yes").stderr
+    )
+    unknown = invoke("--dataset", "notthere", "--yes")
+    assert unknown.exit_code == 2 and "No recorded dataset" in unknown.stderr and len(store.outcomes()) == 4
+
+    done = invoke(str(first), "--yes")
+    assert done.exit_code == 0 and "removed 1 outcomes and 0 dataset signatures" in done.stderr
+    assert [o.id for o in store.outcomes()] == [second, third, fourth]
+    gone = json.loads(invoke("--dataset", a[:10], "--yes", "--json").stdout)
+    assert gone == {"removed_outcomes": [second], "removed_signatures": [a]}
+    assert [o.id for o in store.outcomes()] == [third, fourth] and store.signatures() == []
+    forgotten = [e for e in registry.events() if e.action == "forget"]
+    assert [e.ref for e in forgotten] == ["timm:x", "timm:y", f"data:{a}"]
+    assert forgotten[0].detail["outcome_id"] == first and forgotten[0].user

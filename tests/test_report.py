@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _report_showcase import TIED, store_showcase_run
 from test_runs import invoke
 from tlreg.advisor import recommend
 from tlreg.advisor.audit.records import load_run
 from tlreg.advisor.audit.report import render_report, write_report
-from tlreg.advisor.audit.svg import Point, pareto_front, short
+from tlreg.advisor.audit.scatter import Point, pareto_front, scatter
+from tlreg.advisor.audit.svg import LABEL_CHARS, Bar, bar_chart, bar_domain, short, tick_text
 from tlreg.advisor.rank import DEFAULT_ESTIMATORS
 from tlreg.registry import Registry, RunStore
 from tlreg.registry.errors import BadInputError
@@ -109,8 +111,39 @@ class Chromium:
         os.close(self.inp)
 
 
-def open_in_chromium(page: Path, profile: Path) -> tuple[list[dict], list[list], bytes]:
-    """(problems reported while loading, [id, width, height] of each chart, a full-page PNG)."""
+#: what the page reports about its own layout (evaluated in the page after load)
+LAYOUT_PROBE = """JSON.stringify((() => {
+  const vw = document.documentElement.clientWidth;
+  const clipped = el => { for (let p = el.parentElement; p; p = p.parentElement) {
+    if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(p).overflowX)) return true; } return false; };
+  const name = el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+    (el.getAttribute('class') ? '.' + el.getAttribute('class').replace(/ /g, '.') : '');
+  const overflowing = [];
+  for (const el of document.querySelectorAll('body *')) {
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 && r.height === 0) continue;
+    if ((r.right > vw + 0.5 || r.left < -0.5) && !clipped(el)) overflowing.push(name(el) + ' ' + r.right);
+  }
+  const charts = [...document.querySelectorAll('svg.chart')].map(svg => {
+    const box = svg.getBoundingClientRect();
+    const texts = [...svg.querySelectorAll('text')].map(t => [t.textContent, t.getBoundingClientRect()]);
+    const clash = [], outside = [];
+    texts.forEach(([a, ra], i) => {
+      if (ra.left < box.left - 0.5 || ra.right > box.right + 0.5 || ra.top < box.top - 0.5
+          || ra.bottom > box.bottom + 0.5) outside.push(a);
+      texts.slice(i + 1).forEach(([b, rb]) => {
+        if (ra.left < rb.right - 0.5 && rb.left < ra.right - 0.5 && ra.top < rb.bottom - 0.5
+            && rb.top < ra.bottom - 0.5) clash.push([a, b]);
+      });
+    });
+    return {id: svg.id, width: box.width, height: box.height, clash, outside};
+  });
+  return {vw, scroll_width: document.documentElement.scrollWidth, overflowing, charts};
+})())"""
+
+
+def open_in_chromium(page: Path, profile: Path, *, width: int = 1100) -> tuple[list[dict], dict, bytes]:
+    """(problems reported while loading, the page's layout probe, a full-page PNG) at ``width`` px."""
     exe = shutil.which("chromium")
     if exe is None:
         pytest.skip("chromium is not on PATH (apt-get install chromium; CI does it in .ci/run)")
@@ -120,14 +153,12 @@ def open_in_chromium(page: Path, profile: Path) -> tuple[list[dict], list[list],
         session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         for domain in ("Runtime", "Log", "Page"):
             browser.call(f"{domain}.enable", session=session)
+        metrics = {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600}
+        browser.call("Emulation.setDeviceMetricsOverride", metrics, session=session)
         browser.call("Page.navigate", {"url": page.as_uri()}, session=session)
         browser.wait_for("Page.loadEventFired")
-        script = (
-            "JSON.stringify([...document.querySelectorAll('svg.chart')]"
-            ".map(e => { const r = e.getBoundingClientRect(); return [e.id, r.width, r.height]; }))"
-        )
         value = browser.call(
-            "Runtime.evaluate", {"expression": script, "returnByValue": True}, session=session
+            "Runtime.evaluate", {"expression": LAYOUT_PROBE, "returnByValue": True}, session=session
         )
         shot = browser.call("Page.captureScreenshot", {"captureBeyondViewport": True}, session=session)
         kinds = ("Runtime.consoleAPICalled", "Runtime.exceptionThrown", "Log.entryAdded")
@@ -155,7 +186,7 @@ def test_report_shows_the_decision_and_is_self_contained(
     record = load_run(done_run, registry=registry)
     (tmp_path / "out").mkdir()
     path = write_report(done_run, tmp_path / "out" / "report.html", registry=registry)
-    html = path.read_text()
+    html = path.read_text().replace("<wbr>", "")  # break hints in long cells: not part of the text
     assert [p.name for p in path.parent.iterdir()] == ["report.html"]  # written atomically: no temporary left
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     assert not re.search(r"https?:|//|src=|href=|url\(|@import", html)
@@ -244,19 +275,50 @@ def test_pareto_front_and_labels() -> None:
     assert [fast[i].label for i in pareto_front(fast, maximize_x=True)] == ["slow-good", "fast-bad"]
     assert short("hf:org/name@" + "a" * 40) == "hf:org/name"
     assert short("local-dir:/very/long/path/to/the/models/resnet") == "local-dir:…/resnet"
-    assert len(short("timm:convnext_tiny.fb_in22k_ft_in1k_384")) == 25
+    assert len(short("timm:convnext_tiny.fb_in22k_ft_in1k_384")) == LABEL_CHARS
+
+
+def screenshot_dir(tmp_path: Path) -> Path:
+    """Where the screenshots go: TLREG_SCREENSHOTS (to look at them), else the test's folder."""
+    folder = Path(os.environ.get("TLREG_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def check_layout(layout: dict, *, width: int) -> None:
+    """Nothing wider than the window (tables scroll in their own box), no text clipped or on top of
+    another text in any chart."""
+    assert layout["vw"] <= width and layout["scroll_width"] <= layout["vw"], layout["overflowing"]
+    assert layout["overflowing"] == []
+    for chart in layout["charts"]:
+        assert chart["clash"] == [], (chart["id"], chart["clash"])
+        assert chart["outside"] == [], (chart["id"], chart["outside"])
+        assert chart["width"] <= layout["vw"]
 
 
 @pytest.mark.slow
-def test_report_renders_in_chromium(registry: Registry, done_run: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("width", [1400, 400])
+def test_report_renders_in_chromium(registry: Registry, done_run: str, tmp_path: Path, width: int) -> None:
     page = write_report(done_run, tmp_path / "report.html", registry=registry)
-    problems, charts, png = open_in_chromium(page, tmp_path / "profile")
+    problems, layout, png = open_in_chromium(page, tmp_path / "profile", width=width)
+    (screenshot_dir(tmp_path) / f"report-{width}.png").write_bytes(png)  # first: to look at a failure
     assert problems == []
-    sizes = {chart_id: (w, h) for chart_id, w, h in charts}
+    sizes = {c["id"]: (c["width"], c["height"]) for c in layout["charts"]}
     assert set(CHARTS) <= set(sizes) and "pareto-throughput" in sizes
-    assert all(w > 300 and h > 50 for w, h in sizes.values())
+    assert all(w > min(300, width - 80) and h > 50 for w, h in sizes.values())
+    check_layout(layout, width=width)
     assert png.startswith(b"\x89PNG") and len(png) > 20_000
-    (tmp_path / "report.png").write_bytes(png)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [1400, 400])
+def test_the_hard_cases_render_in_chromium(registry: Registry, tmp_path: Path, width: int) -> None:
+    """Negative scores, scores near C-1, crowded Pareto plots, long refs, a flagged and tied pick."""
+    page = write_report(store_showcase_run(registry), tmp_path / "showcase.html", registry=registry)
+    problems, layout, png = open_in_chromium(page, tmp_path / "profile", width=width)
+    (screenshot_dir(tmp_path) / f"showcase-{width}.png").write_bytes(png)
+    assert problems == []
+    check_layout(layout, width=width)
 
 
 @pytest.mark.slow
@@ -265,18 +327,21 @@ def test_the_chromium_check_catches_problems(tmp_path: Path) -> None:
     html = _page_with_problems()
     page = tmp_path / "bad.html"
     page.write_text(html)
-    problems, charts, _ = open_in_chromium(page, tmp_path / "profile")
+    problems, layout, _ = open_in_chromium(page, tmp_path / "profile", width=400)
     text = json.dumps(problems)
     assert "violates the following Content Security Policy" in text and "example.invalid" in text
     assert any(p["method"] == "Runtime.consoleAPICalled" and p["params"]["type"] == "error" for p in problems)
-    assert charts == []
+    assert layout["charts"] == []
+    with pytest.raises(AssertionError):
+        check_layout(layout, width=400)  # its 800 px wide block overflows a 400 px window
 
 
 def _page_with_problems() -> str:
     return (
         "<!DOCTYPE html><html><head><meta http-equiv='Content-Security-Policy' "
         "content=\"default-src 'none'; script-src 'unsafe-inline'\"></head><body>"
-        "<img src='http://example.invalid/x.png'><script>console.error('boom')</script></body></html>"
+        "<img src='http://example.invalid/x.png'><div style='width:800px'>wide</div>"
+        "<script>console.error('boom')</script></body></html>"
     )
 
 
@@ -297,3 +362,126 @@ def test_report_html_has_no_external_reference_even_for_odd_refs(registry: Regis
     )
     html = render_report(load_run("r-y", registry=registry))
     assert not re.search(r"https?://", html) and 'id="no-intervals"' in html
+
+
+def bar_widths(svg: str) -> dict[str, float]:
+    bars = re.findall(
+        r'<rect class="bar \w+" x="[\d.]+" y="[\d.]+" width="([\d.]+)" [^>]*><title>(.*?): ', svg
+    )
+    return {unescape(label): float(width) for width, label in bars}
+
+
+def tick_labels(svg: str) -> list[str]:
+    return re.findall(r'<text class="tick"[^>]*>([^<]*)</text>', svg)
+
+
+def test_the_longest_bar_is_the_best_score_whatever_the_scale() -> None:
+    """Bars grew from 0: LogME's best (least negative) score drew the shortest bar, and H-scores
+    all near C-1 drew bars of one length."""
+    logme = bar_chart("l", "logme", [Bar("a", -0.31), Bar("b", -0.55), Bar("c", -1.41)])
+    w = bar_widths(logme)
+    assert w["a"] > w["b"] > w["c"] > 0
+    hscore = bar_chart("h", "hscore", [Bar("a", 8.951), Bar("b", 8.93), Bar("c", 8.917)])
+    w = bar_widths(hscore)
+    assert w["a"] > w["b"] > w["c"] and w["a"] / w["c"] > 1.5  # the differences show
+    assert tick_labels(hscore)[0] != "0" and all("e" not in t for t in tick_labels(hscore))
+    knn = bar_widths(bar_chart("k", "knn", [Bar("a", 0.8), Bar("b", 0.4)]))
+    assert knn["a"] / knn["b"] == pytest.approx(2, rel=0.02)  # spread-out positive scores: from 0
+    mixed = bar_chart("m", "logme", [Bar("a", 2.7), Bar("b", -0.5)])
+    assert 'class="zero"' in mixed and bar_widths(mixed)["a"] > bar_widths(mixed)["b"] > 0
+    assert bar_domain([0.5, 0.5]) == (0.0, 0.5)
+
+
+def test_ticks_are_written_for_people() -> None:
+    assert [tick_text(v) for v in (4e6, 2.5e5, 1.5e9, 20, 0.5)] == ["4M", "250k", "1.5B", "20", "0.5"]
+    pts = [Point("a", 5.3e6, 0.8), Point("b", 8.7e7, 0.7), Point("c", 2.5e7, 0.6)]
+    svg = scatter("p", "t", pts, x_label="parameters", y_label="combined", maximize_x=False)
+    assert {"5M", "10M", "20M", "50M"} <= set(tick_labels(svg)) and "e+" not in svg
+
+
+def crowded_scatter() -> str:
+    points = [Point(f"timm:crowded_model_{i}.tag", 1e7 * (1 + 0.02 * i), 0.8 + 0.002 * i) for i in range(12)]
+    points += [Point("timm:alone.tag", 9e7, 0.2, pick=True)]
+    return scatter("crowded", "crowded", points, x_label="parameters", y_label="combined", maximize_x=False)
+
+
+def test_crowded_labels_that_do_not_fit_are_listed_under_the_plot() -> None:
+    svg = crowded_scatter()
+    labelled = re.findall(r'<text class="point-label[^>]*>([^<]*)</text>', svg)
+    listed = re.findall(r'<text class="crowded"[^>]*>unlabelled \(no room\): ([^ ]*) at', svg)
+    assert "timm:alone.tag" in labelled and len(labelled) + len(listed) == 13 and listed
+    assert not set(labelled) & set(listed)
+
+
+@pytest.mark.slow
+def test_crowded_labels_never_overlap_in_chromium(tmp_path: Path) -> None:
+    page = tmp_path / "crowded.html"
+    head = "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+    page.write_text(
+        f"<!DOCTYPE html><html><head>{head}</head><body style='margin:0'>{crowded_scatter()}</body></html>"
+    )
+    problems, layout, png = open_in_chromium(page, tmp_path / "profile", width=500)
+    (screenshot_dir(tmp_path) / "crowded.png").write_bytes(png)
+    assert problems == [] and len(layout["charts"]) == 1
+    check_layout(layout, width=500)
+
+
+def test_the_pick_box_says_when_the_pick_is_flagged_or_tied(registry: Registry) -> None:
+    html = render_report(load_run(store_showcase_run(registry), registry=registry))
+    box = re.search(r'<div class="pick-box[^"]*" id="pick">.*?</div>', html, re.S).group(0)
+    assert box.startswith('<div class="pick-box flagged"')
+    assert "Flagged: negative transfer" in box and "frozen features lose to" in box
+    assert f"Tied for first with {TIED}" in box and "Not separable from the runner-up" in box
+    record = load_run(store_showcase_run(registry, run_id="r-plain"), registry=registry)
+    for row in record.result.ranking:
+        row.update(negative_transfer=False, frozen_features_beaten_by=[], tied=False)
+    record.result.detail["confidence"].update(tied=[], separable=True)
+    plain_box = re.search(r'<div class="pick-box[^"]*" id="pick">.*?</div>', render_report(record), re.S)
+    assert plain_box.group(0).startswith(
+        '<div class="pick-box" id="pick">'
+    ) and "<ul>" not in plain_box.group(0)
+
+
+EVIL = "<img src=x onerror=alert(1)>"
+
+
+def notebook_pages(registry: Registry, image_folder: Path) -> dict[str, str]:
+    """What Jupyter shows for a result, a run record, a run with hostile text, and the list of runs."""
+    from tlreg.advisor.audit.records import list_runs
+
+    result = recommend(image_folder, registry=registry, workers=0, baselines=False, bootstrap=0)
+    store = RunStore(registry.engine)
+    store.start(Run(id="r-evil", data_path=f"/d/{EVIL}", n_samples=2))
+    row = {"rank": 1, "ref": f"file:/m/{EVIL}", "scores": {"logme": -0.5}, "combined": 1.0, "p_best": 0.5}
+    store.finish(RunResult(run_id="r-evil", best_ref=row["ref"], reason=EVIL, ranking=[row], detail={}))
+    return {
+        "result": result._repr_html_(),
+        "record": load_run(result.run_id, registry=registry)._repr_html_(),
+        "evil": load_run("r-evil", registry=registry)._repr_html_(),
+        "runs": list_runs(registry=registry)._repr_html_(),
+    }
+
+
+def test_results_and_runs_render_as_escaped_tables_in_a_notebook(
+    registry: Registry, image_folder: Path, tiny_image_models: list[str]
+) -> None:
+    """A notebook showed the dataclasses' repr: one line of Python."""
+    pages = notebook_pages(registry, image_folder)
+    for name, html in pages.items():
+        assert html.count("<table") >= 1 and "<img" not in html and "<script" not in html, name
+    assert pages["evil"].count("&lt;img src=x onerror=alert(1)&gt;") >= 3
+    for ref in tiny_image_models:
+        assert ref in pages["result"] and ref in pages["record"].replace("<wbr>", "")
+    assert "r-evil" in pages["runs"]
+
+
+@pytest.mark.slow
+def test_notebook_tables_render_in_chromium(
+    registry: Registry, image_folder: Path, tiny_image_models: list[str], tmp_path: Path
+) -> None:
+    body = "".join(f"<h3>{name}</h3>{html}" for name, html in notebook_pages(registry, image_folder).items())
+    page = tmp_path / "notebook.html"
+    page.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>{body}</body></html>")
+    problems, layout, png = open_in_chromium(page, tmp_path / "profile", width=1400)
+    (screenshot_dir(tmp_path) / "notebook.png").write_bytes(png)
+    assert problems == [] and layout["overflowing"] == []

@@ -14,13 +14,14 @@ from tlreg.registry.lazy import lazy_exports
 if TYPE_CHECKING:
     from .compare import RunDiff, diff_runs, export_run
     from .mlflow_export import export_mlflow
-    from .records import RunRecord, RunSummary, list_runs, load_run
+    from .records import RunRecord, RunSummaries, RunSummary, list_runs, load_run
     from .report import write_report
     from .verify import VerifyResult, verify_run
 
 _EXPORTS = {
     "RunDiff": ".compare",
     "RunRecord": ".records",
+    "RunSummaries": ".records",
     "RunSummary": ".records",
     "VerifyResult": ".verify",
     "diff_runs": ".compare",
@@ -34,6 +35,7 @@ _EXPORTS = {
 __all__ = [
     "RunDiff",
     "RunRecord",
+    "RunSummaries",
     "RunSummary",
     "VerifyResult",
     "diff_runs",

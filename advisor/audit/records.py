@@ -23,7 +23,7 @@ from tlreg.registry.errors import BadInputError
 from tlreg.registry.outcomes import FinetuneOutcome
 from tlreg.registry.runs import Run, RunCandidate, RunResult, RunScore
 
-from ..result import baseline_label
+from ..result import baseline_label, html_table
 from ..run_record import close_abandoned
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
@@ -117,6 +117,43 @@ class RunRecord:
         rows = self.result.ranking if self.result else []
         return [r for r in rows if (r.get("baseline_of") is not None) == baselines]
 
+    def verdicts(self) -> tuple[list[str], list[str]]:
+        """What a reader must know before acting on the pick: (flags, ties), each a sentence.
+
+        The run records them on the pick's ranking row (``negative_transfer``,
+        ``frozen_features_beaten_by``, ``tied``) and in its confidence (``tied``, ``separable``)."""
+        result = self.result
+        row = next((r for r in self.ranking() if r["ref"] == self.pick), None)
+        if result is None or row is None:
+            return [], []
+        conf = (result.detail or {}).get("confidence") or {}
+        flags, ties = [], []
+        if row.get("negative_transfer"):
+            against = ", ".join(row.get("negative_transfer_vs") or []) or "its baselines"
+            flags.append(
+                "Flagged: negative transfer. Fine-tuning this model is not expected to beat training from "
+                f"scratch (measured against {against})."
+            )
+        if row.get("frozen_features_beaten_by"):
+            beaten = ", ".join(row["frozen_features_beaten_by"])
+            flags.append(f"Flagged: its frozen features lose to {beaten}.")
+        others = [t for t in conf.get("tied") or [] if t != self.pick]
+        if others or row.get("tied"):
+            rule = conf.get("tie_rule") or "the tie rule"
+            ties.append(f"Tied for first with {', '.join(others) or 'another candidate'}: picked by {rule}.")
+        if conf.get("separable") is False and conf.get("beats_runner_up") is not None:
+            ties.append(
+                f"Not separable from the runner-up: it ranks above it in {conf['beats_runner_up']:.0%} of "
+                f"{conf.get('rounds', '?')} resamples."
+            )
+        return flags, ties
+
+    def _repr_html_(self) -> str:
+        """The run in a notebook: what, when, who, the pick and its verdicts, the ranking."""
+        from .report import notebook_html
+
+        return notebook_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         """The ``tlreg runs show --json`` document (and ``tlreg runs export --format json``)."""
         run = self.run
@@ -205,14 +242,30 @@ class RunSummary:
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
 
+    def _repr_html_(self) -> str:
+        return RunSummaries([self])._repr_html_()
+
+
+class RunSummaries(list[RunSummary]):
+    """What :func:`list_runs` returns: a list, shown as one table in a notebook."""
+
+    def _repr_html_(self) -> str:
+        head = ["run", "when (UTC)", "user", "host", "data", "samples", "pick", "status"]
+        rows = [
+            [s.id, (s.created_at or "")[:19].replace("T", " "), s.user, s.host, s.data_path, s.samples,
+             s.pick, s.status + (f" ({s.failure})" if s.failure else "")]
+            for s in self
+        ]  # fmt: skip
+        return html_table(head, rows)
+
 
 def list_runs(
     *, since: datetime | str | None = None, limit: int | None = None, registry: Registry | None = None
-) -> list[RunSummary]:
+) -> RunSummaries:
     """Runs, newest first (the Python twin of ``tlreg runs list``); ``since`` as :func:`parse_since`."""
     _, runs = _store(registry)
     when = parse_since(since) if isinstance(since, str) else since
-    return [
+    return RunSummaries(
         RunSummary(
             run.id,
             iso_utc(run.created_at),
@@ -225,7 +278,7 @@ def list_runs(
             run.failure,
         )
         for run, pick in runs.summaries(since=when, limit=limit)
-    ]
+    )
 
 
 def write_atomic(path: str | Path, text: str, *, option: str = "--out") -> Path:

@@ -10,26 +10,33 @@ a model read from the feature cache shows the throughput measured by the run tha
 
 from __future__ import annotations
 
-import json
+import re
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from tlreg.registry import Registry, RunStore
 
-from ..result import baseline_label
+from ..result import baseline_label, plain
 from .records import RunRecord, is_baseline, load_run, shown, write_atomic
-from .svg import Bar, Interval, Point, bar_chart, fmt, interval_chart, scatter
+from .scatter import Point, scatter
+from .svg import Bar, Interval, bar_chart, fmt, interval_chart
 
 CSS = "\n".join(
     [
         'body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;margin:0;'
         "background:#f6f7f9}",
         "main{max-width:1060px;margin:0 auto;padding:24px 28px 48px;background:#fff;min-height:100vh}",
+        "@media (max-width:600px){main{padding:14px 12px 32px}}",
+        "h1,.muted,.pick-box,li{overflow-wrap:anywhere}",
+        ".scroll{overflow-x:auto;max-width:100%}",
         "h1{font-size:22px;margin:0 0 4px}",
         "h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #e2e5ea;padding-bottom:4px}",
         ".muted{color:#5b6472}",
         ".pick-box{background:#eef6ee;border-left:4px solid #2e7d32;padding:10px 14px;margin:14px 0}",
+        ".pick-box.flagged{background:#fdf1ef;border-left-color:#b71c1c}",
+        ".pick-box.tied{border-left-color:#f0b400}",
+        ".pick-box ul{margin:6px 0 0;padding-left:18px}",
         ".status{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;"
         "vertical-align:middle}",
         ".status.done{background:#e3f2e5;color:#1b5e20}",
@@ -41,8 +48,8 @@ CSS = "\n".join(
         "td.num{text-align:right;font-variant-numeric:tabular-nums}",
         "tr.pick td{background:#f3faf3;font-weight:600}",
         "code,.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}",
-        "td.long{overflow-wrap:anywhere}td.num{white-space:nowrap}",
-        ".grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(470px,1fr));gap:8px 24px}",
+        "td.long{min-width:14em}td.num{white-space:nowrap}",
+        ".grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(480px,100%),1fr));gap:8px 24px}",
         ".note{background:#fff8e1;border-left:4px solid #f0b400;padding:8px 12px;margin:8px 0}",
         ".warn{color:#8a4b00}",
         ".flag{color:#b71c1c;font-weight:600}",
@@ -58,7 +65,8 @@ CSS = "\n".join(
         "svg .front{stroke:#d84315;stroke-width:1.5}",
         "svg .label.pick{font-weight:600}",
         "svg .label.baseline{fill:#6b7280}",
-        "svg .point-label{fill:#333;font-size:11px}",
+        "svg .point-label{fill:#333}",
+        "svg .point-label.pick{font-weight:600;fill:#1b5e20}",
         "details{margin:6px 0}",
         "summary{cursor:pointer;color:#3451b2}",
     ]
@@ -67,9 +75,19 @@ _YES_NO = {True: "yes", False: "no"}
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
+_BREAK_AFTER = re.compile(r"([/:.@_])")
+
+
+def breakable(text: str) -> str:
+    """Escaped ``text`` that a narrow column may break after ``/ : . @ _`` (``<wbr>``: nothing is
+    added to what a reader copies), so a ref wraps at its separators instead of widening the page."""
+    return _BREAK_AFTER.sub(r"\1<wbr>", escape(text))
+
+
 def _cell(value: Any, cls: str = "") -> str:
     text = fmt(value) if isinstance(value, float) else ("-" if value is None else str(value))
-    return f'<td class="{cls}">{escape(text)}</td>' if cls else f"<td>{escape(text)}</td>"
+    html = breakable(text) if cls == "long" else escape(text)
+    return f'<td class="{cls}">{html}</td>' if cls else f"<td>{html}</td>"
 
 
 def _table(
@@ -87,7 +105,7 @@ def _table(
         out.append(f'<tr class="{cls}">' if cls else "<tr>")
         out += [_cell(v, "num" if j in num else "long" if j in long else "") for j, v in enumerate(row)]
         out.append("</tr>")
-    return "".join([*out, "</tbody></table>"])
+    return "".join(['<div class="scroll">', *out, "</tbody></table></div>"])
 
 
 def _kv(pairs: list[tuple[str, Any]]) -> str:
@@ -111,10 +129,11 @@ def _ranking(record: RunRecord) -> str:
         )
         classes.append("pick" if r["ref"] == record.pick else "")
     head = ["rank", "model", "revision", *ests, "combined", "P(best)", "rank 5–95%", "negative transfer"]
-    html = _table(head, rows, num={0, *range(3, 4 + len(ests))}, row_cls=classes)
+    html = _table(head, rows, num={0, *range(3, 4 + len(ests))}, long={1}, row_cls=classes)
     if base := record.ranking(baselines=True):
         html += "<p class='muted'>Baselines: the same architectures randomly initialised, and raw inputs.</p>"
-        html += _table(["baseline", *ests], [[b["ref"], *(b["scores"].get(e) for e in ests)] for b in base])
+        rows = [[b["ref"], *(b["scores"].get(e) for e in ests)] for b in base]
+        html += _table(["baseline", *ests], rows, num=set(range(1, 1 + len(ests))), long={0})
     return html
 
 
@@ -141,7 +160,7 @@ def _score_charts(record: RunRecord) -> str:
         Bar(r["ref"], r.get("combined"), "pick" if r["ref"] == record.pick else "model")
         for r in record.ranking()
     ]
-    charts.append(bar_chart("scores-combined", "combined rank score (0–1)", combined))
+    charts.append(bar_chart("scores-combined", "combined rank score (0–1)", combined, domain=(0.0, 1.0)))
     return f'<div class="grid">{"".join(charts)}</div>'
 
 
@@ -218,7 +237,7 @@ def _audit(record: RunRecord) -> str:
         "<h3>Environment</h3>",
         _kv(sorted(run.environment.items())),
         "<h3>Options</h3>",
-        _kv([(k, json.dumps(v)) for k, v in sorted(run.options.items())]),
+        _kv([(k, plain(v) if v is not None else "-") for k, v in sorted(run.options.items())]),
         "<h3>Candidates</h3>",
         _table(
             ["model", "revision", "status", "feature cache key", "seconds", "samples/s", "cached"],
@@ -248,15 +267,52 @@ def _audit(record: RunRecord) -> str:
     if result and result.skipped:
         parts += [
             "<h3>Skipped</h3>",
-            _table(["model", "why"], [[s["ref"], s["reason"]] for s in result.skipped]),
+            _table(["model", "why"], [[s["ref"], s["reason"]] for s in result.skipped], long={0}),
         ]
     if record.finetunes:
         rows = [[shown(o.created_at), o.ref, o.mode, o.val_accuracy, o.user] for o in record.finetunes]
-        parts += ["<h3>Fine-tunes since</h3>", _table(["when", "model", "mode", "val accuracy", "by"], rows)]
+        parts += [
+            "<h3>Fine-tunes since</h3>",
+            _table(["when", "model", "mode", "val accuracy", "by"], rows, num={3}, long={1}),
+        ]
     ids = "".join(f"<li>{escape(i)}</li>" for i in run.sample_ids)
     summary = f"<summary>The {len(run.sample_ids)} sampled items</summary>"
     parts.append(f"<details>{summary}<ul class='mono'>{ids}</ul></details>")
     return "".join(parts)
+
+
+def _pick_box(record: RunRecord) -> str:
+    result = record.result
+    flags, ties = record.verdicts()
+    cls = "pick-box" + (" flagged" if flags else " tied" if ties else "")
+    items = "".join(f"<li{' class=flag' if s in flags else ''}>{escape(s)}</li>" for s in flags + ties)
+    return (
+        f'<div class="{cls}" id="pick"><b>Pick: {escape(result.best_ref or "none")}</b>'
+        + (f"<ul>{items}</ul>" if items else "")
+        + f'<p class="why">{escape(result.reason)}</p></div>'
+    )
+
+
+def notebook_html(record: RunRecord) -> str:
+    """A run as notebooks show it (``RunRecord._repr_html_``): no page, no charts; styled by the notebook."""
+    run, result = record.run, record.result
+    head = (
+        f"<div><p><b>tlreg run {escape(run.id)}</b>: {escape(run.status)} · "
+        f"{escape(shown(run.created_at))} · {escape(run.user)}@{escape(run.host)} · "
+        f"{escape(run.data_path)} · {run.n_samples} samples</p>"
+    )
+    if result is None:
+        return head + f"<p>No result: {escape(run.failure or run.status)}.</p></div>"
+    flags, ties = record.verdicts()
+    lines = "".join(f"<li>{escape(s)}</li>" for s in flags + ties)
+    return (
+        head
+        + f"<p><b>Pick: {escape(result.best_ref or 'none')}</b></p>"
+        + (f"<ul>{lines}</ul>" if lines else "")
+        + f"<p>{escape(result.reason)}</p>"
+        + _ranking(record)
+        + "</div>"
+    )
 
 
 def render_report(record: RunRecord, *, throughput: dict[str, tuple[float, str]] | None = None) -> str:
@@ -277,12 +333,11 @@ def render_report(record: RunRecord, *, throughput: dict[str, tuple[float, str]]
             f'<p class="note">This run has no result ({escape(run.status)}: {escape(run.failure or "")}).</p>'
         )
         return head + body + _audit(record) + "</main></body></html>"
-    flagged = [r["ref"] for r in record.ranking() if r.get("negative_transfer")]
+    flagged = [r["ref"] for r in record.ranking() if r.get("negative_transfer") and r["ref"] != record.pick]
     body = (
-        f'<div class="pick-box" id="pick"><b>Pick: {escape(result.best_ref or "none")}</b><br>'
-        f"{escape(result.reason)}</div>"
+        _pick_box(record)
         + (
-            f"<p class='flag'>Negative transfer flagged for: {escape(', '.join(flagged))}</p>"
+            f"<p class='flag'>Negative transfer also flagged for: {escape(', '.join(flagged))}</p>"
             if flagged
             else ""
         )

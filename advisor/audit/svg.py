@@ -1,26 +1,35 @@
-"""Charts as inline SVG strings, for the self-contained HTML report.
+"""Charts as inline SVG strings, for the self-contained HTML report: bars and rank intervals.
 
 The report must open offline, from a file, months later, so it cannot load a chart library; the
-few chart types it needs (horizontal bars, rank intervals, a scatter with its Pareto front) are
-simple enough to draw directly. Every text is escaped; every mark carries a ``<title>`` (the
-browser's tooltip) with its exact value, and a class that tests and styles can find.
+few chart types it needs (horizontal bars, rank intervals, a scatter with its Pareto front in
+:mod:`.scatter`) are simple enough to draw directly. Every text is escaped; every mark carries a
+``<title>`` (the browser's tooltip) with its exact value, and a class that tests and styles can find.
+
+Bars read the way the title says ("higher is better"): the longest bar is the best score. So a
+bar starts at the axis' lower end, which is 0 only when 0 is a meaningful floor for the values
+(all positive and spread out), and otherwise just below the lowest value, with ticks saying where
+the axis starts: LogME's negative scores then grow to the right as they improve, and H-scores that
+all sit near C-1 show their differences instead of bars of equal length.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
+
+from ..result import fmt_number
 
 WIDTH = 480
 ROW = 22
 LABEL_W = 180
-#: characters of a label that fit in LABEL_W at FONT px
-LABEL_CHARS = 25
+#: characters of a label that fit in LABEL_W at FONT px (bold, as the pick's label is)
+LABEL_CHARS = 22
 FONT = 12
-
+#: the widest a character of the tick labels (FONT - 1 px) is taken to be, for spacing ticks
+TICK_CHAR_W = 7.0
 
 _SHA = re.compile(r"@[0-9a-f]{40}")
 
@@ -39,11 +48,54 @@ def short(label: str, limit: int = LABEL_CHARS) -> str:
 
 
 def fmt(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-        return f"{value:.3g}"
-    return f"{value:.4g}"
+    """A score or measurement as every table and chart of tlreg shows it (4 significant digits)."""
+    return fmt_number(value)
+
+
+def _step(lo: float, hi: float, *, most: int = 6) -> float:
+    """A 1-2-5 step that cuts [lo, hi] into at most ``most`` intervals."""
+    raw = ((hi - lo) or abs(hi) or 1.0) / most
+    base = 10 ** math.floor(math.log10(raw))
+    return next(m * base for m in (1, 2, 5, 10) if m * base >= raw)
+
+
+def _decimals(step: float) -> int:
+    """Decimals that tell ticks ``step`` apart: 0.25 -> 2, 0.5 -> 1, 20 -> 0."""
+    for d in range(0, 12):
+        if abs(round(step * 10**d) - step * 10**d) < 1e-6:
+            return d
+    return 12
+
+
+def tick_text(value: float, *, decimals: int | None = None) -> str:
+    """An axis tick as people read it: 4M, 250k, 1.5B; -0.5, 8.92."""
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{unit}"
+    if decimals is not None:
+        return f"{value:.{decimals}f}"
+    return f"{value:.3g}"
+
+
+def linear_ticks(lo: float, hi: float, *, most: int = 6) -> tuple[list[float], int]:
+    """Ticks on a 1-2-5 step inside [lo, hi], and the decimals their labels need."""
+    step = _step(lo, hi, most=most)
+    first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+    return [k * step for k in range(first, last + 1)], _decimals(step)
+
+
+def bar_domain(values: Sequence[float]) -> tuple[float, float]:
+    """The axis of a bar chart: (where bars start, the top), so the longest bar is the best.
+
+    0 is the start when the values are all positive and spread over at least a quarter of the
+    largest (or all equal); otherwise a round number just below the lowest value (negative scores,
+    or scores all close to one another far from 0)."""
+    lo, hi = min(values), max(values)
+    if lo >= 0 and (hi == lo or (hi - lo) >= 0.25 * hi):
+        return 0.0, hi or 1.0
+    spread = (hi - lo) or abs(hi) * 0.1 or 1.0
+    step = _step(lo - 0.15 * spread, hi)
+    return math.floor((lo - 0.15 * spread) / step) * step, hi
 
 
 def _svg(chart_id: str, height: float, body: list[str], *, title: str) -> str:
@@ -54,6 +106,24 @@ def _svg(chart_id: str, height: float, body: list[str], *, title: str) -> str:
     )
 
 
+def axis_ticks(
+    x: Callable[[float], float], ticks: Sequence[float], y: float, *, decimals: int | None
+) -> list[str]:
+    """Tick labels along a horizontal axis at ``y``, leaving out any that would touch its neighbour."""
+    out, right = [], -math.inf
+    for t in ticks:
+        text = tick_text(t, decimals=decimals)
+        half = len(text) * TICK_CHAR_W / 2
+        if x(t) - half < right + 6:
+            continue
+        right = x(t) + half
+        out.append(
+            f'<text class="tick" x="{x(t):.1f}" y="{y:.1f}" text-anchor="middle" fill="#555" '
+            f'font-size="{FONT - 1}">{escape(text)}</text>'
+        )
+    return out
+
+
 @dataclass
 class Bar:
     label: str
@@ -62,18 +132,30 @@ class Bar:
     text: str | None = None  # what the axis shows, when not the shortened label
 
 
-def bar_chart(chart_id: str, title: str, bars: Sequence[Bar]) -> str:
-    """Horizontal bars from a zero line (scores can be negative); missing values are marked, not drawn."""
+def bar_chart(
+    chart_id: str, title: str, bars: Sequence[Bar], *, domain: tuple[float, float] | None = None
+) -> str:
+    """Horizontal bars from the axis' lower end (see the module docstring; ``domain`` fixes the axis
+    of a score with known bounds); missing values are marked, not drawn."""
     values = [b.value for b in bars if b.value is not None and math.isfinite(b.value)]
-    lo, hi = min([0.0, *values]), max([0.0, *values])
-    span = (hi - lo) or 1.0
+    lo, hi = domain or (bar_domain(values) if values else (0.0, 1.0))
     plot_w = WIDTH - LABEL_W - 60
-    x = lambda v: LABEL_W + (v - lo) / span * plot_w  # noqa: E731
-    height = 28 + ROW * len(bars) + 8
+    x = lambda v: LABEL_W + (v - lo) / ((hi - lo) or 1.0) * plot_w  # noqa: E731
+    axis_y = 28 + ROW * len(bars) + 2
+    height = axis_y + 22
     body = [f'<text class="chart-title" x="0" y="16" font-weight="600">{escape(title)}</text>']
-    body.append(
-        f'<line class="zero" x1="{x(0):.1f}" x2="{x(0):.1f}" y1="24" y2="{height - 6}" stroke="#888"/>'
-    )
+    ticks, decimals = linear_ticks(lo, hi, most=5)
+    for t in ticks:
+        body.append(
+            f'<line class="grid" x1="{x(t):.1f}" x2="{x(t):.1f}" y1="24" y2="{axis_y}" stroke="#eee"/>'
+        )
+    body += axis_ticks(x, ticks, axis_y + 14, decimals=decimals)
+    if lo < 0 < hi:
+        body.append(
+            f'<line class="zero" x1="{x(0):.1f}" x2="{x(0):.1f}" y1="24" y2="{axis_y}" stroke="#888" '
+            'stroke-dasharray="3 2"/>'
+        )
+    body.append(f'<line class="axis" x1="{LABEL_W}" x2="{LABEL_W}" y1="24" y2="{axis_y}" stroke="#888"/>')
     for i, bar in enumerate(bars):
         y = 28 + i * ROW
         body.append(
@@ -81,15 +163,13 @@ def bar_chart(chart_id: str, title: str, bars: Sequence[Bar]) -> str:
             f"<title>{escape(bar.label)}</title>{escape(bar.text or short(bar.label))}</text>"
         )
         if bar.value is None or not math.isfinite(bar.value):
-            body.append(
-                f'<text class="missing" x="{x(0) + 4:.1f}" y="{y + 15}" fill="#888">not scored</text>'
-            )
+            body.append(f'<text class="missing" x="{LABEL_W + 4}" y="{y + 15}" fill="#888">not scored</text>')
             continue
-        left, right = sorted((x(0), x(bar.value)))
+        right = x(bar.value)
         body.append(
-            f'<rect class="bar {bar.kind}" x="{left:.1f}" y="{y + 3}" width="{max(right - left, 1):.1f}" '
+            f'<rect class="bar {bar.kind}" x="{LABEL_W}" y="{y + 3}" width="{max(right - LABEL_W, 1):.1f}" '
             f'height="{ROW - 6}"><title>{escape(bar.label)}: {fmt(bar.value)}</title></rect>'
-            f'<text class="value" x="{right + 4:.1f}" y="{y + 15}">{fmt(bar.value)}</text>'
+            f'<text class="value" x="{max(right, LABEL_W + 1) + 4:.1f}" y="{y + 15}">{fmt(bar.value)}</text>'
         )
     return _svg(chart_id, height, body, title=title)
 
@@ -108,16 +188,16 @@ def interval_chart(chart_id: str, title: str, rows: Sequence[Interval], n: int) 
     """Each model's rank (dot) and its 5–95 % rank interval over the resamples (whisker); 1 is best."""
     plot_w = WIDTH - LABEL_W - 105
     x = lambda r: LABEL_W + 10 + (r - 1) / max(n - 1, 1) * plot_w  # noqa: E731
-    height = 28 + ROW * len(rows) + 42
+    axis_y = 28 + ROW * len(rows) + 4
+    height = axis_y + 38
     body = [f'<text class="chart-title" x="0" y="16" font-weight="600">{escape(title)}</text>']
-    axis_y = height - 34
     for r in range(1, n + 1):
         body.append(
             f'<line class="grid" x1="{x(r):.1f}" x2="{x(r):.1f}" y1="24" y2="{axis_y}" stroke="#e3e3e3"/>'
-            f'<text x="{x(r):.1f}" y="{axis_y + 14}" text-anchor="middle" fill="#555">{r}</text>'
         )
+    body += axis_ticks(x, range(1, n + 1), axis_y + 14, decimals=0)
     body.append(
-        f'<text x="{LABEL_W + 10 + plot_w / 2:.0f}" y="{height - 2}" text-anchor="middle">rank</text>'
+        f'<text x="{LABEL_W + 10 + plot_w / 2:.0f}" y="{height - 8}" text-anchor="middle">rank</text>'
     )
     for i, row in enumerate(rows):
         y = 28 + i * ROW + ROW / 2
@@ -137,107 +217,4 @@ def interval_chart(chart_id: str, title: str, rows: Sequence[Interval], n: int) 
                 f'<text class="value" x="{WIDTH - 4}" y="{y + 4}" text-anchor="end">'
                 f"P(best) {row.p_best:.0%}</text>"
             )
-    return _svg(chart_id, height, body, title=title)
-
-
-@dataclass
-class Point:
-    label: str
-    x: float
-    y: float
-    pick: bool = False
-
-
-def pareto_front(points: Sequence[Point], *, maximize_x: bool) -> list[int]:
-    """Indices of the points no other point beats on both axes (y higher, x lower or higher), by x."""
-    sign = -1.0 if maximize_x else 1.0
-    front = []
-    for i, p in enumerate(points):
-        dominated = any(
-            sign * q.x <= sign * p.x and q.y >= p.y and (sign * q.x < sign * p.x or q.y > p.y)
-            for j, q in enumerate(points)
-            if j != i
-        )
-        if not dominated:
-            front.append(i)
-    return sorted(front, key=lambda i: points[i].x)
-
-
-def _ticks(lo: float, hi: float, log: bool) -> list[float]:
-    """Axis ticks inside [lo, hi] (in log10 units when ``log``): at least two where possible."""
-    if log:
-        decades = range(math.floor(lo), math.ceil(hi) + 1)
-        for steps in ((1,), (1, 2, 5), tuple(range(1, 10))):
-            ticks = [m * 10.0**k for k in decades for m in steps if lo <= math.log10(m * 10.0**k) <= hi]
-            if len(ticks) >= 2:
-                break
-        return ticks
-    step = 10 ** math.floor(math.log10((hi - lo) or 1.0))
-    if (hi - lo) / step < 4:
-        step /= 2
-    return [k * step for k in range(math.ceil(lo / step), math.floor(hi / step) + 1)]
-
-
-def scatter(
-    chart_id: str, title: str, points: Sequence[Point], *, x_label: str, y_label: str, maximize_x: bool
-) -> str:
-    """``y`` against ``x`` (log scale), the Pareto front joined and its points ringed."""
-    left, right, top, bottom = 60, 20, 30, 46
-    height = 300
-    pw, ph = WIDTH - left - right, height - top - bottom
-    lx = [math.log10(p.x) for p in points]
-    x_lo, x_hi = min(lx) - 0.15, max(lx) + 0.15
-    y_vals = [p.y for p in points]
-    pad = (max(y_vals) - min(y_vals)) * 0.1 or 0.1
-    y_lo, y_hi = min(y_vals) - pad, max(y_vals) + pad
-    sx = lambda v: left + (math.log10(v) - x_lo) / (x_hi - x_lo) * pw  # noqa: E731
-    sy = lambda v: top + (1 - (v - y_lo) / (y_hi - y_lo)) * ph  # noqa: E731
-    body = [
-        f'<text class="chart-title" x="0" y="16" font-weight="600">{escape(title)}</text>',
-        f'<rect class="plot" x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#bbb"/>',
-    ]
-    for t in _ticks(x_lo, x_hi, log=True):
-        body.append(
-            f'<line x1="{sx(t):.1f}" x2="{sx(t):.1f}" y1="{top}" y2="{top + ph}" stroke="#eee"/>'
-            f'<text x="{sx(t):.1f}" y="{top + ph + 14}" text-anchor="middle" fill="#555">{fmt(t)}</text>'
-        )
-    for t in _ticks(y_lo, y_hi, log=False):
-        body.append(
-            f'<line x1="{left}" x2="{left + pw}" y1="{sy(t):.1f}" y2="{sy(t):.1f}" stroke="#eee"/>'
-            f'<text x="{left - 4}" y="{sy(t) + 4:.1f}" text-anchor="end" fill="#555">{fmt(t)}</text>'
-        )
-    body.append(
-        f'<text x="{left + pw / 2:.0f}" y="{height - 8}" text-anchor="middle">{escape(x_label)}</text>'
-    )
-    body.append(
-        f'<text x="14" y="{top + ph / 2:.0f}" text-anchor="middle" '
-        f'transform="rotate(-90 14 {top + ph / 2:.0f})">'
-        f"{escape(y_label)}</text>"
-    )
-    front = pareto_front(points, maximize_x=maximize_x)
-    if len(front) > 1:
-        path = " ".join(f"{sx(points[i].x):.1f},{sy(points[i].y):.1f}" for i in front)
-        body.append(f'<polyline class="front" points="{path}" fill="none" stroke-dasharray="5 3"/>')
-    placed: list[tuple[float, float, float]] = []
-    for i, p in enumerate(points):
-        kind = "pick" if p.pick else "model"
-        on_front = " pareto" if i in front else ""
-        right_half = sx(p.x) > left + pw / 2
-        text, anchor = short(p.label, 24), "end" if right_half else "start"
-        lx, ly = sx(p.x) + (-9 if right_half else 9), sy(p.y) - 7
-        x0 = lx - 6.2 * len(text) if right_half else lx
-        for _ in range(6):  # move a label down past those already placed where they would overlap
-            if not any(abs(ly - y) < 13 and x0 < x1 + w and x1 < x0 + 6.2 * len(text) for x1, y, w in placed):
-                break
-            ly += 13
-        placed.append((x0, ly, 6.2 * len(text)))
-        tip = f"{p.label}: {x_label} {fmt(p.x)}, {y_label} {fmt(p.y)}" + (
-            " (Pareto front)" if on_front else ""
-        )
-        body.append(
-            f'<circle class="point {kind}{on_front}" cx="{sx(p.x):.1f}" cy="{sy(p.y):.1f}" r="6">'
-            f"<title>{escape(tip)}</title></circle>"
-            f'<text class="point-label" x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}">'
-            f"{escape(text)}</text>"
-        )
     return _svg(chart_id, height, body, title=title)
