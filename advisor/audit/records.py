@@ -15,6 +15,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -149,10 +150,32 @@ class RunRecord:
         return flags, ties
 
     def _repr_html_(self) -> str:
-        """The run in a notebook: what, when, who, the pick and its verdicts, the ranking."""
-        from .report import notebook_html
-
-        return notebook_html(self)
+        """The run in a notebook: what, when, who, the pick and its verdicts, the ranking; plain HTML that
+        the notebook styles (the page with charts is :func:`tlreg.advisor.audit.report.render_report`)."""
+        run, result = self.run, self.result
+        head = (
+            f"<div><p><b>tlreg run {escape(run.id)}</b>: {escape(run.status)} · "
+            f"{escape(shown(run.created_at))} · {escape(run.user)}@{escape(run.host)} · "
+            f"{escape(run.data_path)} · {run.n_samples} samples</p>"
+        )
+        if result is None:
+            return head + f"<p>No result: {escape(run.failure or run.status)}.</p></div>"
+        flags, ties = self.verdicts()
+        lines = "".join(f"<li>{escape(s)}</li>" for s in flags + ties)
+        ests = self.estimators
+        rows = [
+            [r["rank"], r["ref"], *(r["scores"].get(e) for e in ests), r.get("combined"),
+             None if r.get("p_best") is None else f"{r['p_best']:.0%}"]
+            for r in self.ranking()
+        ]  # fmt: skip
+        return (
+            head
+            + f"<p><b>Pick: {escape(result.best_ref or 'none')}</b></p>"
+            + (f"<ul>{lines}</ul>" if lines else "")
+            + f"<p>{escape(result.reason)}</p>"
+            + html_table(["rank", "model", *ests, "combined", "P(best)"], rows)
+            + "</div>"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The ``tlreg runs show --json`` document (and ``tlreg runs export --format json``)."""

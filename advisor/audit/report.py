@@ -293,28 +293,6 @@ def _pick_box(record: RunRecord) -> str:
     )
 
 
-def notebook_html(record: RunRecord) -> str:
-    """A run as notebooks show it (``RunRecord._repr_html_``): no page, no charts; styled by the notebook."""
-    run, result = record.run, record.result
-    head = (
-        f"<div><p><b>tlreg run {escape(run.id)}</b>: {escape(run.status)} · "
-        f"{escape(shown(run.created_at))} · {escape(run.user)}@{escape(run.host)} · "
-        f"{escape(run.data_path)} · {run.n_samples} samples</p>"
-    )
-    if result is None:
-        return head + f"<p>No result: {escape(run.failure or run.status)}.</p></div>"
-    flags, ties = record.verdicts()
-    lines = "".join(f"<li>{escape(s)}</li>" for s in flags + ties)
-    return (
-        head
-        + f"<p><b>Pick: {escape(result.best_ref or 'none')}</b></p>"
-        + (f"<ul>{lines}</ul>" if lines else "")
-        + f"<p>{escape(result.reason)}</p>"
-        + _ranking(record)
-        + "</div>"
-    )
-
-
 def render_report(record: RunRecord, *, throughput: dict[str, tuple[float, str]] | None = None) -> str:
     """The HTML page of one run; ``throughput``: measured samples/s by feature-cache key (cached models)."""
     run, result = record.run, record.result
