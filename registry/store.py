@@ -27,7 +27,7 @@ from .aliases import AliasMove
 from .db import open_engine, write_session
 from .errors import BadInputError, InvalidRefError, UnknownModelError, UnsupportedModalityError
 from .models import MODALITIES, Alias, Event, ModelEntry, ModelRecord, ModelSpec, ModelTag
-from .refs import SCHEMES, SHA_RE, WEIGHT_SUFFIXES, Ref, parse_ref
+from .refs import SCHEMES, WEIGHT_SUFFIXES, Ref, parse_ref
 
 if TYPE_CHECKING:  # sources and extractors import torch and timm: loaded only when models are
     from .extractors import FeatureExtractor
@@ -288,8 +288,7 @@ class Registry:
         ref = to_ref(self.get(text).ref if aliases.is_alias(text) else text, arch=arch)
         if ref.scheme == "local-dir" and (Path(ref.name) / "model" / lineage.INFO_FILE).is_file():
             ref = parse_ref(f"local-dir:{Path(ref.name) / 'model'}")  # a fine-tune's OUT: its model
-        pinned = bool(ref.revision and SHA_RE.match(ref.revision))
-        hub_ref = ref.scheme in availability.HUB_SCHEMES and not pinned
+        hub_ref = ref.scheme in availability.HUB_SCHEMES and ref.revision is None  # none asked for
         if parent is not None and self._exists(str(ref)):
             return self.set_parent(str(ref), parent)
         if hub_ref and self._exists(str(ref)) and not hub.online():
