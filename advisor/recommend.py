@@ -15,9 +15,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from tlreg.registry import Registry
+from tlreg.registry import ModelRecord, Registry
+from tlreg.registry.availability import summary as unavailable_summary
 from tlreg.registry.errors import BadInputError
-from tlreg.registry.runs import Run, RunResult, RunStore, new_run_id
+from tlreg.registry.runs import Run, RunCandidate, RunResult, RunStore, new_run_id
 
 from . import estimators as est
 from .backends import make_backend
@@ -56,6 +57,7 @@ class Options:
     trust_remote_code: bool = False
     backend: str = "local"
     ray_address: str | None = None
+    include_unavailable: bool = False
 
 
 def _environment(device: str) -> dict[str, Any]:
@@ -129,6 +131,7 @@ def recommend(
             hint="Register some: tlreg registry import bundled (offline), tlreg registry import catalog, "
             "or tlreg registry add REF.",
         )
+    candidates, left_out = _loadable(registry, candidates, opts.include_unavailable, warns)
     device = resolve_device(opts.device)
     run = Run(
         id=new_run_id() if record else "",
@@ -156,13 +159,23 @@ def recommend(
     backend = make_backend(opts.backend, address=opts.ray_address)
     common = {"cache": cache, "device": device, "reporter": reporter, "warns": warns, "backend": backend}
     if runs is None:
-        return _top(evaluate(registry, None, run, candidates, sub, fp, settings, **common), opts.top)
+        result = evaluate(registry, None, run, candidates, sub, fp, settings, **common)
+        result.skipped[:0] = left_out
+        return _top(result, opts.top)
     runs.start(run)
+    if left_out:  # recorded as candidates that were skipped, like one that fails to load
+        runs.add(
+            *(
+                RunCandidate(run_id=run.id, ref=s["ref"], status="skipped", reason=s["reason"])
+                for s in left_out
+            )
+        )
     try:
         result = evaluate(registry, runs, run, candidates, sub, fp, settings, **common)
     except BaseException as exc:
         runs.fail(run.id, f"{type(exc).__name__}: {exc}")
         raise
+    result.skipped[:0] = left_out
     runs.finish(
         RunResult(
             run_id=run.id,
@@ -179,6 +192,27 @@ def recommend(
         )
     )
     return _top(result, opts.top)
+
+
+def _loadable(
+    registry: Registry, candidates: list[ModelRecord], include: bool, warns: list[str]
+) -> tuple[list[ModelRecord], list[dict[str, str]]]:
+    """The candidates that can be loaded now (all of them with ``include``), and the others as
+    skipped rows; the count and the reasons become one warning, instead of one failure per model."""
+    if include:
+        return candidates, []
+    keep, left_out = registry.split_available(candidates)
+    if not left_out:
+        return candidates, []
+    line = unavailable_summary(left_out, len(candidates))
+    if not keep:
+        raise NoCandidatesError(
+            f"None of the candidate models can be loaded now: {line.partition(': ')[2]}.",
+            hint="Connect once so they download, register local ones (tlreg registry import bundled), "
+            "or pass --include-unavailable to try them anyway.",
+        )
+    warns.append(f"{line}; --include-unavailable lists and tries them.")
+    return keep, [{"ref": u.ref, "reason": f"cannot be loaded now: {u.reason}"} for u in left_out]
 
 
 def _top(result: RecommendResult, top: int | None) -> RecommendResult:

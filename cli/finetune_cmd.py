@@ -87,6 +87,8 @@ def render(result: FinetuneResult) -> None:
     how = RELOAD.get(result.model_format or "", "tlreg.advisor.handoff.finetuned.load_finetuned('{dir}')")
     console.print(f"Model: {result.model_dir} (reload: {how.format(dir=result.model_dir)})")
     console.print(f"Metrics: {result.out}/metrics.json; command: {result.out}/command.txt")
+    if result.registered:
+        console.print(f"Registered: {result.registered} (parent {result.ref})")
 
 
 @click.command()
@@ -144,11 +146,22 @@ def render(result: FinetuneResult) -> None:
     type=click.Choice(["script", "timm", "hf"]),
     help="Do not train: write a PyTorch script, timm train.py arguments and script, or a HF Trainer script.",
 )
+@click.option(
+    "--register",
+    is_flag=True,
+    help="Add the fine-tuned model to the registry as a candidate, with its parent, run and outcome.",
+)
 @click.option("--trust-remote-code", is_flag=True, help="Allow Hub models that ship their own Python code.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (metrics.json) instead.")
 @pass_state
 def finetune(state: State, run_id: str | None, as_json: bool, **options: Any) -> None:
-    """Fine-tune the model RUN_ID recommended (or --model REF) and record how it did."""
+    """Fine-tune the model RUN_ID recommended (or --model REF) and record how it did.
+
+    \b
+    Example:
+      tlreg finetune 20261125-040908-11d19d --out ft --register
+      tlreg finetune --model @champion --data ./data --out ft --mode partial
+    """
     from tlreg.advisor.handoff.finetune import finetune as run_finetune
 
     result = run_finetune(

@@ -156,6 +156,11 @@ def render(result: RecommendResult) -> None:
     help="Ray cluster to join: auto, or ray://HOST:10001 (default: start a local one).",
 )
 @click.option("--trust-remote-code", is_flag=True, help="Allow Hub models that ship their own Python code.")
+@click.option(
+    "--include-unavailable",
+    is_flag=True,
+    help="Also try the models that cannot be loaded now (offline: not cached); lists each failure.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the table.")
 @pass_state
 def recommend(
@@ -168,7 +173,12 @@ def recommend(
     as_json: bool,
     **options: object,
 ) -> None:
-    """Rank the registered models on the data at PATH, best first, and say why."""
+    """Rank the registered models on the data at PATH, best first, and say why.
+
+    \b
+    Example:
+      tlreg recommend ./data --models @champion --models 'timm:convnext*' --per-class 50
+    """
     from tlreg.advisor import recommend as run_recommend
 
     result = run_recommend(

@@ -30,6 +30,14 @@ from sqlalchemy import create_engine, inspect, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, select
+from test_aliases import (  # two: the aliases' fixture, here on this module's PostgreSQL registry
+    concurrent_moves,
+    test_an_alias_on_a_removed_entry_says_so,
+    test_an_alias_points_at_one_entry_and_every_move_is_in_its_history,
+    test_where_aliases_pointed_at_any_moment_is_replayed_from_the_log,
+    two,  # noqa: F401
+)
+from test_lineage import test_a_cycle_in_lineage_is_refused_in_one_line
 from test_runs import (
     test_a_closed_record_is_never_rewritten,
     test_a_real_run_records_everything,
@@ -73,9 +81,13 @@ REUSED = (  # collected here too, so they run against PostgreSQL through the fix
     test_a_real_run_records_everything,
     test_cli_list_and_show,
     test_registry_history_says_who_did_what_when,
+    test_an_alias_points_at_one_entry_and_every_move_is_in_its_history,
+    test_where_aliases_pointed_at_any_moment_is_replayed_from_the_log,
+    test_an_alias_on_a_removed_entry_says_so,
+    test_a_cycle_in_lineage_is_refused_in_one_line,
 )
 TABLES = {"model", "model_tag", "event", "run", "run_candidate", "run_score", "run_result"}
-TABLES |= {"finetune_outcome", "dataset_signature", "alembic_version"}
+TABLES |= {"finetune_outcome", "dataset_signature", "alembic_version", "alias"}
 WRITERS = 8
 
 
@@ -243,6 +255,10 @@ def test_eight_writer_processes_lose_nothing(pg_url: str) -> None:
     with Session(reg.engine) as session:
         assert len(session.exec(select(RunScore)).all()) == len(runs)
         assert len(session.exec(select(RunResult)).all()) == len(runs)
+
+
+def test_two_processes_moving_one_alias_at_once_on_postgres(pg_url: str) -> None:
+    concurrent_moves(pg_url)
 
 
 def test_recommend_records_its_run_on_postgres(
