@@ -69,14 +69,13 @@ class Embedder:
         self.device = torch.device(device)
 
     def embed(self, job: Job, sample: Dataset, settings: EmbedSettings, workers: int) -> Embedded | Failed:
-        from tlreg.registry.sources import get_source
+        from tlreg.registry.lineage import load_entry  # through its source, a fine-tune with its head
 
         start, extractor = time.perf_counter(), None
         try:
             if not job.pretrained:
                 torch.manual_seed(settings.seed)  # as features_for does: the same random init
-            source = get_source(job.record.source)
-            extractor = source.load(
+            extractor = load_entry(
                 job.record, pretrained=job.pretrained, trust_remote_code=settings.trust_remote_code
             )
             arrays = _Arrays(len(sample), extractor.feature_dim, extractor.num_classes)

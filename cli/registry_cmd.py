@@ -140,10 +140,15 @@ def import_(
         quiet=state.quiet,
     )
     if report.unavailable:
+        loadable = len(records) - len(report.unavailable)
+        then = (
+            f"`tlreg registry list --available` lists the {loadable} that can be loaded now"
+            if loadable
+            else "`tlreg registry import bundled` registers models that work offline"
+        )
         note(
             f"{len(report.unavailable)} of the {len(records)} cannot be downloaded now ({offline_reason()}) "
-            "and are not in a local cache: recommend leaves them out until they are; "
-            "`tlreg registry list --available` lists the others.",
+            f"and are not in a local cache: recommend leaves them out until they are; {then}.",
             quiet=state.quiet,
         )
     marks = {u.ref: u.reason for u in report.unavailable} if config.hf_offline() else None

@@ -99,12 +99,10 @@ _BUILT_IN: dict[str, Callable[[ModelBase], str | None]] = {
 }
 
 
-def unavailable(entry: ModelBase, *, parent: Callable[[str], ModelBase | None] | None = None) -> str | None:
-    """Why ``entry`` cannot be loaded now, or None when it can (as far as files can tell).
-
-    ``parent`` finds a registered entry by ref: a linear-mode fine-tune is a head on its parent's
-    features, so it loads only if its parent does.
-    """
+def unavailable(entry: ModelBase) -> str | None:
+    """Why ``entry`` cannot be loaded now, or None when it can (as far as files can tell). A
+    linear-mode fine-tune is a head on its parent's features: it loads only if its parent does."""
+    from .lineage import parent_entry
     from .sources import sources
 
     hook = getattr(sources().get(entry.source), "unavailable", None)
@@ -114,12 +112,9 @@ def unavailable(entry: ModelBase, *, parent: Callable[[str], ModelBase | None] |
         reason = None  # downloadable now
     else:
         reason = _BUILT_IN.get(entry.source, lambda _: None)(entry)
-    if reason is None and (entry.extra or {}).get("finetune", {}).get("format") == "linear":
-        base = parent(entry.parent_ref) if parent and entry.parent_ref else None
-        if base is None:
-            return f"its parent {entry.parent_ref} is not registered"
-        reason = unavailable(base, parent=parent)
-        return f"its parent {base.ref}: {reason}" if reason else None
+    base = parent_entry(entry) if reason is None else None
+    if base is not None and (why := unavailable(base)):
+        return f"its parent {base.ref}: {why}"
     return reason
 
 

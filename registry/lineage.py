@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session, col, select
 
 from .errors import BadInputError, LineageCycleError
-from .models import ModelEntry, ModelRecord, ModelSpec
+from .models import ModelBase, ModelEntry, ModelRecord, ModelSpec
 from .outcomes import FinetuneOutcome
 from .refs import Ref, parse_ref
 
@@ -114,6 +114,8 @@ def describe_finetuned(registry: Registry, ref: Ref, info: dict[str, Any]) -> Mo
     with Session(registry.engine) as session:
         outcome_id, run_id = _provenance(session, folder, parent_ref)
     detail = {k: info.get(k) for k in ("format", "mode", "classes", "val_acc", "epoch", "library")}
+    if fmt == "linear":
+        detail["parent"] = parent.model_dump(mode="json", include=set(ModelSpec.model_fields) - {"tags"})
     update: dict[str, Any] = {
         "parent_ref": parent_ref,
         "parent_revision": info.get("base_revision"),
@@ -263,32 +265,50 @@ def read_head(path: Path) -> nn.Linear:
     return head
 
 
-def headed(record: ModelRecord) -> bool:
-    return ((record.extra or {}).get("finetune") or {}).get("format") in HEADED
+def headed(entry: ModelBase) -> bool:
+    return ((entry.extra or {}).get("finetune") or {}).get("format") in HEADED
 
 
-def load_headed(
-    registry: Registry, record: ModelRecord, *, pretrained: bool, trust_remote_code: bool
+def parent_entry(entry: ModelBase) -> ModelSpec | None:
+    """The parent a linear-mode head runs on, as it was when the head was registered (its ref, source,
+    pinned revision and loading details travel with the child, so that a Ray actor, which has no
+    registry, loads the very backbone the head was trained on)."""
+    snapshot = ((entry.extra or {}).get("finetune") or {}).get("parent")
+    return ModelSpec(**snapshot) if snapshot else None
+
+
+def load_entry(
+    entry: ModelBase, *, pretrained: bool = True, trust_remote_code: bool = False
 ) -> FeatureExtractor:
-    """A ``linear`` or ``backbone+head`` fine-tune as a feature extractor (see the module's notes)."""
+    """Any entry as a feature extractor: through its source, and for a ``linear`` or ``backbone+head``
+    fine-tune with its head on top (see the module's notes). Registry.load and the Ray actors call this."""
     from .sources import get_source
     from .sources.local import folder_revision
 
-    folder = Path(parse_ref(record.ref).name)
-    if record.extra["finetune"]["format"] == "linear":
-        if not record.parent_ref:
-            raise BadInputError(f"{record.ref}: a linear-mode head without a parent model to run it on.")
-        inner = registry.load(record.parent_ref, pretrained=pretrained, trust_remote_code=trust_remote_code)
-        if pretrained and record.parent_revision and inner.revision != record.parent_revision:
+    if not headed(entry):
+        return get_source(entry.source).load(
+            entry, pretrained=pretrained, trust_remote_code=trust_remote_code
+        )
+    folder = Path(parse_ref(entry.ref).name)
+    if entry.extra["finetune"]["format"] == "linear":
+        parent = parent_entry(entry)
+        if parent is None:
+            raise BadInputError(
+                f"{entry.ref}: a linear-mode head without its parent model to run on.",
+                hint="Register it again: tlreg registry add FOLDER.",
+            )
+        inner = load_entry(parent, pretrained=pretrained, trust_remote_code=trust_remote_code)
+        if pretrained and parent.revision and inner.revision != parent.revision:
             warnings.warn(
-                f"{record.parent_ref} is now at revision {str(inner.revision)[:12]}, but the head of "
-                f"{record.ref} was trained on {record.parent_revision[:12]}; its probabilities may be off.",
+                f"{parent.ref} is now at revision {str(inner.revision)[:12]}, but the head of "
+                f"{entry.ref} was trained on {parent.revision[:12]}; its probabilities may be off.",
                 ParentRevisionWarning,
-                stacklevel=3,
+                stacklevel=2,
             )
     else:
-        source = get_source(record.source)
-        inner = source.load(record, pretrained=pretrained, trust_remote_code=trust_remote_code)
+        inner = get_source(entry.source).load(
+            entry, pretrained=pretrained, trust_remote_code=trust_remote_code
+        )
     if not pretrained:
         return inner  # the random-init baseline is the architecture's; a trained head means nothing on it
     return with_head(inner, read_head(folder / "head.safetensors"), revision=folder_revision(folder))

@@ -155,14 +155,7 @@ class Registry:
         return [r for r in records if available is None or r.available == available]
 
     def _unavailable(self, records: Sequence[ModelRecord]) -> list[str | None]:
-        by_ref = {r.ref: r for r in records}
-
-        def parent(ref: str) -> ModelRecord | None:
-            if ref not in by_ref:
-                by_ref[ref] = self.get(ref) if self._exists(ref) else None  # type: ignore[assignment]
-            return by_ref[ref]
-
-        return [availability.unavailable(r, parent=parent) for r in records]
+        return [availability.unavailable(r) for r in records]
 
     def split_available(
         self, records: Sequence[ModelRecord]
@@ -327,17 +320,9 @@ class Registry:
 
     def load(self, ref: str, *, pretrained: bool = True, trust_remote_code: bool = False) -> FeatureExtractor:
         """The entry as a feature extractor; pins its revision if the load resolved it."""
-        from .sources import get_source
 
         record = self.get(ref)
-        if lineage.headed(record):
-            extractor = lineage.load_headed(
-                self, record, pretrained=pretrained, trust_remote_code=trust_remote_code
-            )
-        else:
-            extractor = get_source(record.source).load(
-                record, pretrained=pretrained, trust_remote_code=trust_remote_code
-            )
+        extractor = lineage.load_entry(record, pretrained=pretrained, trust_remote_code=trust_remote_code)
         if pretrained and extractor.revision and extractor.revision != record.revision:
             self.set_revision(record.ref, extractor.revision)
         return extractor

@@ -12,6 +12,7 @@ from _finetune_helpers import save_small_timm, save_text_model, write_topics
 from click.testing import CliRunner
 from conftest import rgb_images
 from tlreg.advisor import finetune, recommend
+from tlreg.advisor.cache import FeatureCache
 from tlreg.advisor.handoff.finetuned import load_finetuned
 from tlreg.cli.main import cli
 from tlreg.registry import ModelSpec, Registry
@@ -163,3 +164,27 @@ def test_a_linear_head_needs_its_parent_registered(
     with pytest.raises(BadInputError, match="it was removed from the registry"):
         registry.add_ref(str(tmp_path / "ft" / "model"))
     assert registry.list() == []  # nothing half-written
+
+
+def test_a_linear_fine_tune_is_ranked_the_same_on_ray(
+    registry: Registry, image_folder: Path, small_resnet: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ray actor has no registry: the child carries its parent's entry, and loads the same way."""
+    ray = pytest.importorskip("ray", reason="needs ray (pip install 'tlreg[ray]')")
+    done = finetune(
+        model=small_resnet, data=image_folder, out=tmp_path / "ft", epochs=3, register=True, **FAST
+    )
+    child = done.registered
+    options = {"estimators": ["logme", "leep"], "bootstrap": 0, "workers": 0, "history": False}
+    local = recommend(image_folder, registry=registry, cache=FeatureCache(tmp_path / "local"), **options)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = recommend(  # a cache of its own: every job goes to an actor
+            image_folder, registry=registry, backend="ray", cache=FeatureCache(tmp_path / "ray"), **options
+        )
+    finally:
+        ray.shutdown()
+    assert remote.skipped == [] and {r.ref for r in remote.ranking} == {small_resnet, child}
+    for a, b in zip(remote.ranking + remote.baselines, local.ranking + local.baselines, strict=True):
+        assert a.ref == b.ref and a.scores == pytest.approx(b.scores, rel=1e-5, abs=1e-6, nan_ok=True)
