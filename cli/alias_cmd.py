@@ -65,7 +65,7 @@ def list_(state: State, as_json: bool) -> None:
         return
     rows = [[f"@{a.name}", a.ref, _rev(a.revision), _when(a.set_at), a.set_by] for a in aliases]
     stdout().print(table(None, ["alias", "ref", "revision", "since (UTC)", "by"], rows))
-    note(f"{len(aliases)} aliases", quiet=state.quiet)
+    note(f"{len(aliases)} alias{'' if len(aliases) == 1 else 'es'}", quiet=state.quiet)
 
 
 @alias.command()

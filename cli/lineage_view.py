@@ -26,7 +26,8 @@ def family_lines(family: dict[str, Any]) -> list[tuple[str, str]]:
     parent = family.get("parent")
     if parent:
         state = "" if parent["registered"] else f" (removed {parent['removed']})" if parent["removed"] else ""
-        rows.append(("parent", f"{parent['ref']} @ {(parent['revision'] or 'unpinned')[:12]}{state}"))
+        revision = f" @ {parent['revision'][:12]}" if parent["revision"] else ""
+        rows.append(("parent", f"{parent['ref']}{revision}{state}"))
     outcome = family.get("outcome")
     if outcome:
         acc = "-" if outcome["val_accuracy"] is None else f"{outcome['val_accuracy']:.3f}"

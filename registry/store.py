@@ -314,7 +314,7 @@ class Registry:
         from . import hub
 
         imported = report.added + report.updated + report.unchanged
-        if imported and not hub.online():
+        if any(r.source in availability.HUB_SCHEMES for r in imported) and not hub.online():
             report.unavailable = self.split_available(imported)[1]
         return report
 
