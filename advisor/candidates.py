@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from fnmatch import fnmatch
 
 from tlreg.registry import ModelRecord, Registry
+from tlreg.registry.availability import summary as unavailable_summary
 from tlreg.registry.errors import BadInputError, UnknownModelError
 
 from . import estimators as est
@@ -51,6 +52,27 @@ def require_candidates(candidates: Sequence[ModelRecord], *, modality: str, filt
             hint="Register some: tlreg registry import bundled (offline), tlreg registry import catalog, "
             "or tlreg registry add REF.",
         )
+
+
+def loadable(
+    registry: Registry, candidates: list[ModelRecord], *, include: bool, warns: list[str]
+) -> tuple[list[ModelRecord], list[dict[str, str]]]:
+    """The candidates that can be loaded now (all of them with ``include``), and the others as
+    skipped rows; the count and the reasons become one warning, instead of one failure per model."""
+    if include:
+        return candidates, []
+    keep, left_out = registry.split_available(candidates)
+    if not left_out:
+        return candidates, []
+    line = unavailable_summary(left_out, len(candidates))
+    if not keep:
+        raise NoCandidatesError(
+            f"None of the candidate models can be loaded now: {line.partition(': ')[2]}.",
+            hint="Connect once so they download, register local ones (tlreg registry import bundled), "
+            "or pass --include-unavailable to try them anyway.",
+        )
+    warns.append(f"{line}; --include-unavailable lists and tries them.")
+    return keep, [{"ref": u.ref, "reason": f"cannot be loaded now: {u.reason}"} for u in left_out]
 
 
 def choose_estimators(names: Sequence[str] | None, task: str) -> list[str]:

@@ -30,7 +30,7 @@ from . import answer, defaults
 from .answer import HISTORY
 from .baselines import raw_baseline
 from .cache import FeatureCache
-from .candidates import choose_estimators, require_candidates, select_candidates
+from .candidates import choose_estimators, loadable, require_candidates, select_candidates
 from .data import Dataset, fingerprint, load_dataset, require_scorable, sample
 from .embed import Backend, EmbedRequest, EmbedSettings, default_workers, make_backend, resolve_device
 from .embed.request import jobs_for
@@ -67,6 +67,7 @@ class Options:
     trust_remote_code: bool = False
     backend: str = defaults.BACKEND
     ray_address: str | None = None
+    include_unavailable: bool = False
 
 
 def recommend(
@@ -102,6 +103,7 @@ def recommend(
     require_candidates(
         candidates, modality=sub.modality, filtered=bool(opts.models or opts.tags or opts.max_params)
     )
+    candidates, left_out = loadable(registry, candidates, include=opts.include_unavailable, warns=warns)
     request = EmbedRequest(
         registry,
         sub,
@@ -120,7 +122,7 @@ def recommend(
     backend = make_backend(opts.backend, address=opts.ray_address)
     recorder.start(run)
     try:
-        result = _decide(request, run, candidates, names, opts, backend, recorder, warns)
+        result = _decide(request, run, candidates, left_out, names, opts, backend, recorder, warns)
     except BaseException as exc:
         recorder.fail(exc)
         raise
@@ -175,15 +177,20 @@ def _decide(
     request: EmbedRequest,
     run: Run,
     candidates: list[ModelRecord],
+    left_out: list[dict[str, str]],
     names: list[str],
     opts: Options,
     backend: Backend,
     recorder: RunRecorder,
     warns: list[str],
 ) -> RecommendResult:
-    """Embed, score and record every row, add the baselines and the history, then answer."""
+    """Embed, score and record every row, add the baselines and the history, then answer; ``left_out``
+    (what cannot be loaded now) is recorded as skipped, like a model that fails to load."""
     sub = request.sample
     board = Scoreboard(names, sub.labels, sub.task, warns)
+    for row in left_out:
+        board.skip(row["ref"], row["reason"])
+        recorder.skipped(row["ref"], row["reason"])
     for job, outcome in backend.run(request, jobs_for(candidates, baselines=opts.baselines)):
         if isinstance(outcome, TlregError):
             board.skip(job.label, str(outcome))

@@ -93,6 +93,8 @@ def render(result: FinetuneResult) -> None:
     how = RELOAD.get(result.model_format or "", RELOAD_ANY).format(model_dir=result.model_dir, out=result.out)
     console.print(f"Model: {result.model_dir} (reload: {how})")
     console.print(f"Metrics: {result.out}/metrics.json; command: {result.out}/command.txt")
+    if result.registered:
+        console.print(f"Registered: {result.registered} (parent {result.ref})")
 
 
 @click.command()
@@ -156,6 +158,11 @@ def render(result: FinetuneResult) -> None:
     "--export",
     type=click.Choice(d.EXPORTS),
     help="Do not train: write a PyTorch script, timm train.py arguments and script, or a HF Trainer script.",
+)
+@click.option(
+    "--register",
+    is_flag=True,
+    help="Add the fine-tuned model to the registry as a candidate, with its parent, run and outcome.",
 )
 @click.option("--trust-remote-code", is_flag=True, help="Allow Hub models that ship their own Python code.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (metrics.json) instead.")

@@ -157,6 +157,11 @@ def render(result: RecommendResult) -> None:
     help="Ray cluster to join: auto, or ray://HOST:10001 (default: start a local one).",
 )
 @click.option("--trust-remote-code", is_flag=True, help="Allow Hub models that ship their own Python code.")
+@click.option(
+    "--include-unavailable",
+    is_flag=True,
+    help="Also try the models that cannot be loaded now (offline: not cached); lists each failure.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of the table.")
 @pass_state
 def recommend(

@@ -1,4 +1,4 @@
-"""``tlreg registry``: add, import, list, show, remove, tag models, and read the history."""
+"""``tlreg registry``: add, import, list, show, remove, tag models, aliases, lineage, and the history."""
 
 from __future__ import annotations
 
@@ -10,11 +10,20 @@ import click
 if TYPE_CHECKING:
     from tlreg.registry import ModelRecord
 
+from .alias_cmd import alias
+from .lineage_view import family_lines, lineage_tree
 from .output import emit_json, human_count, note, stdout, table
 from .state import State, pass_state
 
 
-def _rows(records: list[ModelRecord]) -> list[list[object]]:
+def _loadable(ref: str, unavailable: dict[str, str] | None) -> list[str]:
+    if unavailable is None:
+        return []
+    return [f"no: {unavailable[ref]}" if ref in unavailable else "yes"]
+
+
+def _rows(records: list[ModelRecord], unavailable: dict[str, str] | None = None) -> list[list[object]]:
+    """Table rows; with ``unavailable`` (offline), a last column says which cannot be loaded now."""
     return [
         [
             r.ref,
@@ -25,6 +34,7 @@ def _rows(records: list[ModelRecord]) -> list[list[object]]:
             f"{r.imagenet_top1:.1f}" if r.imagenet_top1 else None,
             (r.revision or "unpinned")[:12],
             ", ".join(r.tags),
+            *_loadable(r.ref, unavailable),
         ]
         for r in records
     ]
@@ -50,20 +60,46 @@ class SourceName(click.Choice):
         pass  # click sets them in __init__; they are read from the installed packages instead
 
 
+def _columns(unavailable: dict[str, str] | None) -> list[str]:
+    return COLUMNS if unavailable is None else [*COLUMNS, "loadable now"]
+
+
+def _offline_marks(state: State, records: list[ModelRecord]) -> dict[str, str] | None:
+    """Offline, which of ``records`` cannot be loaded now and why; online, None (no column)."""
+    from tlreg.registry import config
+
+    if not config.hf_offline():
+        return None
+    return {u.ref: u.reason for u in state.registry.split_available(records)[1]}
+
+
 @click.group()
 def registry() -> None:
     """The models tlreg can recommend."""
+
+
+registry.add_command(alias)
 
 
 @registry.command()
 @click.argument("ref")
 @click.option("--arch", help="timm architecture of a weights file, e.g. resnet18.")
 @click.option("--tag", "tags", multiple=True, help="Tag to attach (repeatable).")
+@click.option(
+    "--parent",
+    metavar="REF",
+    help="The registered model this one was fine-tuned from (read from a tlreg finetune folder).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the entry as JSON.")
 @pass_state
-def add(state: State, ref: str, arch: str | None, tags: tuple[str, ...], as_json: bool) -> None:
-    """Add one model: timm:NAME, hf:ORG/NAME[@REV], pkg:NAME, a weights file (--arch) or a model folder."""
-    record, status = state.registry.add_ref(ref, arch=arch, tags=tags)
+def add(
+    state: State, ref: str, arch: str | None, tags: tuple[str, ...], parent: str | None, as_json: bool
+) -> None:
+    """Add one model: timm:NAME, hf:ORG/NAME[@REV], pkg:NAME, a weights file (--arch) or a model folder.
+
+    A `tlreg finetune` output (OUT or OUT/model) comes in with its parent, run and outcome.
+    """
+    record, status = state.registry.add_ref(ref, arch=arch, tags=tags, parent=parent)
     if as_json:
         emit_json({"status": status, "model": record})
         return
@@ -86,19 +122,39 @@ def add(state: State, ref: str, arch: str | None, tags: tuple[str, ...], as_json
 def import_(
     state: State, source: str, filters: tuple[str, ...], limit: int | None, sort: str | None, as_json: bool
 ) -> None:
-    """Register the models a source offers (timm, hf, bundled, catalog, or a plugin's)."""
+    """Register the models a source offers (timm, hf, bundled, catalog, or a plugin's).
+
+    Offline, it says how many of them cannot be downloaded now (recommend leaves those out).
+    """
+    from tlreg.registry import config
+    from tlreg.registry.hub import offline_reason
+
     report = state.registry.import_from(source, filters=filters, limit=limit, sort=sort)
     if as_json:
         emit_json(report.to_dict())
         return
     for skip in report.skipped:
         note(f"skipped {skip.name}: {skip.reason}", quiet=state.quiet)
+    records = report.added + report.updated + report.unchanged
     note(
         f"{len(report.added)} added, {len(report.updated)} updated (new revision), "
         f"{len(report.unchanged)} already registered, {len(report.skipped)} skipped",
         quiet=state.quiet,
     )
-    stdout().print(table(None, COLUMNS, _rows(report.added + report.updated + report.unchanged)))
+    if report.unavailable:
+        loadable = len(records) - len(report.unavailable)
+        then = (
+            f"`tlreg registry list --available` lists the {loadable} that can be loaded now"
+            if loadable
+            else "`tlreg registry import bundled` registers models that work offline"
+        )
+        note(
+            f"{len(report.unavailable)} of the {len(records)} cannot be downloaded now ({offline_reason()}) "
+            f"and are not in a local cache: recommend leaves them out until they are; {then}.",
+            quiet=state.quiet,
+        )
+    marks = {u.ref: u.reason for u in report.unavailable} if config.hf_offline() else None
+    stdout().print(table(None, _columns(marks), _rows(records, marks)))
 
 
 @registry.command(name="list")
@@ -107,6 +163,10 @@ def import_(
 @click.option("--source", help="Only models of this source (timm, hf, local, bundled).")
 @click.option("--tag", "tags", multiple=True, help="Only models with this tag (repeatable: all of them).")
 @click.option("--max-params", type=float, help="Only models with at most this many parameters (e.g. 3e7).")
+@click.option(
+    "--available", is_flag=True, help="Only models that can be loaded now (offline: those in a local cache)."
+)
+@click.option("--tree", is_flag=True, help="Draw the lineage: fine-tuned models under their parents.")
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
 def list_(
@@ -116,20 +176,32 @@ def list_(
     source: str | None,
     tags: tuple[str, ...],
     max_params: float | None,
+    available: bool,
+    tree: bool,
     as_json: bool,
 ) -> None:
     """List registered models, optionally matching a glob (e.g. 'convnext*')."""
-    records = state.registry.list(
-        pattern=pattern,
-        modality=modality,
-        source=source,
-        tags=tags,
-        max_params=int(max_params) if max_params else None,
-    )
+    filters = {
+        "pattern": pattern,
+        "modality": modality,
+        "source": source,
+        "tags": tags,
+        "max_params": int(max_params) if max_params else None,
+        "available": True if available else None,
+    }
+    if tree:
+        forest = state.registry.tree(**filters)
+        if as_json:
+            emit_json(forest)
+        else:
+            stdout().print(lineage_tree(forest))
+        return
+    records = state.registry.list(**filters)
     if as_json:
         emit_json(records)
         return
-    stdout().print(table(None, COLUMNS, _rows(records)))
+    marks = _offline_marks(state, records)
+    stdout().print(table(None, _columns(marks), _rows(records, marks)))
     note(f"{len(records)} models", quiet=state.quiet)
 
 
@@ -138,12 +210,17 @@ def list_(
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
 def show(state: State, ref: str, as_json: bool) -> None:
-    """Everything the registry knows about one model."""
+    """Everything the registry knows about one model: its fields, aliases and family."""
     record = state.registry.get(ref)
+    family = state.registry.family(record.ref)
+    names = [f"@{a.name}" for a in state.registry.aliases() if a.ref == record.ref]
     if as_json:
-        emit_json(record)
+        emit_json({**record.model_dump(mode="json"), "aliases": names, "family": family})
         return
     rows = [[k, v] for k, v in record.model_dump(mode="json").items() if v not in (None, {}, [])]
+    if names:
+        rows.append(["aliases", ", ".join(names)])
+    rows += [[k, v] for k, v in family_lines(family)]
     stdout().print(table(record.ref, ["field", "value"], rows))
 
 
@@ -176,7 +253,7 @@ def tag(state: State, ref: str, tags: tuple[str, ...], untag: tuple[str, ...], a
 @click.option("--json", "as_json", is_flag=True)
 @pass_state
 def history(state: State, ref: str | None, as_json: bool) -> None:
-    """The registry's own history: every add, remove, tag and revision change, who and when."""
+    """The registry's own history: every add, remove, tag, revision, parent and alias change, who and when."""
     events = state.registry.events(ref)
     if as_json:
         emit_json(events)
@@ -193,4 +270,9 @@ def _summary(action: str, detail: dict[str, object]) -> str:
         return f"{str(detail.get('old') or 'unpinned')[:12]} -> {str(detail.get('new'))[:12]}"
     if action in ("tag", "untag"):
         return ", ".join(map(str, detail.get("tags", [])))
+    if action in ("alias", "unalias"):
+        new = detail.get("new") or {}
+        return f"@{detail.get('alias')} -> {new.get('ref') or '(removed)'}"
+    if action == "parent":
+        return f"parent {detail.get('old') or '-'} -> {detail.get('new')}"
     return str(detail.get("revision") or "")[:12]

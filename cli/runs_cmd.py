@@ -50,6 +50,15 @@ def _show(record: RunRecord) -> None:
     console.print(
         "  options  " + ", ".join(f"{k}={plain(v)}" for k, v in run.options.items() if v not in (None, []))
     )
+    if record.aliases:
+        console.print(
+            "  aliases  "
+            + ", ".join(
+                f"@{n} -> {a['ref']} @ {(a['revision'] or 'unpinned')[:12]}"
+                for n, a in record.aliases.items()
+            )
+            + " (when the run started)"
+        )
     ests = record.estimators
     if result:
         rows = []

@@ -8,7 +8,8 @@ that changes the environment sees the change: nothing is frozen into a constant 
 - ``TLREG_CACHE``: the feature cache (default: ``TLREG_HOME/cache`` when ``TLREG_HOME`` is set,
   else the user cache dir). Models shipped as split zips are unpacked under its ``bundled/``.
 - ``TLREG_DEBUG``: show tracebacks instead of one-line errors.
-- ``HF_HUB_OFFLINE``: never reach the Hugging Face Hub; use the local cache only.
+- ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE``: never reach the Hugging Face Hub; use the local
+  cache only (huggingface_hub honours both).
 - ``HF_ENDPOINT``: the Hub's address (a mirror), as huggingface_hub reads it.
 """
 
@@ -60,9 +61,18 @@ def debug() -> bool:
     return _flag("TLREG_DEBUG")
 
 
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def offline_variable() -> str | None:
+    """The variable that asks for no Hub traffic (``HF_HUB_OFFLINE``, else ``TRANSFORMERS_OFFLINE``,
+    both as huggingface_hub reads them), or None."""
+    return next((name for name in OFFLINE_VARIABLES if _flag(name)), None)
+
+
 def hf_offline() -> bool:
-    """True when the user asked for no Hub traffic (``HF_HUB_OFFLINE``, as huggingface_hub reads it)."""
-    return _flag("HF_HUB_OFFLINE")
+    """True when the user asked for no Hub traffic (either of :data:`OFFLINE_VARIABLES`)."""
+    return offline_variable() is not None
 
 
 def hf_endpoint() -> str:

@@ -34,14 +34,46 @@ class InvalidRefError(BadInputError):
 
 
 class UnknownModelError(BadInputError, LookupError):
-    """A ref that is not in the registry (or not known to its source)."""
+    """A ref that is not in the registry (or not known to its source). ``removed`` says who removed
+    it and when, for a ref the registry once held: "not found" alone would send the user hunting."""
 
-    def __init__(self, ref: str, *, known: Iterable[str] = (), what: str = "in the registry") -> None:
+    def __init__(
+        self,
+        ref: str,
+        *,
+        known: Iterable[str] = (),
+        what: str = "in the registry",
+        removed: str | None = None,
+    ) -> None:
         close = close_matches(ref, known)
-        hint = f"Did you mean: {', '.join(close)}?" if close else "See `tlreg registry list`."
-        super().__init__(f"Unknown model {ref!r}: not {what}.", hint=hint)
+        if removed:
+            message = f"Unknown model {ref!r}: it was removed from the registry ({removed})."
+            hint = f"Add it again (tlreg registry add {ref}) to use it."
+        else:
+            message = f"Unknown model {ref!r}: not {what}."
+            hint = f"Did you mean: {', '.join(close)}?" if close else "See `tlreg registry list`."
+        super().__init__(message, hint=hint)
         self.ref = ref
         self.close_matches = close
+
+
+class UnknownAliasError(BadInputError, LookupError):
+    """An ``@name`` that no alias has (now), with the closest alias names."""
+
+    def __init__(self, name: str, *, known: Iterable[str] = ()) -> None:
+        close = [f"@{n}" for n in difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)]
+        hint = f"Did you mean: {', '.join(close)}?" if close else "See `tlreg registry alias list`."
+        super().__init__(f"Unknown alias '@{name}'.", hint=hint)
+        self.name = name
+        self.close_matches = close
+
+
+class DanglingAliasError(BadInputError, LookupError):
+    """An alias whose entry was removed from the registry after the alias was set on it."""
+
+
+class LineageCycleError(BadInputError):
+    """A parent that would make a model its own ancestor."""
 
 
 def close_matches(name: str, known: Iterable[str], n: int = 3) -> list[str]:

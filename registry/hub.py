@@ -2,8 +2,8 @@
 
 huggingface_hub retries a failed download for about 20 seconds; tlreg instead probes the
 endpoint once per process (a TCP connect with a short timeout) and, when it cannot be reached
-or ``HF_HUB_OFFLINE`` is set, works from the local cache only. Every failure becomes one of
-tlreg's errors naming the repository, the cache path and what to do.
+or ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set, works from the local cache only.
+Every failure becomes one of tlreg's errors naming the repository, the cache path and what to do.
 """
 
 from __future__ import annotations
@@ -48,21 +48,27 @@ def _reachable(url: str) -> bool:
 
 
 def online() -> bool:
-    """Whether tlreg may talk to the Hub now: not ``HF_HUB_OFFLINE``, and the endpoint answers."""
+    """Whether tlreg may talk to the Hub now: not offline by the environment, and the endpoint answers."""
     return not config.hf_offline() and _reachable(endpoint())
 
 
 def offline_reason() -> str:
-    if config.hf_offline():
-        return "HF_HUB_OFFLINE is set"
+    variable = config.offline_variable()
+    if variable:
+        return f"{variable} is set"
     return f"{endpoint()} cannot be reached"
+
+
+def _unset() -> str:
+    variable = config.offline_variable()
+    return f" (unset {variable})" if variable else ""
 
 
 def _offline_error(repo: str, what: str) -> OfflineError:
     return OfflineError(
         f"{repo}: {what} is not in the local Hugging Face cache ({config.hf_cache_dir()}) and "
         f"{offline_reason()}.",
-        hint="Connect and run the command again (unset HF_HUB_OFFLINE), or copy the model into that cache.",
+        hint=f"Connect and run the command again{_unset()}, or copy the model into that cache.",
     )
 
 

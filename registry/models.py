@@ -47,6 +47,10 @@ class ModelBase(TlregModel):
     imagenet_top1: float | None = Field(default=None, description="published ImageNet-1k top-1, percent")
     origin: str | None = Field(default=None, description="how it came in: add, import timm, catalog, ...")
     extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    parent_ref: str | None = Field(default=None, index=True, description="the model it was fine-tuned from")
+    parent_revision: str | None = Field(default=None, description="the parent's revision it was trained from")
+    finetune_run_id: str | None = Field(default=None, description="the recommendation run it came from")
+    finetune_outcome_id: int | None = Field(default=None, description="the fine-tune outcome that made it")
 
 
 class ModelEntry(ModelBase, table=True):
@@ -64,12 +68,17 @@ class ModelSpec(ModelBase):
 
 
 class ModelRecord(ModelBase):
-    """A stored entry as users see it (listings, ``show``, ``--json``)."""
+    """A stored entry as users see it (listings, ``show``, ``--json``).
+
+    ``available`` is worked out when asked (``list(available=...)``, offline listings): whether the
+    model can be loaded now. It is never stored, as it changes when the network or a cache does.
+    """
 
     id: int
     added_at: datetime
     added_by: str
     tags: list[str] = Field(default_factory=list)
+    available: bool | None = None
 
 
 class ModelTag(TlregModel, table=True):
@@ -90,6 +99,19 @@ class Event(TlregModel, table=True):
     at: datetime = Field(default_factory=utcnow, index=True)
     user: str
     host: str
-    action: str = Field(index=True, description="add, remove, tag, untag, revision, update")
+    action: str = Field(index=True, description="add, remove, tag, untag, revision, parent, alias, unalias")
     ref: str = Field(index=True)
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Alias(TlregModel, table=True):
+    """Where a name (``@champion``) points now: one entry at one revision. Every move is also an
+    ``alias`` event (and a removal an ``unalias`` event), so the log keeps where it pointed when."""
+
+    __tablename__ = "alias"
+
+    name: str = Field(primary_key=True)
+    ref: str = Field(index=True)
+    revision: str | None = None
+    set_at: datetime = Field(default_factory=utcnow)
+    set_by: str = ""

@@ -3,13 +3,18 @@
 One :class:`Registry` wraps one database. Every write is one transaction that also appends an
 :class:`Event` (who, where, when, what), so ``tlreg registry history`` can always tell how the
 registry came to be as it is. Adding a ref that is already there changes nothing, unless its
-pinned revision moved, which is recorded as a ``revision`` event.
+pinned revision moved, which is recorded as a ``revision`` event; offline, a Hub ref that is
+already registered is not even looked at again (the local cache may hold an older revision).
+
+Wherever a ref is taken, ``@name`` is an alias (:mod:`.aliases`); entries carry their lineage
+(:mod:`.lineage`), and whether each can be loaded now is worked out on demand (:mod:`.availability`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,11 +22,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine, delete, or_
 from sqlmodel import Session, col, select
 
-from . import config
+from . import aliases, availability, config, lineage
+from .aliases import AliasMove
 from .db import open_engine, write_session
 from .errors import BadInputError, InvalidRefError, UnknownModelError, UnsupportedModalityError
-from .models import MODALITIES, Event, ModelEntry, ModelRecord, ModelSpec, ModelTag
+from .models import MODALITIES, Alias, Event, ModelEntry, ModelRecord, ModelSpec, ModelTag
 from .refs import WEIGHT_SUFFIXES, Ref
+from .sources import parse_ref
 
 if TYPE_CHECKING:  # sources and feature extractors import torch and timm: loaded only when models are
     from .feature_extractor import FeatureExtractor
@@ -65,6 +72,8 @@ class ImportReport:
     updated: list[ModelRecord] = field(default_factory=list)
     unchanged: list[ModelRecord] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
+    #: offline only: the imported entries that cannot be loaded now (not in the local cache)
+    unavailable: list[availability.Unavailable] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         refs = lambda rows: [r.ref for r in rows]  # noqa: E731
@@ -73,6 +82,7 @@ class ImportReport:
             "updated": refs(self.updated),
             "unchanged": refs(self.unchanged),
             "skipped": [{"ref": s.name, "reason": s.reason} for s in self.skipped],
+            "unavailable": [u.to_dict() for u in self.unavailable],
         }
 
 
@@ -95,6 +105,8 @@ class Registry:
         return [ModelRecord(**e.model_dump(), tags=tags.get(e.id, [])) for e in entries]
 
     def _find(self, session: Session, ref: str) -> ModelEntry:
+        if aliases.is_alias(ref):
+            return aliases.resolve(session, ref)
         entry = session.exec(select(ModelEntry).where(ModelEntry.ref == ref)).first()
         if entry is None and ref.startswith("hf:") and "@" in ref:
             entry = session.exec(select(ModelEntry).where(ModelEntry.ref == ref.split("@")[0])).first()
@@ -102,7 +114,8 @@ class Registry:
             matches = session.exec(select(ModelEntry).where(col(ModelEntry.ref).endswith(f":{ref}"))).all()
             entry = matches[0] if len(matches) == 1 else None
         if entry is None:
-            raise UnknownModelError(ref, known=session.exec(select(ModelEntry.ref)).all())
+            known = session.exec(select(ModelEntry.ref)).all()
+            raise UnknownModelError(ref, known=known, removed=aliases.removal(session, ref))
         return entry
 
     def get(self, ref: str) -> ModelRecord:
@@ -117,8 +130,13 @@ class Registry:
         source: str | None = None,
         tags: Iterable[str] = (),
         max_params: int | None = None,
+        available: bool | None = None,
     ) -> list[ModelRecord]:
-        """Entries matching every filter; ``pattern`` is a glob on the ref, with or without its scheme."""
+        """Entries matching every filter; ``pattern`` is a glob on the ref, with or without its scheme.
+
+        ``available=True`` keeps the entries that can be loaded now, ``False`` those that cannot
+        (each record's ``available`` is then set; see :mod:`.availability`).
+        """
         with Session(self.engine) as session:
             query = select(ModelEntry).order_by(ModelEntry.ref)
             if modality:
@@ -127,18 +145,45 @@ class Registry:
                 query = query.where(ModelEntry.source == source)
             records = self._records(session, session.exec(query).all())
         wanted = set(tags)
-        return [
+        records = [
             r
             for r in records
             if (not pattern or fnmatch(r.ref, pattern) or fnmatch(r.ref.partition(":")[2], pattern))
             and wanted <= set(r.tags)
             and (max_params is None or (r.params is not None and r.params <= max_params))
         ]
+        if available is None:
+            return records
+        for record, reason in zip(records, self._unavailable(records), strict=True):
+            record.available = reason is None
+        return [r for r in records if available is None or r.available == available]
+
+    def _unavailable(self, records: Sequence[ModelRecord]) -> list[str | None]:
+        return [availability.unavailable(r) for r in records]
+
+    def split_available(
+        self, records: Sequence[ModelRecord]
+    ) -> tuple[list[ModelRecord], list[availability.Unavailable]]:
+        """(the records that can be loaded now, the others with the reason): what ``recommend``
+        considers, and what it says in one line it left out."""
+        keep, left_out = [], []
+        for record, reason in zip(records, self._unavailable(records), strict=True):
+            if reason is None:
+                keep.append(record)
+            else:
+                left_out.append(availability.Unavailable(record.ref, reason))
+        return keep, left_out
+
+    def _exists(self, ref: str) -> bool:
+        with Session(self.engine) as session:
+            return session.exec(select(ModelEntry.id).where(ModelEntry.ref == ref)).first() is not None
 
     def events(self, ref: str | None = None) -> list[Event]:
-        """The event log, oldest first; for one ref (with or without its scheme) when given."""
+        """The event log, oldest first; for one ref (with or without its scheme, or ``@alias``)."""
         with Session(self.engine) as session:
             query = select(Event).order_by(Event.id)
+            if ref and aliases.is_alias(ref):
+                ref = aliases.lookup(session, ref).ref
             if ref:
                 base = ref.split("@")[0] if ref.startswith("hf:") else ref
                 query = query.where(or_(Event.ref == base, col(Event.ref).endswith(f":{base}")))
@@ -158,6 +203,8 @@ class Registry:
             )
         with write_session(self.engine) as session:
             existing = session.exec(select(ModelEntry).where(ModelEntry.ref == spec.ref)).first()
+            if spec.parent_ref:
+                lineage.check_cycle(session, spec.ref, spec.parent_ref)
             if existing is None:
                 entry = ModelEntry(**spec.model_dump(exclude={"tags"}), added_by=config.user())
                 session.add(entry)
@@ -171,6 +218,13 @@ class Registry:
                 for key, value in spec.model_dump(exclude={"tags", "ref"}).items():
                     setattr(existing, key, value)
                 session.add(existing)
+                entry, status = existing, "updated"
+            elif spec.parent_ref and spec.parent_ref != existing.parent_ref:
+                old = existing.parent_ref
+                for key, value in lineage.lineage_fields(spec).items():
+                    setattr(existing, key, value)
+                session.add(existing)
+                self._event(session, "parent", spec.ref, {"old": old, "new": spec.parent_ref})
                 entry, status = existing, "updated"
             else:
                 entry, status = existing, "unchanged"
@@ -218,15 +272,34 @@ class Registry:
     # -- with the sources ---------------------------------------------------------------------
 
     def add_ref(
-        self, text: str, *, arch: str | None = None, tags: Iterable[str] = ()
+        self, text: str, *, arch: str | None = None, tags: Iterable[str] = (), parent: str | None = None
     ) -> tuple[ModelRecord, str]:
-        """Describe ``text`` with its source and store it (the Python twin of ``tlreg registry add``)."""
+        """Describe ``text`` with its source and store it (the Python twin of ``tlreg registry add``).
+
+        A ``tlreg finetune`` output folder comes in with its lineage; ``parent`` (a ref or ``@alias``
+        of a registered model) names the model this one was fine-tuned from, for any other.
+        """
+        from . import hub
         from .sources import source_for_scheme
 
-        ref = to_ref(text, arch=arch)
-        spec = source_for_scheme(ref.scheme).describe(ref)
-        spec = spec.model_copy(update={"tags": sorted({*spec.tags, *tags}), "origin": spec.origin or "add"})
-        return self.add(spec)
+        ref = to_ref(self.get(text).ref if aliases.is_alias(text) else text, arch=arch)
+        if ref.scheme == "local-dir" and (Path(ref.name) / "model" / lineage.INFO_FILE).is_file():
+            ref = parse_ref(f"local-dir:{Path(ref.name) / 'model'}")  # a fine-tune's OUT: its model
+        hub_ref = ref.scheme in availability.HUB_SCHEMES and ref.revision is None  # none asked for
+        if parent is not None and self._exists(str(ref)):
+            return self.set_parent(str(ref), parent)
+        if hub_ref and self._exists(str(ref)) and not hub.online():
+            return self.get(str(ref)), "unchanged"  # offline: the cache's revision says nothing new
+        info = lineage.finetune_info(Path(ref.name)) if ref.scheme == "local-dir" else None
+        if info is not None:
+            spec = lineage.describe_finetuned(self, ref, info)
+        else:
+            spec = source_for_scheme(ref.scheme).describe(ref)
+        update: dict[str, Any] = {"tags": sorted({*spec.tags, *tags}), "origin": spec.origin or "add"}
+        if parent is not None:
+            base = self.get(parent)
+            update.update(parent_ref=base.ref, parent_revision=base.revision)
+        return self.add(spec.model_copy(update=update))
 
     def import_from(
         self, source: str, *, filters: Sequence[str] = (), limit: int | None = None, sort: str | None = None
@@ -242,16 +315,71 @@ class Registry:
             origin = item.origin or f"import {source}"
             record, status = self.add(item.model_copy(update={"origin": origin}))
             getattr(report, status).append(record)
+        from . import hub
+
+        imported = report.added + report.updated + report.unchanged
+        if any(r.source in availability.HUB_SCHEMES for r in imported) and not hub.online():
+            report.unavailable = self.split_available(imported)[1]
         return report
 
     def load(self, ref: str, *, pretrained: bool = True, trust_remote_code: bool = False) -> FeatureExtractor:
         """The entry as a feature extractor; pins its revision if the load resolved it."""
-        from .sources import get_source
 
         record = self.get(ref)
-        extractor = get_source(record.source).load(
-            record, pretrained=pretrained, trust_remote_code=trust_remote_code
-        )
+        extractor = lineage.load_entry(record, pretrained=pretrained, trust_remote_code=trust_remote_code)
         if pretrained and extractor.revision and extractor.revision != record.revision:
             self.set_revision(record.ref, extractor.revision)
         return extractor
+
+    # -- aliases and lineage ----------------------------------------------------------------------
+
+    def set_alias(self, name: str, ref: str) -> tuple[Alias, str]:
+        """Point ``@name`` at ``ref`` (a ref or another ``@alias``) at its current revision; returns
+        the alias and ``set``, ``moved`` or ``unchanged`` (``tlreg registry alias set NAME REF``)."""
+        with write_session(self.engine) as session:
+            return aliases.set_alias(session, name, self._find(session, ref), self._event)
+
+    def remove_alias(self, name: str) -> Alias:
+        """Remove ``@name`` (its history stays): ``tlreg registry alias remove NAME``."""
+        with write_session(self.engine) as session:
+            return aliases.remove_alias(session, name, self._event)
+
+    def aliases(self, *, at: datetime | None = None) -> list[Alias]:
+        """The aliases now, or where they pointed at ``at`` (replayed from the event log)."""
+        with Session(self.engine) as session:
+            if at is None:
+                return list(session.exec(select(Alias).order_by(Alias.name)).all())
+            return [
+                Alias(name=n, ref=t["ref"], revision=t["revision"], set_at=t["since"], set_by=t["by"])
+                for n, t in aliases.aliases_at(session, at).items()
+            ]
+
+    def alias_history(self, name: str | None = None) -> list[AliasMove]:
+        """Every move of ``@name`` (of all aliases when None), oldest first: who, when, from, to."""
+        with Session(self.engine) as session:
+            return aliases.history(session, name)
+
+    def set_parent(self, ref: str, parent: str) -> tuple[ModelRecord, str]:
+        """Record that ``ref`` was fine-tuned from ``parent`` (both registered; refs or ``@aliases``);
+        a parent that would make it its own ancestor is refused. ``updated`` or ``unchanged``."""
+        with write_session(self.engine) as session:
+            entry, base = self._find(session, ref), self._find(session, parent)
+            if entry.parent_ref == base.ref:
+                return self._records(session, [entry])[0], "unchanged"
+            lineage.check_cycle(session, entry.ref, base.ref)
+            self._event(session, "parent", entry.ref, {"old": entry.parent_ref, "new": base.ref})
+            entry.parent_ref, entry.parent_revision = base.ref, base.revision
+            session.add(entry)
+            session.flush()
+            return self._records(session, [entry])[0], "updated"
+
+    def family(self, ref: str) -> dict[str, Any]:
+        """``{parent, outcome, children}`` of the entry: where it came from, what came from it."""
+        with Session(self.engine) as session:
+            return lineage.family(session, self._find(session, ref))
+
+    def tree(self, **filters: Any) -> list[dict[str, Any]]:
+        """The entries matching ``filters`` (those of :meth:`list`) as a lineage forest."""
+        records = self.list(**filters)
+        with Session(self.engine) as session:
+            return lineage.tree(session, records)

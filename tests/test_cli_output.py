@@ -177,7 +177,12 @@ def _commands(command: click.Command, path: list[str]) -> list[tuple[list[str], 
     return out
 
 
-ACTIONS = {"cache prune", "cache clear", "registry remove"}  # print nothing but a note on stderr
+ACTIONS = {
+    "cache prune",
+    "cache clear",
+    "registry remove",
+    "registry alias remove",
+}  # print nothing but a note on stderr
 
 
 def test_every_command_has_an_example_and_every_data_command_json() -> None:

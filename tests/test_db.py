@@ -31,6 +31,33 @@ def test_migrates_an_empty_database(tmp_path: Path) -> None:
     assert current == heads and heads
 
 
+def test_a_registry_from_before_aliases_and_lineage_is_upgraded_keeping_its_rows(tmp_path: Path) -> None:
+    from alembic import command
+    from tlreg.registry.db import _alembic_config
+
+    url = f"sqlite:///{tmp_path / 'reg.db'}"
+    with make_engine(url).begin() as conn:
+        command.upgrade(_alembic_config(conn), "0004")
+    old = Registry(engine=make_engine(url))  # as the previous tlreg wrote it: not migrated further
+    with old.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO model (ref, source, architecture, modality, preprocessing, extra, added_at, "
+                "added_by) VALUES ('timm:old', 'timm', 'r18', 'image', '{}', '{}', '2026-11-01', 'alice')"
+            )
+        )
+    reg = Registry(url)
+    assert [(r.ref, r.parent_ref) for r in reg.list()] == [("timm:old", None)]
+    reg.set_alias("champion", "timm:old")
+    assert reg.get("@champion").ref == "timm:old"
+    assert {"alias"} <= set(inspect(reg.engine).get_table_names())
+    with reg.engine.begin() as conn:  # and back: the downgrade drops what the upgrade added
+        command.downgrade(_alembic_config(conn), "0004")
+    tables = inspect(make_engine(url))
+    assert "alias" not in tables.get_table_names()
+    assert "parent_ref" not in {c["name"] for c in tables.get_columns("model")}
+
+
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
     engine = open_engine(f"sqlite:///{tmp_path / 'reg.db'}")
     with engine.connect() as conn:

@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, inspect, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, select
+from test_aliases import concurrent_moves
 from tlreg.registry import ModelSpec, Registry, RunStore
 from tlreg.registry.db import _alembic_config, open_engine, schema_heads
 from tlreg.registry.errors import DatabaseError, DatabaseVersionError
@@ -34,7 +35,7 @@ from tlreg.registry.runs import Run, RunResult, RunScore
 pytestmark = pytest.mark.databases("postgresql")  # `registry` is a PostgreSQL one here
 
 TABLES = {"model", "model_tag", "event", "run", "run_candidate", "run_score", "run_result"}
-TABLES |= {"finetune_outcome", "dataset_signature", "alembic_version"}
+TABLES |= {"finetune_outcome", "dataset_signature", "alembic_version", "alias"}
 WRITERS = 8
 
 
@@ -164,6 +165,10 @@ def test_eight_writer_processes_lose_nothing(pg_url: str) -> None:
     with Session(reg.engine) as session:
         assert len(session.exec(select(RunScore)).all()) == len(runs)
         assert len(session.exec(select(RunResult)).all()) == len(runs)
+
+
+def test_two_processes_moving_one_alias_at_once_on_postgres(pg_url: str) -> None:
+    concurrent_moves(pg_url)
 
 
 def test_recommend_records_its_run_on_postgres(

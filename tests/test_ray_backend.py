@@ -161,7 +161,8 @@ def test_ray_gives_the_local_answer_cache_and_record(
     ray_cluster: None, registry: Registry, image_folder: Path, tmp_path: Path
 ) -> None:
     refs, broken = _models(registry, tmp_path)
-    local = recommend(image_folder, registry=registry, cache=FeatureCache(tmp_path / "c-local"), **FAST)
+    tried = {**FAST, "include_unavailable": True}  # the uncached Hub model is tried, and fails in an actor
+    local = recommend(image_folder, registry=registry, cache=FeatureCache(tmp_path / "c-local"), **tried)
     notes = Notes()
     on_ray = recommend(
         image_folder,
@@ -169,7 +170,7 @@ def test_ray_gives_the_local_answer_cache_and_record(
         cache=FeatureCache(tmp_path / "c-ray"),
         reporter=notes,
         backend="ray",
-        **FAST,
+        **tried,
     )
     # 10 jobs (5 models, each with its random-init baseline); one model failed in the driver already
     assert any("embedding 8 of 10 jobs on 2 CPU actor(s)" in n for n in notes.notes), notes.notes

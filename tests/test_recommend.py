@@ -134,8 +134,11 @@ def test_no_candidate_at_all_is_exit_code_3_and_a_failed_run(registry: Registry,
             extra={"hf_hub_id": "timm/test_efficientnet.r160_in1k"},
         )
     )
+    with pytest.raises(NoCandidatesError, match="None of the candidate models can be loaded now: 1 not in"):
+        recommend(image_folder, registry=registry, workers=0)  # known before any run starts
+    assert RunStore(registry.engine).list() == []
     with pytest.raises(NoCandidatesError, match="could be evaluated"):
-        recommend(image_folder, registry=registry, workers=0)
+        recommend(image_folder, registry=registry, workers=0, include_unavailable=True)
     [run] = RunStore(registry.engine).list()
     assert run.status == "failed" and "NoCandidatesError" in run.failure
 

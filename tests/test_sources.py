@@ -484,7 +484,11 @@ def test_move_a_cached_model_folder_keeps_its_pinned_revision(
     shutil.copytree(tiny_timm_dir, newer)
     (newer / "README.md").write_text("---\nlicense: mit\n---\nupdated")
     new_sha = put_in_hf_cache(hf_cache, "tlreg-test/tiny-timm", newer)
+    # offline, the cache's `main` is only what was last downloaded: re-adding changes nothing ...
     record, status = registry.add_ref("hf:tlreg-test/tiny-timm")
+    assert status == "unchanged" and record.revision == sha
+    # ... and a commit asked for by its sha is taken
+    record, status = registry.add_ref(f"hf:tlreg-test/tiny-timm@{new_sha}")
     assert status == "updated" and record.revision == new_sha != sha and record.license == "mit"
 
 

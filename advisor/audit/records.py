@@ -79,6 +79,8 @@ class RunRecord:
     scores: list[RunScore]
     result: RunResult | None
     finetunes: list[FinetuneOutcome] = field(default_factory=list)
+    #: where each alias pointed when the run started, replayed from the registry's event log
+    aliases: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -231,6 +233,7 @@ class RunRecord:
                 {**o.model_dump(exclude={"created_at"}), "created_at": iso_utc(o.created_at)}
                 for o in self.finetunes
             ],
+            "aliases": self.aliases,
         }
 
 
@@ -245,7 +248,11 @@ def load_run(run_id: str, *, registry: Registry | None = None) -> RunRecord:
     registry, runs = _store(registry)
     run, candidates, scores, result = runs.get(run_id)
     finetunes = OutcomeStore(registry.engine).outcomes(run_id=run.id)
-    return RunRecord(run, candidates, scores, result, finetunes)
+    aliases = {
+        a.name: {"ref": a.ref, "revision": a.revision, "since": iso_utc(a.set_at), "by": a.set_by}
+        for a in registry.aliases(at=run.created_at)
+    }
+    return RunRecord(run, candidates, scores, result, finetunes, aliases)
 
 
 @dataclass

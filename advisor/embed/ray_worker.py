@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from tlreg.registry.errors import TlregError
-from tlreg.registry.sources import get_source
+from tlreg.registry.lineage import load_entry  # through its source, a fine-tune with its head
 
 from ..data import Dataset
 from .forward import embed_into
@@ -74,8 +74,7 @@ class Embedder:
         try:
             if not job.pretrained:
                 torch.manual_seed(settings.seed)  # as features_for does: the same random init
-            source = get_source(job.record.source)
-            extractor = source.load(
+            extractor = load_entry(
                 job.record, pretrained=job.pretrained, trust_remote_code=settings.trust_remote_code
             )
             arrays = _Arrays(len(sample), extractor.feature_dim, extractor.num_classes)

@@ -81,6 +81,7 @@ def finetune(
     resume: bool = False,
     full_data: bool = False,
     export: str | None = None,
+    register: bool = False,
     trust_remote_code: bool = False,
     registry: Registry | None = None,
     db: str | None = None,
@@ -96,6 +97,8 @@ def finetune(
     early stopping), ``weight_decay=0.01``), or, with ``resume=True``, the interrupted run's values.
     On the run's data, the items are the run's sample (its cached features: no forward pass in
     linear mode); ``full_data=True`` trains on every item (see :func:`~.inputs.load_data`).
+    ``register=True`` adds the fine-tuned model to the registry as a candidate, with its parent,
+    run and outcome (``result.registered`` is its ref; see :mod:`tlreg.registry.lineage`).
     """
     registry = registry or Registry(db)
     reporter = reporter or SilentTraining()
@@ -105,6 +108,8 @@ def finetune(
         raise BadInputError(
             f"Unknown --export {export!r}.", hint=f"Use one of: {', '.join(defaults.EXPORTS)}."
         )
+    if export is not None and register:
+        raise BadInputError("--register needs a trained model; --export writes scripts instead.")
     stored = _stored(out)
     if resume and export is None:
         if stored is None:
@@ -179,7 +184,7 @@ def finetune(
     )
     if export is not None:
         return export_scripts(export, job, train_idx, val_idx, trust_remote_code=trust_remote_code)
-    return _train(
+    result = _train(
         job,
         train_idx,
         val_idx,
@@ -188,6 +193,9 @@ def finetune(
         trust_remote_code=trust_remote_code,
         record=record,
     )
+    if register and result.model_dir:
+        result.registered = registry.add_ref(result.model_dir)[0].ref
+    return result
 
 
 def _train(

@@ -42,6 +42,7 @@ class FinetuneResult:
     outcome_id: int | None = None
     exported: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    registered: str | None = None  # the registry ref of the fine-tuned model (``register=True``)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
