@@ -24,10 +24,11 @@ from tlreg.registry.runs import Run
 
 from .confidence import Confidence, bootstrap, competition_ranks, tied_with_best
 from .data import Dataset
+from .plan import plan_for
 from .rank import combine, order, pooled
 from .result import RankingRow, RecommendResult, baseline_label
 from .scoring import Scoreboard
-from .verdicts import beaten_by, negative_transfer
+from .verdicts import beaten_by, verdict_names
 from .why import TIE_RULE, PickFacts, explain
 
 #: The history signal's name among the estimators (see :mod:`.history`).
@@ -89,6 +90,7 @@ def resample(
         seed=seed,
         fixed=fixed,
         baselines=baseline_feats,
+        also=verdict_names(board.task, board.names),
     )
 
 
@@ -132,8 +134,9 @@ def judge(
     n_classes: int,
 ) -> None:
     """Each candidate against its own random init and the raw inputs: whose frozen features beat its
-    own, and whether fine-tuning it is expected to lose to training from scratch; warnings say so."""
-    scores, names = board.scores, board.names
+    own (a warning says so, with the advice). ``negative_transfer`` stays False: frozen-feature scores
+    do not predict it (:mod:`tlreg.advisor.verdicts`)."""
+    scores, names = board.scores, verdict_names(board.task, board.names)
     for r in ranking:
         own = baseline_label(r.ref)
         own_baselines = [b for b in (own, raw_label) if b and b in scores]
@@ -142,25 +145,34 @@ def judge(
         r.frozen_features_beaten_by = beaten_by(
             r.ref, scores, own_baselines, names, n_classes=n_classes, rounds=conf.round_scores
         )
-        r.negative_transfer = negative_transfer(
-            r.ref,
-            own if own in scores else None,
-            scores,
-            names,
-            n_classes=n_classes,
-            rounds=conf.round_scores,
-        )
-        r.negative_transfer_vs = [own] if r.negative_transfer else []
-        if r.negative_transfer:
-            board.warns.append(
-                f"negative transfer: fine-tuning {r.ref} is not expected to beat training its architecture "
-                f"from scratch ({own} scores decisively higher on every estimator)."
-            )
-        elif r.frozen_features_beaten_by:
+        # Not predicted from frozen features (see tlreg.advisor.verdicts): no evidence, no claim.
+        r.negative_transfer = False if own in scores else None
+        r.negative_transfer_vs = []
+        if r.frozen_features_beaten_by:
             board.warns.append(
                 f"{r.ref}: its frozen features lose to {' and '.join(r.frozen_features_beaten_by)}; "
                 "fine-tune the whole network rather than train a linear head on them."
             )
+
+
+#: Which candidates get a transfer plan and a learning curve (``recommend(plan=...)``).
+PLAN_CHOICES = ("pick", "all", "none")
+
+
+def plan_rows(ranking: Sequence[RankingRow], board: Scoreboard, *, which: str, seed: int) -> None:
+    """The transfer plan and learning curve of the pick (``which="pick"``), of every candidate
+    (``"all"``) or of none, from the features already embedded: no forward pass."""
+    chosen = [] if which == "none" else list(ranking[:1] if which == "pick" else ranking)
+    for r in chosen:
+        plan, curve = plan_for(
+            board.features[r.ref].features,
+            board.labels,
+            board.task,
+            frozen_beaten_by=r.frozen_features_beaten_by,
+            seed=seed,
+        )
+        r.plan = plan.to_dict() if plan else None
+        r.learning_curve = curve.to_dict()
 
 
 def warn_if_undecided(standing: Standings, conf: Confidence, warns: list[str]) -> None:

@@ -100,18 +100,20 @@ def bootstrap(
     weights: Mapping[str, float] | None = None,
     fixed: Mapping[str, Mapping[str, float]] | None = None,
     baselines: Mapping[str, tuple[np.ndarray, np.ndarray | None]] | None = None,
+    also: Sequence[str] = (),
     progress: Callable[[int], None] | None = None,
 ) -> Confidence:
     """P(best) and rank intervals for the models in ``features`` ({ref: (features, probs)}).
 
-    ``ranked`` is the ranking on the full sample (best first); the runner-up test compares its
-    first two entries. ``fixed`` holds signals that do not depend on the sample ({ref: {name:
-    value}}, e.g. the history's), added unchanged to every round. ``baselines`` are scored on the
-    same rounds but not ranked; every round's scores are kept in ``round_scores`` for the verdicts.
+        ``ranked`` is the ranking on the full sample (best first); the runner-up test compares its
+        first two entries. ``fixed`` holds signals that do not depend on the sample ({ref: {name:
+        value}}, e.g. the history's), added unchanged to every round. ``baselines`` are scored on the
+        same rounds but not ranked; every round's scores (``also``: estimators scored but not ranked by,
+    the verdicts') are kept in ``round_scores`` for the verdicts.
 
-    Ties count as ties: models sharing the best combined score of a round share its P(best) credit
-    (a tie-break rule such as "fewer parameters" must not win rounds it did not win), and tied
-    models share a rank.
+        Ties count as ties: models sharing the best combined score of a round share its P(best) credit
+        (a tie-break rule such as "fewer parameters" must not win rounds it did not win), and tied
+        models share a rank.
     """
     refs = list(features)
     conf = Confidence(rounds=rounds)
@@ -119,7 +121,7 @@ def bootstrap(
         return conf
     n = len(next(iter(features.values()))[0])
     extra = sorted({name for values in (fixed or {}).values() for name in values})
-    compute = to_compute(names)
+    compute = list(dict.fromkeys(to_compute([*names, *also])))
     rng = np.random.default_rng(seed)
     ranks: dict[str, list[int]] = {r: [] for r in refs}
     first = dict.fromkeys(refs, 0.0)

@@ -9,7 +9,8 @@ Read it top to bottom; each step is one call into the module that does that one 
 4. embedding: one :class:`~.embed.EmbedRequest` for the run, served by the chosen backend
    (:mod:`.embed`), each row scored as it comes (:class:`~.scoring.Scoreboard`) and recorded;
 5. the raw-input baseline (:mod:`.baselines`) and the history signal (:mod:`.history`);
-6. the answer: standings, confidence, rows, verdicts, the Why (:mod:`.answer`).
+6. the answer: standings, confidence, rows, verdicts, the transfer plan (:mod:`.plan`), the Why
+   (:mod:`.answer`).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class Options:
     backend: str = defaults.BACKEND
     ray_address: str | None = None
     include_unavailable: bool = False
+    plan: str = "pick"  # pick | all | none: which candidates get a transfer plan and learning curve
 
 
 def recommend(
@@ -89,6 +91,10 @@ def recommend(
     :class:`~tlreg.advisor.errors.NoCandidatesError` when no model could be evaluated (exit 3).
     """
     opts = Options(**options)
+    if opts.plan not in answer.PLAN_CHOICES:
+        raise BadInputError(
+            f"Unknown --plan {opts.plan!r}.", hint=f"Use one of: {', '.join(answer.PLAN_CHOICES)}."
+        )
     if opts.bootstrap < 0:
         raise BadInputError(f"--bootstrap must be 0 (off) or a number of rounds, not {opts.bootstrap}.")
     registry = registry or Registry(db)
@@ -221,6 +227,7 @@ def _decide(
     conf = answer.resample(board, refs, baselines, standing, rounds=opts.bootstrap, seed=opts.seed)
     ranked_rows = answer.rows(board, standing, conf, baselines)
     answer.judge(ranked_rows[0], board, conf, raw_label=raw_label, n_classes=sub.num_classes)
+    answer.plan_rows(ranked_rows[0], board, which=opts.plan, seed=opts.seed)
     answer.warn_if_undecided(standing, conf, warns)
     return answer.answer(run, sub, board, standing, conf, ranked_rows, history=history)
 

@@ -105,6 +105,11 @@ class RankingRow:
     rank_interval: tuple[int, int] | None = None
     #: shares its rank (the combined score) with another candidate
     tied: bool = False
+    #: how to fine-tune it (:class:`tlreg.advisor.plan.TransferPlan` as a dict): the pick's, or every
+    #: candidate's with ``plan="all"``
+    plan: dict[str, Any] | None = None
+    #: its linear probe against the number of labels, extrapolated (:mod:`tlreg.advisor.learning_curve`)
+    learning_curve: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _clean(asdict(self))

@@ -19,6 +19,7 @@ import numpy as np
 from . import estimators as est
 from .errors import EstimatorError, NoCandidatesError
 from .rank import pooled, to_compute
+from .verdicts import verdict_names
 
 if TYPE_CHECKING:
     from tlreg.registry import ModelRecord
@@ -78,7 +79,7 @@ class Scoreboard:
 
     def score(self, feats: Features, record: ModelRecord | None = None) -> list[Scored]:
         """Score one row's features with every estimator (``record``: the model they came from)."""
-        scored = score_features(feats.features, feats.probs, self.labels, self.task, to_compute(self.names))
+        scored = score_features(feats.features, feats.probs, self.labels, self.task, self.computed)
         for item in scored:
             if item.error:
                 self.errors.setdefault(feats.label, []).append(item.error)
@@ -87,6 +88,11 @@ class Scoreboard:
         if record is not None:
             self.records[feats.label] = record
         return scored
+
+    @property
+    def computed(self) -> list[str]:
+        """What each row is scored with: the ranking's estimators' components and the verdicts'."""
+        return list(dict.fromkeys(to_compute([*self.names, *verdict_names(self.task, self.names)])))
 
     def skip(self, label: str, reason: str) -> None:
         self.skipped.append({"ref": label, "reason": reason})

@@ -31,7 +31,7 @@ import numpy as np
 import transfer_eval as ev
 from tlreg.advisor import rank
 from tlreg.advisor.confidence import SEPARABLE, tied_with_best
-from tlreg.advisor.verdicts import beaten_by, negative_transfer
+from tlreg.advisor.verdicts import beaten_by, negative_transfer, verdict_names
 
 HEURISTICS = ("most_params", "imagenet_top1", "name_match", "random")
 COMBINED = ev.COMBINED
@@ -231,7 +231,9 @@ def old_guard(candidate: Mapping[str, float], baseline: Mapping[str, float], nam
 
 
 def verdicts(results: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
-    """Negative transfer and frozen-feature verdicts (tlreg's and the old guard's) against the truth."""
+    """Negative transfer and frozen-feature verdicts (tlreg's, by the verdict estimators, and the old
+    guard's, by the ranking's ``names``) against the truth."""
+    old_names, names = names, verdict_names("classification", names)
     pairs = _pair(results)
     neg, neg_old, frozen, frozen_old = [], [], [], []
     flagged: list[dict[str, Any]] = []
@@ -245,13 +247,13 @@ def verdicts(results: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]
             truth = pairs[m, t]["finetune_acc"] <= pairs[random_init, t]["finetune_acc"]
             said = bool(negative_transfer(m, random_init, scores, names, n_classes=n_classes, rounds=rounds))
             neg.append((said, truth))
-            neg_old.append((old_guard(scores[m], scores[random_init], names), truth))
+            neg_old.append((old_guard(scores[m], scores[random_init], old_names), truth))
             beaten = set(
                 beaten_by(m, scores, [random_init, "raw"], names, n_classes=n_classes, rounds=rounds)
             )
             for b in (random_init, "raw"):
                 frozen.append((b in beaten, probes[m] < probes[b]))
-                frozen_old.append((old_guard(scores[m], scores[b], names), probes[m] < probes[b]))
+                frozen_old.append((old_guard(scores[m], scores[b], old_names), probes[m] < probes[b]))
             if said or beaten:
                 flagged.append(
                     {"model": m, "target": t, "negative_transfer": said, "beaten_by": sorted(beaten)}
@@ -432,12 +434,13 @@ def report(doc: Mapping[str, Any]) -> str:
         f"goal: beats every heuristic {goal['beats_every_heuristic']}; mean regret <= 1 pt "
         f"{goal['mean_regret_at_most_1pp']}; worst <= 3 pts {goal['worst_regret_at_most_3pp']}",
         "",
-        "Verdicts against the truth (pairs of candidate x target; frozen: pairs x baselines):",
+        "Verdicts against the truth (pairs of candidate x target; frozen: pairs x baselines).",
+        "tlreg claims no negative transfer from frozen scores; the rows say what such rules would flag:",
     ]
     for label, v in (
-        ("negative transfer (tlreg)", doc["negative_transfer"]),
+        ("negative transfer (frozen kNN rule)", doc["negative_transfer"]),
         ("negative transfer (old guard)", doc["old_guard"]["negative_transfer"]),
-        ("frozen features beaten (tlreg)", doc["frozen_features"]),
+        ("frozen features beaten (tlreg, kNN)", doc["frozen_features"]),
         ("frozen features beaten (old guard)", doc["old_guard"]["frozen_features"]),
     ):
         lines.append(

@@ -17,7 +17,7 @@ falls in the 80 % interval.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import hub_eval as he
@@ -26,7 +26,7 @@ from tlreg.advisor import rank
 from tlreg.advisor.depth import DepthProfile
 from tlreg.advisor.learning_curve import LearningCurve
 from tlreg.advisor.plan import make_plan
-from tlreg.advisor.verdicts import beaten_by
+from tlreg.advisor.verdicts import beaten_by, verdict_names
 
 FIXED = {"always_linear": ("linear", None), "always_partial": ("partial", 2), "always_full": ("full", None)}
 
@@ -70,10 +70,15 @@ def plans(results: Mapping[str, Any], hub: Mapping[str, Any], **options: Any) ->
     out = {}
     by_pair = {(p["model"], p["target"]): p for p in results["profiles"]}
     for (m, t), doc in by_pair.items():
-        scores, rounds = he._scores_and_rounds(hub, t, names)
+        scores, rounds = he._scores_and_rounds(hub, t, [*names, *verdict_names("classification", names)])
         random_init = f"{he.backbone(hub, m)}-random"
-        beaten = beaten_by(
-            m, scores, [random_init, "raw"], names, n_classes=len(hub["targets"][t]["classes"]), rounds=rounds
+        beaten = beaten_by(  # as recommend judges: by the verdict estimators
+            m,
+            scores,
+            [random_init, "raw"],
+            verdict_names("classification", names),
+            n_classes=len(hub["targets"][t]["classes"]),
+            rounds=rounds,
         )
         out[m, t] = make_plan(
             profile=_profile(doc["profile"]),
@@ -153,16 +158,45 @@ def curve_quality(results: Mapping[str, Any], hub: Mapping[str, Any]) -> dict[st
     }
 
 
+#: The linear-probe thresholds the plan's rule 2 is chosen among (None: never recommend linear).
+THRESHOLDS: tuple[float | None, ...] = (0.95, 0.97, 0.98, 0.99, 0.995, None)
+
+
+def threshold_loto(results: Mapping[str, Any], hub: Mapping[str, Any]) -> dict[str, Any]:
+    """Rule 2's threshold chosen leave-one-target-out: for each target, the threshold with the lowest
+    mean loss on the others (ties: the more conservative, a higher threshold, then never), judged on
+    the held-out target; and each threshold's loss on all pairs."""
+    per_pair = {th: policy_losses(results, hub, linear_enough=th) for th in THRESHOLDS}
+    targets = sorted(next(iter(per_pair.values()))["per_target"]["tlreg"])
+
+    def loss(th: float | None, keep: Sequence[str]) -> float:
+        pairs = [p for p in per_pair[th]["pairs"] if p["target"] in keep]
+        return float(np.mean([p["loss_pp"] for p in pairs]))
+
+    order = sorted(THRESHOLDS, key=lambda th: math.inf if th is None else th)  # conservative last
+    folds = {}
+    for held in targets:
+        rest = [t for t in targets if t != held]
+        chosen = min(reversed(order), key=lambda th: round(loss(th, rest), 9))
+        folds[held] = {"threshold": chosen, "loss_pp": loss(chosen, [held])}
+    return {
+        "by_threshold_pp": {str(th): per_pair[th]["mean"]["tlreg"] for th in THRESHOLDS},
+        "folds": folds,
+        "loto_loss_pp": float(np.mean([f["loss_pp"] for f in folds.values()])),
+    }
+
+
 def evaluate(results: Mapping[str, Any], hub: Mapping[str, Any]) -> dict[str, Any]:
     losses = policy_losses(results, hub)
-    without_profile = policy_losses(results, hub, use_profile=False)
+    with_profile = policy_losses(results, hub, use_profile=True)
     fixed_best = min(losses["mean"][n] for n in FIXED)
     return {
         "about": "Transfer plan and learning curve against partial and full fine-tunes: "
         "see bench/transfer_plan.py.",
         "plan_loss_pp": losses["mean"],
         "plan_loss_per_target_pp": losses["per_target"],
-        "plan_loss_without_profile_pp": without_profile["mean"]["tlreg"],
+        "plan_loss_with_profile_pp": with_profile["mean"]["tlreg"],
+        "linear_threshold": threshold_loto(results, hub),
         "modes_chosen": losses["modes_chosen"],
         "best_modes": losses["best_modes"],
         "goal": {
@@ -175,6 +209,8 @@ def evaluate(results: Mapping[str, Any], hub: Mapping[str, Any]) -> dict[str, An
 
 
 def report(doc: Mapping[str, Any]) -> str:
+    threshold = doc["linear_threshold"]
+    folds = threshold["folds"].values()
     lines = [
         "Transfer plan: points lost against the best mode in hindsight "
         "(linear probe, last 1/2/half blocks, full)",
@@ -187,7 +223,12 @@ def report(doc: Mapping[str, Any]) -> str:
         lines.append(f"{name:<16} {mean:>6.2f}  " + " ".join(f"{v:>9.2f}" for v in per.values()))
     lines += [
         "",
-        f"tlreg's plan without the depth profile: {doc['plan_loss_without_profile_pp']:.2f}",
+        "tlreg's plan with the depth profile (rule 3, off by default): "
+        f"{doc['plan_loss_with_profile_pp']:.2f}",
+        "linear-head threshold (rule 2), loss by threshold: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in threshold["by_threshold_pp"].items())
+        + f"; chosen leave-one-target-out: {sorted({str(f['threshold']) for f in folds})}"
+        f" (held-out loss {threshold['loto_loss_pp']:.2f})",
         f"modes tlreg chose: {doc['modes_chosen']}; best modes in hindsight: {doc['best_modes']}",
         f"goal: not worse than the best fixed policy {doc['goal']['not_worse_than_best_fixed_policy']}; "
         f"at most 1 point behind hindsight {doc['goal']['at_most_1pp_behind_hindsight']}",

@@ -31,6 +31,24 @@ def _rank(row: RankingRow) -> str:
     return f"{row.rank}=" if row.tied else str(row.rank)
 
 
+def plan_lines(row: RankingRow) -> list[str]:
+    """The pick's transfer plan and what more labels would bring, one line each."""
+    lines = []
+    if row.plan:
+        unfreeze = f" (unfreeze the last {row.plan['unfreeze']} blocks)" if row.plan.get("unfreeze") else ""
+        lines.append(f"Plan: {row.plan['mode']}{unfreeze}: {row.plan['why']}.")
+    curve = row.learning_curve or {}
+    for p in curve.get("predict") or []:
+        lines.append(
+            f"Labels: with {p['labels_x']:g}x the labels ({p['n']:.0f}), a linear head on its frozen "
+            f"features is expected to reach {p['expected']:.2f} ({p['low']:.2f}-{p['high']:.2f}, "
+            "80 % interval)."
+        )
+    if row.learning_curve and not curve.get("predict") and curve.get("note"):
+        lines.append(f"Labels: {curve['note']}.")
+    return lines
+
+
 def render(result: RecommendResult) -> None:
     console = stdout()
     cols = [
@@ -84,6 +102,8 @@ def render(result: RecommendResult) -> None:
     if result.best:
         console.print(f"Recommended: {result.best.ref}")
         console.print(f"Why: {result.reason}")
+        for line in plan_lines(result.best):
+            console.print(line)
     console.print(f"Run id: {result.run_id}")
 
 
@@ -157,6 +177,13 @@ def render(result: RecommendResult) -> None:
     help="Ray cluster to join: auto, or ray://HOST:10001 (default: start a local one).",
 )
 @click.option("--trust-remote-code", is_flag=True, help="Allow Hub models that ship their own Python code.")
+@click.option(
+    "--plan",
+    type=click.Choice(["pick", "all", "none"]),
+    default="pick",
+    show_default=True,
+    help="Which candidates get a transfer plan (mode, why) and a learning curve of labels.",
+)
 @click.option(
     "--include-unavailable",
     is_flag=True,

@@ -147,6 +147,8 @@ def diff(state: State, a: str, b: str, as_json: bool) -> None:
         console.print(f"  {key:<11} {plain(v['a']) or '(not set)'} -> {plain(v['b']) or '(not set)'}")
     pick = f"{d.pick['a']} -> {d.pick['b']}" if d.pick["changed"] else f"{d.pick['a']} (the same)"
     console.print(f"  pick        {pick}")
+    for p in d.plans:
+        console.print(f"  plan        {p['ref']}: {p['a'] or '(none)'} -> {p['b'] or '(none)'}")
     for line in d.notes:
         note(f"note: {line}")
     rows = [[s["ref"], s["estimator"], s["a"], s["b"], s["delta"]] for s in d.scores]

@@ -19,6 +19,7 @@ from tlreg.advisor.audit.records import load_run
 from tlreg.advisor.audit.verify import NOT_REPRODUCED, close
 from tlreg.advisor.cache import FeatureCache
 from tlreg.advisor.rank import DEFAULT_ESTIMATORS
+from tlreg.advisor.verdicts import VERDICT_ESTIMATORS
 from tlreg.registry import Registry, RunStore
 from tlreg.registry.errors import BadInputError
 from tlreg.registry.runs import Run, RunCandidate, RunResult, RunScore
@@ -26,6 +27,7 @@ from tlreg.registry.runs import Run, RunCandidate, RunResult, RunScore
 FAST = {"workers": 0, "baselines": False, "bootstrap": 0}
 
 DEFAULT = list(DEFAULT_ESTIMATORS["classification"])
+SCORED = [*DEFAULT, *VERDICT_ESTIMATORS["classification"]]  # ranked by, and judged by
 
 
 @pytest.fixture
@@ -56,7 +58,7 @@ def test_diff_says_what_changed(registry: Registry, image_folder: Path, models: 
         a.run_id, recommend(image_folder, registry=registry, models=[resnet, vit], **FAST).run_id
     )
     assert not same.changed and same.data["fingerprint"]["same"] and not same.added and not same.removed
-    assert all(s["delta"] == 0.0 for s in same.scores) and len(same.scores) == 2 * len(DEFAULT)
+    assert all(s["delta"] == 0.0 for s in same.scores) and len(same.scores) == 2 * len(SCORED)
 
     Image.new("RGB", (24, 24), (250, 0, 0)).save(image_folder / "class0" / "000.png")  # new content
     shutil.copy(image_folder / "class1" / "000.png", image_folder / "class1" / "new.png")  # a new item
@@ -71,7 +73,7 @@ def test_diff_says_what_changed(registry: Registry, image_folder: Path, models: 
     assert rev["ref"] == resnet and rev["a"] == {r.ref: r.revision for r in a.ranking}[resnet] != rev["b"]
     recorded = {(s.ref, s.estimator): s.value for s in RunStore(registry.engine).get(b.run_id)[2]}
     before = {(s.ref, s.estimator): s.value for s in RunStore(registry.engine).get(a.run_id)[2]}
-    assert {(s["ref"], s["estimator"]) for s in d.scores} == {(resnet, e) for e in DEFAULT}
+    assert {(s["ref"], s["estimator"]) for s in d.scores} == {(resnet, e) for e in SCORED}
     for s in d.scores:
         key = (s["ref"], s["estimator"])
         assert (

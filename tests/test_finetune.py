@@ -64,7 +64,7 @@ def test_linear_mode_from_a_run_reuses_the_cached_features_and_is_recorded(
 
     monkeypatch.setattr(features_module, "embed_into", no_forward)
     out = tmp_path / "ft"
-    result = finetune(run_id, out=out, registry=registry, epochs=20, **FAST)
+    result = finetune(run_id, out=out, registry=registry, mode="linear", epochs=20, **FAST)
 
     assert result.mode == "linear" and result.model_format == "linear" and result.run_id == run_id
     assert result.best_val_acc > 1 / 3 + 0.3  # 3 colour classes: chance is 1/3
@@ -413,7 +413,9 @@ def test_a_run_on_a_sample_fine_tunes_on_that_sample_from_the_cache_and_links_th
     with monkeypatch.context() as patched:
         patched.setattr(features_module, "embed_into", no_forward)
         reporter = Recorder()
-        result = finetune(run.run_id, out=tmp_path / "ft", registry=registry, reporter=reporter, epochs=2)
+        result = finetune(
+            run.run_id, out=tmp_path / "ft", registry=registry, reporter=reporter, mode="linear", epochs=2
+        )
     assert result.data["samples"] == 9 and result.data["fingerprint"] == run.data["fingerprint"]
     [note] = [n for n in reporter.notes if "sample" in n]
     assert f"run {run.run_id}'s sample: 9 of the 18 items" in note and "--full-data" in note
@@ -506,7 +508,9 @@ def test_the_reload_hint_is_the_one_the_readme_gives(run_id: str, tmp_path: Path
     assert 'tlreg.advisor.handoff.load_finetuned("OUT")' in readme
     out = tmp_path / "ft"
     table = CliRunner().invoke(
-        finetune_cmd, [run_id, "--out", str(out), "--epochs", "1", "--workers", "0"], obj=State(quiet=True)
+        finetune_cmd,
+        [run_id, "--out", str(out), "--mode", "linear", "--epochs", "1", "--workers", "0"],
+        obj=State(quiet=True),
     )
     assert table.exit_code == 0, table.output
     assert f'(reload: tlreg.advisor.handoff.load_finetuned("{out}"))' in table.stdout

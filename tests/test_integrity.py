@@ -14,6 +14,7 @@ import pytest
 from helpers import write_image_folder
 from tlreg.advisor.audit.records import list_runs, load_run
 from tlreg.advisor.rank import DEFAULT_ESTIMATORS
+from tlreg.advisor.verdicts import VERDICT_ESTIMATORS
 from tlreg.registry import Registry, RunStore
 
 RECOMMEND = (
@@ -24,6 +25,7 @@ RECOMMEND = (
 )
 
 DEFAULT = list(DEFAULT_ESTIMATORS["classification"])
+SCORED = [*DEFAULT, *VERDICT_ESTIMATORS["classification"]]  # ranked by, and judged by
 
 
 @pytest.mark.slow
@@ -55,7 +57,7 @@ def test_eight_concurrent_runs_all_land_complete_records(
         assert sorted(c.ref for c in candidates) == sorted(tiny_image_models)
         assert all(c.status == "ok" and c.revision and c.cache_key for c in candidates)
         assert sorted((s.ref, s.estimator) for s in scores) == sorted(
-            (ref, est) for ref in tiny_image_models for est in DEFAULT
+            (ref, est) for ref in tiny_image_models for est in SCORED
         )
         assert result is not None and result.ranking[0]["ref"] == result.best_ref
         picks.add(result.best_ref)

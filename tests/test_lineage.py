@@ -34,7 +34,9 @@ def test_a_linear_fine_tune_registers_as_a_head_on_its_parents_features(
     registry: Registry, image_folder: Path, small_resnet: str, tmp_path: Path
 ) -> None:
     picked = recommend(image_folder, registry=registry, workers=0, baselines=False, bootstrap=0)
-    result = finetune(picked.run_id, out=tmp_path / "ft", registry=registry, register=True, epochs=10, **FAST)
+    result = finetune(
+        picked.run_id, out=tmp_path / "ft", registry=registry, register=True, mode="linear", epochs=10, **FAST
+    )
     assert result.model_format == "linear" and result.registered
 
     child = registry.get(result.registered)

@@ -35,7 +35,7 @@ def every_run(client: MlflowClient, view: int = ViewType.ACTIVE_ONLY) -> list:
 def tuned_run(registry: Registry, image_folder: Path, tiny_image_models: list[str], tmp_path: Path) -> str:
     """A run with resampling confidence and baselines, and a linear fine-tune of its pick."""
     run_id = recommend(image_folder, registry=registry, workers=0, bootstrap=10).run_id
-    finetune(run_id, out=tmp_path / "ft", registry=registry, epochs=3, workers=0, batch_size=8)
+    finetune(run_id, out=tmp_path / "ft", registry=registry, mode="linear", epochs=3, workers=0, batch_size=8)
     return run_id
 
 

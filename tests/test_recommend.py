@@ -13,6 +13,7 @@ from tlreg.advisor.cache import CacheCorruptWarning, FeatureCache
 from tlreg.advisor.embed import cached as features_module
 from tlreg.advisor.errors import DatasetError, NoCandidatesError
 from tlreg.advisor.rank import DEFAULT_ESTIMATORS
+from tlreg.advisor.verdicts import VERDICT_ESTIMATORS
 from tlreg.registry import ModelSpec, Registry, RunStore
 from tlreg.registry.errors import UnknownModelError
 
@@ -42,7 +43,10 @@ def test_ranks_candidates_with_baselines_and_records_the_run(
     run, candidates, scores, final = RunStore(registry.engine).get(result.run_id)
     assert run.status == "done" and run.n_samples == 18 and len(run.sample_ids) == 18
     assert len(candidates) == 5 and final.best_ref == result.best.ref
-    assert {s.estimator for s in scores} == set(DEFAULT)
+    assert {s.estimator for s in scores} == {
+        *DEFAULT,
+        *VERDICT_ESTIMATORS["classification"],
+    }  # ranked, judged
 
 
 def test_a_second_run_does_no_forward_pass(

@@ -17,6 +17,7 @@ from helpers import save_tiny_timm
 from tlreg.advisor import recommend
 from tlreg.advisor.audit.records import list_runs, load_run, parse_since
 from tlreg.advisor.rank import DEFAULT_ESTIMATORS
+from tlreg.advisor.verdicts import VERDICT_ESTIMATORS
 from tlreg.cli.main import TlregGroup
 from tlreg.cli.runs_cmd import report, runs
 from tlreg.cli.state import State
@@ -184,7 +185,7 @@ def test_a_real_run_records_everything(
     for ref in tiny_image_models:
         cand = by_ref[ref]
         assert cand["status"] == "ok" and len(cand["revision"]) == 64 and len(cand["cache_key"]) == 64
-        assert {s["estimator"] for s in cand["scores"]} == set(DEFAULT)
+        assert {s["estimator"] for s in cand["scores"]} == {*DEFAULT, *VERDICT_ESTIMATORS["classification"]}
         assert all(s["seconds"] >= 0 and s["value"] is not None for s in cand["scores"])
         assert by_ref[f"{ref} (random init)"]["baseline_of"] == ref
     skipped = by_ref["timm:test_efficientnet.r160_in1k"]

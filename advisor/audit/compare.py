@@ -57,6 +57,8 @@ class RunDiff:
     scores: list[dict[str, Any]]
     ranks: list[dict[str, Any]]
     pick: dict[str, Any]
+    #: transfer plans that differ: {ref, a, b}, each "full", "partial-2", "linear" or None
+    plans: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -69,6 +71,7 @@ class RunDiff:
             or self.revisions
             or any(s["delta"] not in (None, 0.0) or (s["a"] is None) != (s["b"] is None) for s in self.scores)
             or self.pick["changed"]
+            or bool(self.plans)
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -117,6 +120,12 @@ def diff_runs(a: str, b: str, *, registry: Registry | None = None) -> RunDiff:
     ranks = [
         {"ref": ref, "a": rank_a.get(ref), "b": rank_b.get(ref)} for ref in dict.fromkeys([*rank_a, *rank_b])
     ]
+    plan_a, plan_b = ra.plans(), rb.plans()
+    plans = [
+        {"ref": ref, "a": plan_a.get(ref), "b": plan_b.get(ref)}
+        for ref in dict.fromkeys([*plan_a, *plan_b])
+        if plan_a.get(ref) != plan_b.get(ref)
+    ]
     notes = [f"run {r.id} is {r.run.status}: it has no result" for r in (ra, rb) if r.result is None]
     return RunDiff(
         a=run_a.id,
@@ -130,6 +139,7 @@ def diff_runs(a: str, b: str, *, registry: Registry | None = None) -> RunDiff:
         scores=scores,
         ranks=ranks,
         pick={"a": ra.pick, "b": rb.pick, "changed": ra.pick != rb.pick},
+        plans=plans,
         notes=notes,
     )
 

@@ -53,6 +53,11 @@ def iso_utc(when: datetime | None) -> str | None:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
 
 
+def plan_word(plan: dict[str, Any]) -> str:
+    """A transfer plan in one word: ``full``, ``linear``, ``partial-2``."""
+    return plan["mode"] + (f"-{plan['unfreeze']}" if plan.get("unfreeze") else "")
+
+
 def shown(when: datetime | None) -> str:
     """A time for people: ``2026-11-25 03:41:00 UTC``."""
     if when is None:
@@ -150,6 +155,11 @@ class RunRecord:
                 f"{conf.get('rounds', '?')} resamples."
             )
         return flags, ties
+
+    def plans(self) -> dict[str, str]:
+        """The recorded transfer plan of each planned candidate, as one word: ``full``, ``linear``,
+        ``partial-2`` (the pick's by default; every candidate's with ``--plan all``)."""
+        return {r["ref"]: plan_word(r["plan"]) for r in self.ranking() if r.get("plan")}
 
     def _repr_html_(self) -> str:
         """The run in a notebook: what, when, who, the pick and its verdicts, the ranking; plain HTML that

@@ -18,9 +18,9 @@ from typing import Any
 from tlreg.registry import Registry, RunStore
 
 from ..result import baseline_label, plain
-from .records import RunRecord, is_baseline, load_run, shown, write_atomic
+from .records import RunRecord, is_baseline, load_run, plan_word, shown, write_atomic
 from .scatter import Point, scatter
-from .svg import Bar, Interval, bar_chart, fmt, interval_chart
+from .svg import Bar, Interval, bar_chart, curve_chart, fmt, interval_chart, short
 
 CSS = "\n".join(
     [
@@ -293,6 +293,30 @@ def _pick_box(record: RunRecord) -> str:
     )
 
 
+def _transfer(record: RunRecord) -> str:
+    """How to fine-tune the planned candidates, and their learning curves (``recommend --plan``)."""
+    planned = [r for r in record.ranking() if r.get("plan") or r.get("learning_curve")]
+    if not planned:
+        return ""
+    html = "<h2>How to transfer it</h2>"
+    for i, r in enumerate(planned):
+        plan, curve = r.get("plan"), r.get("learning_curve") or {}
+        if plan:
+            html += (
+                f"<p><b>{escape(r['ref'])}</b>: <b>{escape(plan_word(plan))}</b> — {escape(plan['why'])}.</p>"
+            )
+        if curve.get("params"):
+            html += curve_chart(
+                f"curve-{i}",
+                f"Linear-probe {curve['metric']} by labels: {short(r['ref'])}",
+                curve,
+                metric=curve["metric"],
+            )
+        elif curve.get("note"):
+            html += f"<p class='muted'>No learning curve: {escape(curve['note'])}.</p>"
+    return html
+
+
 def render_report(record: RunRecord, *, throughput: dict[str, tuple[float, str]] | None = None) -> str:
     """The HTML page of one run; ``throughput``: measured samples/s by feature-cache key (cached models)."""
     run, result = record.run, record.result
@@ -325,6 +349,7 @@ def render_report(record: RunRecord, *, throughput: dict[str, tuple[float, str]]
         + _score_charts(record)
         + "<h2>Confidence</h2>"
         + _confidence(record)
+        + _transfer(record)
         + "<h2>Cost and benefit</h2>"
         + _tradeoffs(record, throughput or {})
         + _audit(record)

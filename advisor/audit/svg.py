@@ -218,3 +218,60 @@ def interval_chart(chart_id: str, title: str, rows: Sequence[Interval], n: int) 
                 f"P(best) {row.p_best:.0%}</text>"
             )
     return _svg(chart_id, height, body, title=title)
+
+
+def curve_chart(chart_id: str, title: str, curve: dict, *, metric: str = "accuracy") -> str:
+    """A learning curve (:mod:`tlreg.advisor.learning_curve`): the measured points (mean, ± one sd over
+    the repeats), the fitted saturating curve, and the prediction at more labels with its interval."""
+    points, params, predict = curve.get("points") or [], curve.get("params") or {}, curve.get("predict") or []
+    x_hi = 1.05 * max([p["n"] for p in points] + [p["n"] for p in predict] + [1.0])  # room for the mark
+    ys = [v for p in points for v in (p["mean"] - p["sd"], p["mean"] + p["sd"])]
+    ys += [v for p in predict for v in (p["low"], p["high"])]
+    y_lo = max(0.0, min(ys, default=0.0)) if metric == "accuracy" else min(ys, default=0.0)
+    y_lo, y_hi = math.floor(y_lo * 10) / 10, 1.0
+    left, top, plot_w, plot_h = 48, 28, WIDTH - 48 - 16, 170
+    x = lambda n: left + n / x_hi * plot_w  # noqa: E731
+    y = lambda v: top + (y_hi - min(max(v, y_lo), y_hi)) / ((y_hi - y_lo) or 1.0) * plot_h  # noqa: E731
+    axis_y = top + plot_h
+    body = [f'<text class="chart-title" x="0" y="16" font-weight="600">{escape(title)}</text>']
+    ticks, decimals = linear_ticks(y_lo, y_hi, most=5)
+    for t in ticks:
+        body.append(
+            f'<line class="grid" x1="{left}" x2="{left + plot_w}" y1="{y(t):.1f}" y2="{y(t):.1f}" '
+            'stroke="#eee"/>'
+            f'<text class="tick" x="{left - 6}" y="{y(t) + 4:.1f}" text-anchor="end" fill="#555" '
+            f'font-size="{FONT - 1}">{escape(tick_text(t, decimals=decimals))}</text>'
+        )
+    x_ticks, x_dec = linear_ticks(0.0, x_hi, most=5)
+    body += axis_ticks(x, x_ticks, axis_y + 14, decimals=x_dec)
+    body.append(
+        f'<line class="axis" x1="{left}" x2="{left + plot_w}" y1="{axis_y}" y2="{axis_y}" stroke="#888"/>'
+        f'<text x="{left + plot_w / 2:.0f}" y="{axis_y + 32}" text-anchor="middle">labelled items</text>'
+    )
+    if params:
+        a, b, c = params["a"], params["b"], params["c"]
+        start = min(p["n"] for p in points) if points else 1.0
+        ns = [start + (x_hi - start) * i / 40 for i in range(41)]
+        path = " ".join(f"{x(n):.1f},{y(a - b * n ** (-c)):.1f}" for n in ns)
+        body.append(f'<polyline class="fit" points="{path}" fill="none" stroke="#4c78a8" stroke-width="2"/>')
+    for p in points:
+        tip = f"{p['n']:.0f} labels: {metric} {p['mean']:.3f} ± {p['sd']:.3f}"
+        px = x(p["n"])
+        body.append(
+            f'<line class="spread" x1="{px:.1f}" x2="{px:.1f}" y1="{y(p["mean"] - p["sd"]):.1f}" '
+            f'y2="{y(p["mean"] + p["sd"]):.1f}" stroke="#333"/>'
+            f'<circle class="point" cx="{px:.1f}" cy="{y(p["mean"]):.1f}" r="4" fill="#333">'
+            f"<title>{escape(tip)}</title></circle>"
+        )
+    for p in predict:
+        tip = f"{p['n']:.0f} labels: expected {p['expected']:.2f} ({p['low']:.2f}–{p['high']:.2f}, 80 %)"
+        px = x(p["n"])
+        body.append(
+            f'<line class="predicted" x1="{px:.1f}" x2="{px:.1f}" y1="{y(p["low"]):.1f}" '
+            f'y2="{y(p["high"]):.1f}" stroke="#e45756" stroke-width="6" stroke-opacity="0.5"/>'
+            f'<circle class="predicted" cx="{px:.1f}" cy="{y(p["expected"]):.1f}" r="5" fill="#e45756">'
+            f"<title>{escape(tip)}</title></circle>"
+            f'<text class="value" x="{px - 8:.1f}" y="{y(p["high"]) - 6:.1f}" text-anchor="end">'
+            f"{p['labels_x']:g}× labels: {p['expected']:.2f}</text>"
+        )
+    return _svg(chart_id, axis_y + 42, body, title=title)

@@ -27,7 +27,7 @@ from tlreg.registry.errors import BadInputError, TlregError
 
 from ..cache import FeatureCache
 from ..result import RecommendResult
-from .records import RunRecord, load_run
+from .records import RunRecord, load_run, plan_word
 
 #: the CLI's exit code when a run does not reproduce (0: it does; 2: bad input such as an unknown id)
 NOT_REPRODUCED = 4
@@ -55,6 +55,8 @@ class VerifyResult:
     scores: list[dict[str, Any]]
     ranking: dict[str, Any]
     pick: dict[str, Any]
+    #: each recorded transfer plan and learning curve against the recomputed one
+    plans: list[dict[str, Any]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -207,6 +209,47 @@ def _compare(
     result.pick = {"recorded": record.pick, "now": pick_now, "same": pick_now == record.pick}
     if pick_now != record.pick:
         result.reasons.append(f"the pick changed: {record.pick} -> {pick_now}")
+    _compare_plans(record, now, result, rtol=rtol, atol=atol)
+
+
+def _expected(curve: dict[str, Any] | None) -> float | None:
+    predict = (curve or {}).get("predict") or []
+    return predict[0]["expected"] if predict else None
+
+
+def _compare_plans(
+    record: RunRecord, now: RecommendResult, result: VerifyResult, *, rtol: float, atol: float
+) -> None:
+    """The recorded transfer plans and learning curves against the recomputed ones."""
+    rows = {r.ref: r for r in now.ranking}
+    for r in record.ranking():
+        if not r.get("plan") and not r.get("learning_curve"):
+            continue
+        again = rows.get(r["ref"])
+        plan_then = plan_word(r["plan"]) if r.get("plan") else None
+        plan_now = plan_word(again.plan) if again is not None and again.plan else None
+        curve_then = _expected(r.get("learning_curve"))
+        curve_now = _expected(again.learning_curve) if again is not None else None
+        same_curve = (curve_then is None) == (curve_now is None) and (
+            curve_then is None or close(curve_then, curve_now, rtol=rtol, atol=atol)
+        )
+        result.plans.append(
+            {
+                "ref": r["ref"],
+                "recorded": plan_then,
+                "now": plan_now,
+                "curve_recorded": curve_then,
+                "curve_now": curve_now,
+                "ok": plan_then == plan_now and same_curve,
+            }
+        )
+        if plan_then != plan_now:
+            result.reasons.append(f"the transfer plan of {r['ref']} changed: {plan_then} -> {plan_now}")
+        elif not same_curve:
+            result.reasons.append(
+                f"the learning curve of {r['ref']} changed: a linear head with 2x the labels "
+                f"{curve_then} -> {curve_now}"
+            )
 
 
 def verify_run(

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tlreg.registry import Registry
 from tlreg.registry.errors import BadInputError
+from tlreg.registry.runs import RunResult
 
 from .. import defaults
 from ..cache import FeatureCache
@@ -91,14 +92,15 @@ def finetune(
     record: bool = True,
 ) -> FinetuneResult:
     """Fine-tune the run's best model (or ``model``) on ``data`` into ``out``; the Python twin of
-    ``tlreg finetune``. Options left as ``None`` take their defaults (``mode="linear"``,
-    ``unfreeze=2``, ``epochs``/``lr`` by mode: linear 50 / 1e-2, partial 10 / 1e-4, full 10 / 5e-5,
-    ``batch_size=32``, ``val_split=0.2``, ``seed=0``, ``label_smoothing=0``, ``patience=5`` (0: no
-    early stopping), ``weight_decay=0.01``), or, with ``resume=True``, the interrupted run's values.
-    On the run's data, the items are the run's sample (its cached features: no forward pass in
-    linear mode); ``full_data=True`` trains on every item (see :func:`~.inputs.load_data`).
-    ``register=True`` adds the fine-tuned model to the registry as a candidate, with its parent,
-    run and outcome (``result.registered`` is its ref; see :mod:`tlreg.registry.lineage`).
+        ``tlreg finetune``. Options left as ``None`` take their defaults (``mode``: the run's transfer plan
+    for the model, see :mod:`tlreg.advisor.plan`, else ``"linear"``;
+        ``unfreeze=2``, ``epochs``/``lr`` by mode: linear 50 / 1e-2, partial 10 / 1e-4, full 10 / 5e-5,
+        ``batch_size=32``, ``val_split=0.2``, ``seed=0``, ``label_smoothing=0``, ``patience=5`` (0: no
+        early stopping), ``weight_decay=0.01``), or, with ``resume=True``, the interrupted run's values.
+        On the run's data, the items are the run's sample (its cached features: no forward pass in
+        linear mode); ``full_data=True`` trains on every item (see :func:`~.inputs.load_data`).
+        ``register=True`` adds the fine-tuned model to the registry as a candidate, with its parent,
+        run and outcome (``result.registered`` is its ref; see :mod:`tlreg.registry.lineage`).
     """
     registry = registry or Registry(db)
     reporter = reporter or SilentTraining()
@@ -140,9 +142,12 @@ def finetune(
         "patience": patience,
         "weight_decay": weight_decay,
     }
-    opts = Options.resolve(given, stored["options"] if resume and stored else None)
     run, result = get_run(registry, run_id) if run_id else (None, None)
     record_ = registry.get(pick_model(run, result, model))
+    planned = planned_mode(result, record_.ref) if mode is None and not resume else None
+    if planned is not None:
+        given["mode"], given["unfreeze"] = planned[0], unfreeze or planned[1]
+    opts = Options.resolve(given, stored["options"] if resume and stored else None)
     columns = {"text_col": text_col, "image_col": image_col, "label_col": label_col}
     if resume and stored:
         columns = {k: columns[k] or stored["columns"].get(k) for k in columns}
@@ -151,6 +156,8 @@ def finetune(
         reporter.note(f"warning: {message}")
     for message in ds.notes:
         reporter.note(message)
+    if planned is not None:
+        reporter.note(f"mode {planned[0]}: run {run_id}'s transfer plan for {record_.ref} (--mode wins)")
     if resume and stored and ds.fingerprint != stored["fingerprint"]:
         raise BadInputError(
             f"{ds.path}: the data changed since the interrupted fine-tune (another fingerprint).",
@@ -196,6 +203,14 @@ def finetune(
     if register and result.model_dir:
         result.registered = registry.add_ref(result.model_dir)[0].ref
     return result
+
+
+def planned_mode(result: RunResult | None, ref: str) -> tuple[str, int | None] | None:
+    """The fine-tuning mode (and blocks to unfreeze) the run's transfer plan gives ``ref``, if any."""
+    for row in (result.ranking if result else None) or []:
+        if row.get("ref") == ref and row.get("plan"):
+            return row["plan"]["mode"], row["plan"].get("unfreeze")
+    return None
 
 
 def _train(
