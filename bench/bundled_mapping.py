@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_sample_images
 from timm.data import ImageNetInfo
-from tlreg.registry.sources.bundled import BUNDLES, installed
+from tlreg.registry.sources.bundles import BUNDLES, installed
 from tlreg.registry.weights import read_state_dict
 
 NORMALISATIONS = {

@@ -24,6 +24,7 @@ EXAMPLES: dict[str, list[str]] = {
         "tlreg recommend ./reviews.csv --text-col review --label-col stars --models 'hf:*' --top 5",
         "tlreg recommend ./data --json | jq -r .best.ref",
         "tlreg recommend ./data --models @champion --models 'timm:convnext*' --per-class 50",
+        "tlreg recommend ./data --plan all --json | jq '.ranking[] | {ref, mode: .plan.mode}'",
     ],
     "finetune": [
         f"tlreg finetune {RUN} --out ./ft",

@@ -36,7 +36,7 @@ def plan_lines(row: RankingRow) -> list[str]:
     lines = []
     if row.plan:
         unfreeze = f" (unfreeze the last {row.plan['unfreeze']} blocks)" if row.plan.get("unfreeze") else ""
-        lines.append(f"Plan: {row.plan['mode']}{unfreeze}: {row.plan['why']}.")
+        lines.append(f"Plan: {row.plan['mode']}{unfreeze} - {row.plan['why']}.")
     curve = row.learning_curve or {}
     for p in curve.get("predict") or []:
         lines.append(

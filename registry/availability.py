@@ -85,7 +85,7 @@ def _local(entry: ModelBase) -> str | None:
 
 
 def _bundled(entry: ModelBase) -> str | None:
-    from .sources.bundled import BUNDLES, missing
+    from .sources.bundles import BUNDLES, missing
 
     bundle = BUNDLES.get(entry.ref.removeprefix("pkg:"))
     package = missing(bundle) if bundle else None
@@ -104,15 +104,16 @@ def unavailable(entry: ModelBase) -> str | None:
     """Why ``entry`` cannot be loaded now, or None when it can (as far as files can tell). A
     linear-mode fine-tune is a head on its parent's features: it loads only if its parent does."""
     from .lineage import parent_entry
-    from .sources import sources
 
-    hook = getattr(sources().get(entry.source), "unavailable", None)
-    if hook is not None:
-        reason = hook(entry)
-    elif entry.source in HUB_SCHEMES and hub.online():
+    if entry.source in HUB_SCHEMES and hub.online():
         reason = None  # downloadable now
+    elif entry.source in _BUILT_IN:  # files only: loading the built-in sources would import timm
+        reason = _BUILT_IN[entry.source](entry)
     else:
-        reason = _BUILT_IN.get(entry.source, lambda _: None)(entry)
+        from .sources import sources
+
+        hook = getattr(sources().get(entry.source), "unavailable", None)
+        reason = hook(entry) if hook is not None else None
     base = parent_entry(entry) if reason is None else None
     if base is not None and (why := unavailable(base)):
         return f"its parent {base.ref}: {why}"

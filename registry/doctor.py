@@ -8,7 +8,6 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import torch
 from sqlalchemy.engine import make_url
 
 from . import config, hub
@@ -44,6 +43,8 @@ def folder_size(path: Path) -> int:
 
 def best_device() -> str:
     """CUDA, then Apple's MPS, then the CPU."""
+    import torch  # here, not at import: `tlreg --help` loads this module and must not load torch
+
     if torch.cuda.is_available():
         return "cuda"
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
@@ -52,6 +53,8 @@ def best_device() -> str:
 
 
 def diagnose(db: str | None = None) -> dict[str, Any]:
+    import torch
+
     url = db or config.db_url()
     report: dict[str, Any] = {"python": sys.version.split()[0], "platform": platform.platform()}
     report.update({f"version {p}": _version(p) for p in PACKAGES})

@@ -10,7 +10,7 @@ from PIL import Image
 from sklearn.datasets import load_sample_images
 from timm.data import ImageNetInfo
 from tlreg.registry import Registry
-from tlreg.registry.sources.bundled import BUNDLES, installed, missing
+from tlreg.registry.sources.bundles import BUNDLES, installed, missing
 from tlreg.registry.weights import sha256
 
 #: One package each; all-mpnet-base-v2 (a zip split across five packages) is tested on its own.

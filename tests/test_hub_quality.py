@@ -142,3 +142,20 @@ def test_report_runs_from_the_committed_results_without_building(tmp_path: Path,
 def test_report_without_results_is_one_line(tmp_path: Path, capsys) -> None:
     code = hq.main(["--report", "--results", str(tmp_path / "none.json"), "--out", str(tmp_path / "o.json")])
     assert code == 2 and "no such file" in capsys.readouterr().err
+
+
+def test_the_transfer_plan_report_reproduces_the_committed_figures(tmp_path: Path, capsys) -> None:
+    """``bench/transfer_plan.py --report`` recomputes data/bench/transfer_plan.json from the committed
+    results; the README's figures are those."""
+    import transfer_plan as tp
+
+    committed = json.loads(tp.EVALUATION.read_text())
+    out = tmp_path / "plan.json"
+    assert tp.main(["--report", "--out", str(out)]) == 0
+    assert "tlreg" in capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert doc["plan_loss_pp"] == pytest.approx(committed["plan_loss_pp"])
+    assert doc["curve"]["coverage"] == pytest.approx(committed["curve"]["coverage"])
+    assert doc["curve"]["coverage"] >= 0.8
+    assert doc["goal"] == {"not_worse_than_best_fixed_policy": True, "at_most_1pp_behind_hindsight": True}
+    assert {f["threshold"] for f in doc["linear_threshold"]["folds"].values()} == {None}  # plan.LINEAR_ENOUGH

@@ -254,24 +254,26 @@ def curve_chart(chart_id: str, title: str, curve: dict, *, metric: str = "accura
         ns = [start + (x_hi - start) * i / 40 for i in range(41)]
         path = " ".join(f"{x(n):.1f},{y(a - b * n ** (-c)):.1f}" for n in ns)
         body.append(f'<polyline class="fit" points="{path}" fill="none" stroke="#4c78a8" stroke-width="2"/>')
+
+    def mark(cls: str, n: float, mid: float, lo: float, hi: float, tip: str, colour: str, wide: bool) -> str:
+        """A dot at ``mid`` with a whisker from ``lo`` to ``hi`` at ``n`` labels."""
+        stroke = 'stroke-width="6" stroke-opacity="0.5"' if wide else ""
+        return (
+            f'<line class="{cls}" x1="{x(n):.1f}" x2="{x(n):.1f}" y1="{y(lo):.1f}" y2="{y(hi):.1f}" '
+            f'stroke="{colour}" {stroke}/><circle class="{cls}" cx="{x(n):.1f}" cy="{y(mid):.1f}" '
+            f'r="{5 if wide else 4}" fill="{colour}"><title>{escape(tip)}</title></circle>'
+        )
+
     for p in points:
         tip = f"{p['n']:.0f} labels: {metric} {p['mean']:.3f} ± {p['sd']:.3f}"
-        px = x(p["n"])
         body.append(
-            f'<line class="spread" x1="{px:.1f}" x2="{px:.1f}" y1="{y(p["mean"] - p["sd"]):.1f}" '
-            f'y2="{y(p["mean"] + p["sd"]):.1f}" stroke="#333"/>'
-            f'<circle class="point" cx="{px:.1f}" cy="{y(p["mean"]):.1f}" r="4" fill="#333">'
-            f"<title>{escape(tip)}</title></circle>"
+            mark("point", p["n"], p["mean"], p["mean"] - p["sd"], p["mean"] + p["sd"], tip, "#333", False)
         )
     for p in predict:
         tip = f"{p['n']:.0f} labels: expected {p['expected']:.2f} ({p['low']:.2f}–{p['high']:.2f}, 80 %)"
-        px = x(p["n"])
         body.append(
-            f'<line class="predicted" x1="{px:.1f}" x2="{px:.1f}" y1="{y(p["low"]):.1f}" '
-            f'y2="{y(p["high"]):.1f}" stroke="#e45756" stroke-width="6" stroke-opacity="0.5"/>'
-            f'<circle class="predicted" cx="{px:.1f}" cy="{y(p["expected"]):.1f}" r="5" fill="#e45756">'
-            f"<title>{escape(tip)}</title></circle>"
-            f'<text class="value" x="{px - 8:.1f}" y="{y(p["high"]) - 6:.1f}" text-anchor="end">'
+            mark("predicted", p["n"], p["expected"], p["low"], p["high"], tip, "#e45756", True)
+            + f'<text class="value" x="{x(p["n"]) - 8:.1f}" y="{y(p["high"]) - 6:.1f}" text-anchor="end">'
             f"{p['labels_x']:g}× labels: {p['expected']:.2f}</text>"
         )
     return _svg(chart_id, axis_y + 42, body, title=title)
