@@ -43,3 +43,14 @@ WEIGHT_DECAY = 0.01
 #: What ``--export`` writes instead of training: a PyTorch script, timm train.py arguments and
 #: script, or a Hugging Face Trainer script.
 EXPORTS = ("script", "timm", "hf")
+
+# --- the audit trail (tlreg runs) ----------------------------------------------------------------
+#: What ``tlreg runs export --format`` writes.
+EXPORT_FORMATS = ("json", "csv", "md")
+#: The MLflow model-version alias ``runs export --mlflow --register-model`` sets on the pick.
+MLFLOW_ALIAS = "tlreg-pick"
+#: ``tlreg runs verify``: score tolerances, and the exit code of a run that does not reproduce
+#: (0: it does; 2: bad input such as an unknown id).
+VERIFY_RTOL = 1e-6
+VERIFY_ATOL = 1e-9
+NOT_REPRODUCED = 4

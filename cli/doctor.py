@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from tlreg.registry.doctor import diagnose
 
 from .output import emit_json, snake, stdout, table
 from .state import State, pass_state
@@ -14,6 +13,8 @@ from .state import State, pass_state
 @pass_state
 def doctor(state: State, as_json: bool) -> None:
     """Versions, device, offline state, and where the database and caches are (with sizes)."""
+    from tlreg.registry.doctor import diagnose  # here: `tlreg --help` must not load the store
+
     report = diagnose(state.db)
     if as_json:
         emit_json({snake(k): v for k, v in report.items()})

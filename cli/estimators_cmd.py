@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from tlreg.advisor.estimators import available
 
 from .output import emit_json, stdout, table
 
@@ -19,6 +18,8 @@ def estimators() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print every estimator's metadata as a JSON list.")
 def list_(as_json: bool) -> None:
     """List the registered estimators, built-in and from plugins."""
+    from tlreg.advisor.estimators import available  # here: `tlreg --help` must not load SciPy
+
     infos = available()
     if as_json:
         emit_json([info.to_dict() for info in infos])

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
-from tlreg.advisor.audit.compare import FORMATS, diff_runs, export_mlflow, export_run, verify_run
-from tlreg.advisor.audit.mlflow_export import ALIAS
-from tlreg.advisor.audit.records import RunRecord, list_runs, load_run, shown
-from tlreg.advisor.audit.report import write_report
-from tlreg.advisor.audit.verify import ATOL, NOT_REPRODUCED, RTOL, VerifyResult
+from tlreg.advisor import defaults as d
 
 from .output import emit_json, note, percent, plain, stdout, table, when
 from .state import State, pass_state
+
+if TYPE_CHECKING:  # the audit modules load when a command runs: `tlreg --help` stays light
+    from tlreg.advisor.audit.records import RunRecord
+    from tlreg.advisor.audit.verify import VerifyResult
 
 
 @click.group()
@@ -27,6 +29,8 @@ def runs() -> None:
 @pass_state
 def list_cmd(state: State, since: str | None, limit: int | None, as_json: bool) -> None:
     """Runs, newest first: id, when, who, data, samples, pick, status."""
+    from tlreg.advisor.audit.records import list_runs
+
     summaries = list_runs(since=since, limit=limit, registry=state.registry)
     if as_json:
         emit_json([s.to_dict() for s in summaries])
@@ -39,6 +43,8 @@ def list_cmd(state: State, since: str | None, limit: int | None, as_json: bool) 
 
 
 def _show(record: RunRecord) -> None:
+    from tlreg.advisor.audit.records import shown
+
     run, result, console = record.run, record.result, stdout()
     console.print(f"Run {run.id}: {run.status}" + (f" ({run.failure})" if run.failure else ""))
     console.print(f"  when     {shown(run.created_at)} -> {shown(run.finished_at)}")
@@ -105,6 +111,8 @@ def _show(record: RunRecord) -> None:
 @pass_state
 def show(state: State, run_id: str, as_json: bool) -> None:
     """Everything recorded about a run (RUN_ID or a unique prefix), and the fine-tunes that followed."""
+    from tlreg.advisor.audit.records import load_run
+
     record = load_run(run_id, registry=state.registry)
     if as_json:
         emit_json(record.to_dict())
@@ -119,6 +127,8 @@ def show(state: State, run_id: str, as_json: bool) -> None:
 @pass_state
 def diff(state: State, a: str, b: str, as_json: bool) -> None:
     """What changed from run A to run B: data, candidates, revisions, scores (B - A), pick."""
+    from tlreg.advisor.audit.compare import diff_runs
+
     d = diff_runs(a, b, registry=state.registry)
     if as_json:
         emit_json(d.to_dict())
@@ -161,7 +171,7 @@ def diff(state: State, a: str, b: str, as_json: bool) -> None:
 
 @runs.command()
 @click.argument("run_id")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(d.EXPORT_FORMATS), default="json", show_default=True)
 @click.option(
     "--out", type=click.Path(dir_okay=False), help="Write to this file (atomically) instead of stdout."
 )
@@ -180,7 +190,7 @@ def diff(state: State, a: str, b: str, as_json: bool) -> None:
 )
 @click.option(
     "--alias",
-    default=ALIAS,
+    default=d.MLFLOW_ALIAS,
     show_default=True,
     help="The alias the registered version gets (--register-model).",
 )
@@ -196,6 +206,8 @@ def export(
     **mlflow_options: str | None,
 ) -> None:
     """A run as JSON (the whole record), CSV (one row per candidate) or Markdown; or logged to MLflow."""
+    from tlreg.advisor.audit.compare import export_mlflow, export_run
+
     if not mlflow:
         given = ("artifact_location", "register_model")
         used = [f"--{k.replace('_', '-')}" for k in given if mlflow_options[k] is not None]
@@ -253,12 +265,18 @@ def _verdict(v: VerifyResult) -> None:
 )
 @click.option("--device", help="Embed on this device instead of the run's (auto, cpu, cuda, ...).")
 @click.option("--workers", type=click.IntRange(min=0), help="DataLoader workers instead of the run's.")
-@click.option("--rtol", type=float, default=RTOL, show_default=True, help="Relative tolerance on scores.")
-@click.option("--atol", type=float, default=ATOL, show_default=True, help="Absolute tolerance on scores.")
+@click.option(
+    "--rtol", type=float, default=d.VERIFY_RTOL, show_default=True, help="Relative tolerance, scores."
+)
+@click.option(
+    "--atol", type=float, default=d.VERIFY_ATOL, show_default=True, help="Absolute tolerance, scores."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.pass_context
 def verify(ctx: click.Context, run_id: str, as_json: bool, **options: object) -> None:
     """Recompute a run and check that data, scores, ranking and pick reproduce (exit 4 if not)."""
+    from tlreg.advisor.audit.verify import verify_run
+
     state = ctx.ensure_object(State)
     result = verify_run(run_id, registry=state.registry, **options)
     if as_json:
@@ -266,7 +284,7 @@ def verify(ctx: click.Context, run_id: str, as_json: bool, **options: object) ->
     else:
         _verdict(result)
     if not result.reproduced:
-        ctx.exit(NOT_REPRODUCED)
+        ctx.exit(d.NOT_REPRODUCED)
 
 
 @click.command()
@@ -276,6 +294,9 @@ def verify(ctx: click.Context, run_id: str, as_json: bool, **options: object) ->
 @pass_state
 def report(state: State, run_id: str, out: str, as_json: bool) -> None:
     """Write one self-contained HTML page about a run: ranking, charts, audit details."""
+    from tlreg.advisor.audit.records import load_run
+    from tlreg.advisor.audit.report import write_report
+
     path = write_report(run_id, out, registry=state.registry)
     if as_json:
         emit_json({"run_id": load_run(run_id, registry=state.registry).id, "path": str(path.resolve())})

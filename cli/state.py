@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import click
-from tlreg.registry import Registry
+
+if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic) loads when a command opens it, not at start-up
+    from tlreg.registry import Registry
 
 
 @dataclass

@@ -23,11 +23,12 @@ from typing import Any
 from tlreg.registry import Registry
 from tlreg.registry.errors import BadInputError
 
+from .. import defaults
 from .mlflow_export import export_mlflow
 from .records import RunRecord, load_run, shown, write_atomic
 from .verify import VerifyResult, verify_run
 
-FORMATS = ("json", "csv", "md")
+FORMATS = defaults.EXPORT_FORMATS
 #: sample ids listed by name in a diff; beyond this only counted
 MAX_IDS = 20
 

@@ -27,13 +27,14 @@ from tlreg.registry import Registry
 from tlreg.registry.errors import BadInputError, TlregError
 from tlreg.registry.outcomes import FinetuneOutcome
 
+from .. import defaults
 from ..errors import TrackingError
 from . import mlflow_content as content
 from .records import RunRecord, load_run
 from .report import write_report
 
 EXPERIMENT = "tlreg"
-ALIAS = "tlreg-pick"
+ALIAS = defaults.MLFLOW_ALIAS
 _STATUS = {"done": "FINISHED", "failed": "FAILED", "running": "RUNNING"}
 _BATCH = 100  # MLflow takes at most 100 params or tags per log_batch call
 

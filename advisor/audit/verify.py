@@ -25,14 +25,15 @@ from typing import Any
 from tlreg.registry import Registry
 from tlreg.registry.errors import BadInputError, TlregError
 
+from .. import defaults
 from ..cache import FeatureCache
 from ..result import RecommendResult
 from .records import RunRecord, load_run, plan_word
 
 #: the CLI's exit code when a run does not reproduce (0: it does; 2: bad input such as an unknown id)
-NOT_REPRODUCED = 4
-RTOL = 1e-6
-ATOL = 1e-9
+NOT_REPRODUCED = defaults.NOT_REPRODUCED
+RTOL = defaults.VERIFY_RTOL
+ATOL = defaults.VERIFY_ATOL
 
 
 def close(a: float | None, b: float | None, *, rtol: float = RTOL, atol: float = ATOL) -> bool:
