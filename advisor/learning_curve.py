@@ -106,9 +106,16 @@ def _probe_score(
     from sklearn.preprocessing import StandardScaler
 
     if task == "classification":
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
-        model.fit(train_x, train_y)
-        return float((model.predict(test_x) == test_y).mean())
+        scaler = StandardScaler().fit(train_x)
+        train_s, test_s = scaler.transform(train_x), scaler.transform(test_x)
+        if len(train_s) < train_s.shape[1]:
+            # Fewer items than dimensions: an L2-penalised linear model's weights lie in the span of the
+            # training items (the representer theorem), so fitting on their coordinates in that span
+            # gives the same predictions, in n instead of D dimensions (20x faster at 96 x 1280).
+            basis = np.linalg.svd(train_s, full_matrices=False)[2].T
+            train_s, test_s = train_s @ basis, test_s @ basis
+        model = LogisticRegression(C=1.0, max_iter=1000).fit(train_s, train_y)
+        return float((model.predict(test_s) == test_y).mean())
     model = make_pipeline(StandardScaler(), Ridge(alpha=1.0))
     model.fit(train_x, train_y)
     residual = float(((model.predict(test_x) - test_y) ** 2).sum())

@@ -77,3 +77,21 @@ def test_no_block_sequence_plans_linear_or_full_only() -> None:
     )
     assert given.mode == "linear"
     assert make_plan(profile=None, curve=None, frozen_beaten_by=None, n_labelled=500).mode == "full"
+
+
+def test_the_probe_in_the_span_of_the_items_predicts_as_the_probe_in_full_dimension() -> None:
+    """Fewer items than dimensions: the probe fits in the items' span (representer theorem); its
+    predictions equal scikit-learn's pipeline on all D dimensions."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from tlreg.advisor.learning_curve import _probe_score
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, 140)
+    x = rng.normal(size=(140, 300)) + 0.3 * labels[:, None] * rng.normal(size=300)
+    direct = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000)).fit(
+        x[:60], labels[:60]
+    )
+    expected = float((direct.predict(x[60:]) == labels[60:]).mean())
+    assert _probe_score(x[:60], labels[:60], x[60:], labels[60:], "classification") == expected
