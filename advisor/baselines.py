@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 from PIL import Image
-from tlreg.registry.feature_extractor import open_image
+from tlreg.registry.images import open_image
 
 from .cache import FeatureCache, cache_key
 from .data import Dataset

@@ -24,11 +24,14 @@ learning curve says what a linear head would reach and what more labels would br
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .depth import DepthProfile
 from .learning_curve import LearningCurve, learning_curve
+
+if TYPE_CHECKING:  # the profile needs torch to measure; a plan only reads it (a cached run loads no torch)
+    from .depth import DepthProfile
 
 MODES = ("linear", "partial", "full")
 #: A frozen-feature probe predicted at least this accurate with all the labels is "enough" (None:

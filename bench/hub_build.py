@@ -279,7 +279,7 @@ def register(work: Path, folder: Path) -> str:
 
 def raw_pixels(ds: Any) -> np.ndarray:
     """16x16 RGB pixels in [0, 1] (the raw baseline's input; the probe standardises on the train split)."""
-    from tlreg.registry.feature_extractor import open_image
+    from tlreg.registry.images import open_image
 
     return np.stack(
         [

@@ -413,7 +413,7 @@ def wide_folder(tmp_path: Path) -> Path:
 def test_16_bit_and_float_images_are_scaled_to_8_bits_not_clipped(wide_folder: Path) -> None:
     """Pillow's convert("RGB") clipped these at 255: 14 levels became 0/255 and [0, 1] floats black."""
     from tlreg.advisor.baselines import PIXELS, raw_features
-    from tlreg.registry.feature_extractor import open_image
+    from tlreg.registry.images import open_image
 
     sub = sample(load_dataset(wide_folder))
     paths = {Path(p).name: Path(p) for p in sub.items}
@@ -435,7 +435,7 @@ def test_16_bit_and_float_images_are_scaled_to_8_bits_not_clipped(wide_folder: P
 
 
 def test_16_bit_scaling_keeps_non_finite_and_flat_images_readable(tmp_path: Path) -> None:
-    from tlreg.registry.feature_extractor import open_image
+    from tlreg.registry.images import open_image
 
     holes = np.linspace(0.0, 1.0, 16, dtype=np.float32).reshape(4, 4)
     holes[0, 0], holes[1, 1] = np.nan, np.inf
