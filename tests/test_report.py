@@ -485,3 +485,13 @@ def test_notebook_tables_render_in_chromium(
     problems, layout, png = open_in_chromium(page, tmp_path / "profile", width=1400)
     (screenshot_dir(tmp_path) / "notebook.png").write_bytes(png)
     assert problems == [] and layout["overflowing"] == []
+
+
+def test_no_x_tick_label_runs_into_the_y_tick_labels() -> None:
+    """At 400 px a measured throughput of ~100 samples/s put the "100" tick at the plot's left edge,
+    over the lowest y tick ("0.40"): the browser test saw the clash only when the timing fell so."""
+    points = [Point("a", 99.0, 0.4), Point("b", 1e5, 0.7), Point("c", 1e9, 1.0, pick=True)]
+    svg = scatter("t", "t", points, x_label="samples/s", y_label="combined", maximize_x=True)
+    x_ticks = re.findall(r'<text class="tick" x="([\d.]+)" y="268\.0"[^>]*>([^<]+)</text>', svg)
+    assert x_ticks and "100" not in [t for _, t in x_ticks]
+    assert all(float(x) - len(t) * 7.0 / 2 >= 46 for x, t in x_ticks)  # the plot's left edge

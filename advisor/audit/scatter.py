@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from html import escape
 
 from ..result import human_count
-from .svg import FONT, WIDTH, _svg, axis_ticks, fmt, linear_ticks, short
+from .svg import FONT, TICK_CHAR_W, WIDTH, _svg, axis_ticks, fmt, linear_ticks, short, tick_text
 
 LABEL_FONT = 11
 #: the width taken for a label character at LABEL_FONT px: a little over the average of the sans-serif
@@ -132,7 +132,9 @@ def scatter(
     ticks = _log_ticks(x_lo, x_hi)
     for t in ticks:
         body.append(f'<line x1="{sx(t):.1f}" x2="{sx(t):.1f}" y1="{top}" y2="{top + ph}" stroke="#eee"/>')
-    body += axis_ticks(sx, ticks, top + ph + 14, decimals=None)
+    # a tick label at the left edge would run into the lowest y-tick label: leave it out
+    labelled = [t for t in ticks if sx(t) - len(tick_text(t)) * TICK_CHAR_W / 2 >= left]
+    body += axis_ticks(sx, labelled, top + ph + 14, decimals=None)
     y_ticks, decimals = linear_ticks(y_lo, y_hi, most=5)
     for t in y_ticks:
         body.append(
