@@ -14,17 +14,6 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import urlparse
 
-from huggingface_hub import HfApi, hf_hub_download, snapshot_download
-from huggingface_hub.errors import (
-    EntryNotFoundError,
-    GatedRepoError,
-    LocalEntryNotFoundError,
-    OfflineModeIsEnabled,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-    RevisionResolutionError,
-)
-
 from . import config
 from .errors import BadInputError, OfflineError, UnknownModelError
 from .refs import SHA_RE
@@ -73,6 +62,18 @@ def _offline_error(repo: str, what: str) -> OfflineError:
 
 
 def _translate(exc: Exception, repo: str, revision: str | None, what: str) -> Exception:
+    # huggingface_hub loads here and in the calls below, not at import: `tlreg registry list` reads the
+    # Hub's cache folders only, and its start-up must not pay for the client (0.2 s on 2 cores)
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+        RevisionResolutionError,
+    )
+
     if isinstance(exc, RepositoryNotFoundError | GatedRepoError):
         return UnknownModelError(f"hf:{repo}", what="on the Hugging Face Hub (or it is private or gated)")
     if isinstance(exc, RevisionNotFoundError):
@@ -95,6 +96,8 @@ def resolve_revision(repo: str, revision: str | None = None) -> str:
         snap = config.hf_cache_dir() / f"models--{repo.replace('/', '--')}" / "snapshots" / revision
         if snap.is_dir():
             return revision
+    from huggingface_hub import HfApi
+
     try:
         resolved = HfApi().resolve_revision(
             repo, revision=revision, local_files_only=local, cache_dir=config.hf_cache_dir()
@@ -106,6 +109,9 @@ def resolve_revision(repo: str, revision: str | None = None) -> str:
 
 def download(repo: str, filenames: Sequence[str], *, revision: str) -> Path:
     """The first of ``filenames`` that the repository has at ``revision``, as a local path."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
     local = not online()
     last: Exception | None = None
     for name in filenames:
@@ -125,6 +131,8 @@ def download(repo: str, filenames: Sequence[str], *, revision: str) -> Path:
 
 def snapshot(repo: str, *, revision: str, allow_patterns: Sequence[str] | None = None) -> Path:
     """A local folder with the repository's files at ``revision`` (downloaded when online)."""
+    from huggingface_hub import snapshot_download
+
     try:
         return Path(
             snapshot_download(
