@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from . import aliases, availability, config, lineage
 from .aliases import AliasMove
-from .db import open_engine, write_session
+from .db import open_engine, open_read_only, write_session
 from .errors import BadInputError, InvalidRefError, UnknownModelError, UnsupportedModalityError
 from .models import MODALITIES, Alias, Event, ModelEntry, ModelRecord, ModelSpec, ModelTag
 from .refs import WEIGHT_SUFFIXES, Ref
@@ -87,10 +87,19 @@ class ImportReport:
 
 
 class Registry:
-    """The registry database at ``url`` (default: ``TLREG_DB`` or SQLite under ``TLREG_HOME``)."""
+    """The registry database at ``url`` (default: ``TLREG_DB`` or SQLite under ``TLREG_HOME``).
 
-    def __init__(self, url: str | None = None, *, engine: Engine | None = None) -> None:
-        self.engine = engine or open_engine(url or config.db_url())
+    ``read_only=True`` opens an existing database through a connection that refuses writes
+    (:func:`.db.open_read_only`): every method that writes then fails, and readers that would tidy up
+    on the way (closing the records of abandoned runs) leave that to the next writer.
+    """
+
+    def __init__(
+        self, url: str | None = None, *, engine: Engine | None = None, read_only: bool = False
+    ) -> None:
+        url = url or config.db_url()
+        self.read_only = read_only
+        self.engine = engine or (open_read_only(url) if read_only else open_engine(url))
 
     # -- reading ------------------------------------------------------------------------------
 
