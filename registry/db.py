@@ -170,6 +170,12 @@ def _database_name(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
+def database_name(engine: Engine) -> str:
+    """The engine's database as messages and pages name it: the SQLite file, or the URL without its
+    password."""
+    return _database_name(engine.url)
+
+
 _ELSEWHERE = "point TLREG_DB (or --db) elsewhere"
 
 

@@ -87,12 +87,8 @@ class ImportReport:
 
 
 class Registry:
-    """The registry database at ``url`` (default: ``TLREG_DB`` or SQLite under ``TLREG_HOME``).
-
-    ``read_only=True`` opens an existing database through a connection that refuses writes
-    (:func:`.db.open_read_only`): every method that writes then fails, and readers that would tidy up
-    on the way (closing the records of abandoned runs) leave that to the next writer.
-    """
+    """The registry database at ``url`` (default: ``TLREG_DB`` or SQLite under ``TLREG_HOME``);
+    ``read_only``: an existing one, through a connection that refuses writes (:func:`.db.open_read_only`)."""
 
     def __init__(
         self, url: str | None = None, *, engine: Engine | None = None, read_only: bool = False
@@ -332,11 +328,11 @@ class Registry:
         return report
 
     def load(self, ref: str, *, pretrained: bool = True, trust_remote_code: bool = False) -> FeatureExtractor:
-        """The entry as a feature extractor; pins its revision if the load resolved it."""
-
+        """The entry as a feature extractor; pins its revision if the load resolved it (unless read-only)."""
         record = self.get(ref)
         extractor = lineage.load_entry(record, pretrained=pretrained, trust_remote_code=trust_remote_code)
-        if pretrained and extractor.revision and extractor.revision != record.revision:
+        moved = pretrained and extractor.revision and extractor.revision != record.revision
+        if moved and not self.read_only:
             self.set_revision(record.ref, extractor.revision)
         return extractor
 
