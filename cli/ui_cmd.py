@@ -11,7 +11,6 @@ it; everything else goes to stderr.
 from __future__ import annotations
 
 import errno
-import importlib.util
 import ipaddress
 import socket
 
@@ -21,7 +20,8 @@ from tlreg.registry.errors import BadInputError
 from .output import note, warn
 from .state import State, pass_state
 
-NEEDS = ("starlette", "jinja2", "uvicorn")
+#: what ``tlreg[ui]`` installs (markupsafe comes with jinja2)
+NEEDS = ("starlette", "jinja2", "markupsafe", "uvicorn")
 
 
 def _loopback(host: str) -> bool:
@@ -76,16 +76,17 @@ def _bind(host: str, port: int) -> socket.socket:
 @pass_state
 def ui(state: State, host: str, port: int, db: str | None) -> None:
     """Serve a read-only web page of the audit trail: runs, run reports, diffs, models, aliases."""
-    missing = [name for name in NEEDS if importlib.util.find_spec(name) is None]
-    if missing:
-        raise BadInputError(
-            f"tlreg ui needs {', '.join(missing)} (not installed).",
-            hint="pip install 'tlreg[ui]'",
-        )
-    import uvicorn
-    from tlreg.registry import Registry
+    try:
+        import uvicorn
 
-    from .web.app import LOOPBACK_NAMES, create_app
+        from .web.app import LOOPBACK_NAMES, create_app
+    except ModuleNotFoundError as exc:
+        if exc.name not in NEEDS:
+            raise
+        raise BadInputError(
+            f"tlreg ui needs {exc.name}, which is not installed.", hint="pip install 'tlreg[ui]'"
+        ) from None
+    from tlreg.registry import Registry
 
     registry = Registry(db or state.db, read_only=True)
     sock = _bind(host, port)

@@ -81,7 +81,7 @@ class RunQuery:
     def params(self, **changes: Any) -> dict[str, str]:
         """The query string's items (defaults left out) with ``changes`` applied: for links."""
         values = asdict(replace(self, **changes))
-        default = asdict(RunQuery(sort=values["sort"], order=default_order(values["sort"])))
+        default = {**asdict(RunQuery()), "order": default_order(values["sort"])}
         return {k: str(v) for k, v in values.items() if v != default[k]}
 
     @property

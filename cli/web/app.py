@@ -74,7 +74,8 @@ UI_CSS = "\n".join(
         ".ok{color:#1b5e20;font-weight:600}",
         "ul.tree{list-style:none;padding-left:18px;margin:2px 0}ul.tree.root{padding-left:0}",
         "ul.tree li{overflow-wrap:anywhere}",
-        "td.changed{background:#fff4d6}",
+        "td.changed{background:#fff4d6}td.id{white-space:nowrap}",
+        "table.kv td:first-child{white-space:nowrap;width:1%}table.kv td{overflow-wrap:anywhere}",
         ".sides{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(420px,100%),1fr));"
         "gap:8px 24px}",
         "select{max-width:min(28em,100%);min-width:0}",
