@@ -9,14 +9,20 @@ read-only, as ``tlreg ui`` opens it.
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -215,8 +221,9 @@ def test_verify_recomputes_and_writes_nothing(trail: Trail, client: TestClient) 
     assert 'id="verdict"' in page.text and "Reproduced" in page.text
     assert list(cache.entries()) == [] and _dump(trail.url) == before
     assert client.get(f"{run_url(trail.a)}/verify").status_code == 405
-    forged = client.post(f"{run_url(trail.a)}/verify", headers={"origin": "http://evil.example"})
-    assert forged.status_code == 403
+    for origin in ("http://evil.example", "null"):  # another site; a sandboxed frame
+        forged = client.post(f"{run_url(trail.a)}/verify", headers={"origin": origin})
+        assert forged.status_code == 403 and "own run page" in forged.text
 
 
 @pytest.mark.databases("sqlite", "postgresql")
@@ -315,12 +322,12 @@ def test_the_server_answers_only_to_loopback_names(server: tuple[str, subprocess
     assert info.value.code == 400
 
 
-def load_in_chromium(url: str, profile: Path, *, width: int) -> tuple[list[dict], dict, bytes]:
-    """(problems reported while loading, the page's layout probe, a full-page PNG) at ``width`` px."""
-    import base64
-    import json
-    import shutil
+PROBLEMS = ("Runtime.consoleAPICalled", "Runtime.exceptionThrown", "Log.entryAdded")
 
+
+@contextlib.contextmanager
+def chromium_tab(profile: Path, *, width: int = 1400) -> Iterator[tuple[Chromium, str]]:
+    """A headless Chromium tab ``width`` px wide: (the browser, the tab's session)."""
     exe = shutil.which("chromium")
     if exe is None:
         pytest.skip("chromium is not on PATH (apt-get install chromium; CI does it in .ci/run)")
@@ -332,17 +339,55 @@ def load_in_chromium(url: str, profile: Path, *, width: int) -> tuple[list[dict]
             browser.call(f"{domain}.enable", session=session)
         metrics = {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600}
         browser.call("Emulation.setDeviceMetricsOverride", metrics, session=session)
+        yield browser, session
+    finally:
+        browser.close()
+
+
+def wait_for_load(browser: Chromium, *, timeout: float) -> None:
+    """Until the tab fires its load event (a verification recomputes a run: it may take a while)."""
+    end = time.monotonic() + timeout
+    while not any(e.get("method") == "Page.loadEventFired" for e in browser.events):
+        try:
+            browser.events.append(browser._read(5))
+        except TimeoutError:
+            if time.monotonic() > end:
+                raise
+
+
+def load_in_chromium(url: str, profile: Path, *, width: int) -> tuple[list[dict], dict, bytes]:
+    """(problems reported while loading, the page's layout probe, a full-page PNG) at ``width`` px."""
+    with chromium_tab(profile, width=width) as (browser, session):
         browser.call("Page.navigate", {"url": url}, session=session)
         browser.wait_for("Page.loadEventFired")
         value = browser.call(
             "Runtime.evaluate", {"expression": LAYOUT_PROBE, "returnByValue": True}, session=session
         )
         shot = browser.call("Page.captureScreenshot", {"captureBeyondViewport": True}, session=session)
-        kinds = ("Runtime.consoleAPICalled", "Runtime.exceptionThrown", "Log.entryAdded")
-        problems = [e for e in browser.events if e.get("method") in kinds]
+        problems = [e for e in browser.events if e.get("method") in PROBLEMS]
         return problems, json.loads(value["result"]["value"]), base64.b64decode(shot["data"])
-    finally:
-        browser.close()
+
+
+@pytest.mark.slow
+def test_the_verify_button_works_in_a_browser(
+    server: tuple[str, subprocess.Popen], trail: Trail, tmp_path: Path
+) -> None:
+    """A browser's POST carries its Origin (``null`` under a no-referrer policy, which the page once
+    sent, so the button was refused on its own page): the verification runs and answers."""
+    url, _ = server
+    with chromium_tab(tmp_path / "profile") as (browser, session):
+        browser.call("Page.navigate", {"url": url + run_url(trail.a)[1:]}, session=session)
+        browser.wait_for("Page.loadEventFired")
+        browser.events.clear()
+        click = "document.querySelector('#verify button').click()"
+        browser.call("Runtime.evaluate", {"expression": click}, session=session)
+        wait_for_load(browser, timeout=300)
+        read = "document.title + '\\n' + document.body.innerText"
+        page = browser.call("Runtime.evaluate", {"expression": read, "returnByValue": True}, session=session)
+        problems = [e for e in browser.events if e.get("method") in PROBLEMS]
+    text = page["result"]["value"]
+    assert problems == [] and text.startswith(f"tlreg: verify {trail.a}"), (problems, text)
+    assert "Reproduced" in text
 
 
 @pytest.mark.slow

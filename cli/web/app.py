@@ -44,7 +44,8 @@ from . import pages
 HEADERS = {
     "Content-Security-Policy": f"{CSP}; form-action 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # not no-referrer: under it a browser sends "Origin: null" with the page's own POST (verify)
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]

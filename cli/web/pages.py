@@ -82,7 +82,8 @@ def run(request: Request) -> Response:
 
 
 def _same_origin(request: Request) -> bool:
-    """A POST from this server's own page: its Origin (else Referer) names this host."""
+    """A POST from this server's own page: its Origin (else Referer) names this host. A browser
+    always sends one with a POST (``null`` from a sandboxed or privacy-sensitive page: refused)."""
     origin = request.headers.get("origin") or request.headers.get("referer")
     if not origin:
         return True  # not a browser (curl, a test client): nothing of a user's to forge
