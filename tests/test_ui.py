@@ -42,6 +42,7 @@ from tlreg.registry.errors import DatabaseReadOnlyError
 
 EVIL = "<b>evil<i> & co"  # a class folder's name (a "/" cannot be in one)
 EVIL_TAG = "<script>x</script>"
+EVIL_FOLDER = "data <i>x & y"  # the data's folder
 
 
 @dataclass
@@ -56,10 +57,11 @@ class Trail:
 @pytest.fixture
 def trail(registry: Registry, image_folder: Path, tiny_image_models: list[str]) -> Trail:
     (image_folder / "class0").rename(image_folder / EVIL)
+    data = image_folder.rename(image_folder.with_name(EVIL_FOLDER))
     resnet, vit = tiny_image_models
-    a = recommend(image_folder, registry=registry, workers=0, bootstrap=5)
+    a = recommend(data, registry=registry, workers=0, bootstrap=5)
     rest = [m for m in tiny_image_models if m != a.best.ref]
-    b = recommend(image_folder, registry=registry, workers=0, bootstrap=5, models=rest)
+    b = recommend(data, registry=registry, workers=0, bootstrap=5, models=rest)
     registry.tag(resnet, add=["baseline", EVIL_TAG])
     registry.set_alias("champion", resnet)
     registry.set_alias("champion", vit)
@@ -85,6 +87,7 @@ def test_runs_page_lists_filters_and_sorts(trail: Trail, client: TestClient) -> 
     html = text(page.text)
     assert html.index(trail.b) < html.index(trail.a)  # newest first
     assert f'href="{run_url(trail.a)}"' in html and "2 runs." in html
+    assert EVIL_FOLDER not in page.text and escape(EVIL_FOLDER) in html  # paths are text, never markup
     record = load_run(trail.a, registry=trail.registry)
     assert f'href="{model_url(record.pick)}"' in html
 
@@ -131,8 +134,9 @@ def test_run_page_is_the_report_live_with_verify_and_compare(trail: Trail, clien
     assert "<script" not in html and not re.search(r"(src|href)=\"https?:", html)
     assert 'content="default-src' in html  # the CSP is in the page too, as in the report
 
-    # class names are escaped wherever they show, never markup
+    # class names and paths are escaped wherever they show, never markup
     assert EVIL not in page.text and "&lt;b&gt;evil&lt;i&gt; &amp; co" in html
+    assert EVIL_FOLDER not in page.text and escape(EVIL_FOLDER) in html
 
     prefix = client.get(run_url(trail.a[:17]))
     assert prefix.status_code == 302 and prefix.headers["location"] == run_url(trail.a)
