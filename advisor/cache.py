@@ -98,8 +98,9 @@ class FeatureCache:
     def path(self, key: str) -> Path:
         return self.features_dir / key[:2] / key
 
-    def load(self, key: str) -> CachedFeatures | None:
-        """The entry, verified against its checksums; ``None`` when absent or corrupt (then removed).
+    def load(self, key: str, *, repair: bool = True) -> CachedFeatures | None:
+        """The entry, verified against its checksums; ``None`` when absent or corrupt (then removed,
+        unless ``repair`` is False).
 
         Raises :class:`CacheAccessError` for an entry this user may not read: it is not corrupt,
         and removing it would not be ours to do.
@@ -124,16 +125,17 @@ class FeatureCache:
         except PermissionError as exc:
             raise self._unreadable(folder, exc) from exc
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-            return self._corrupt(folder, exc)
+            return self._corrupt(folder, exc, remove=repair)
         return CachedFeatures(key, arrays["features"], arrays.get("probs"), meta)
 
-    def _corrupt(self, folder: Path, exc: Exception) -> None:
+    def _corrupt(self, folder: Path, exc: Exception, *, remove: bool) -> None:
         warnings.warn(
             f"Feature cache entry {folder} is corrupt ({exc}); recomputing it.",
             CacheCorruptWarning,
             stacklevel=3,
         )
-        shutil.rmtree(folder, ignore_errors=True)
+        if remove:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _unreadable(self, folder: Path, exc: OSError) -> CacheAccessError:
         owner = "another user"
@@ -263,3 +265,16 @@ def _size(folder: Path) -> int:
             with contextlib.suppress(OSError):
                 total += f.stat().st_size if f.is_file() else 0
     return total
+
+
+class OverlayCache(FeatureCache):
+    """Reads the entries of ``shared`` without ever changing it, and writes what it embeds under
+    ``root``, a folder of its own: a reader that must not write (``tlreg ui``'s verify button) gets
+    the shared cache's speed and throws its own entries away with ``root``."""
+
+    def __init__(self, root: str | Path, *, shared: FeatureCache) -> None:
+        super().__init__(root)
+        self.shared = shared
+
+    def load(self, key: str, *, repair: bool = True) -> CachedFeatures | None:
+        return super().load(key, repair=repair) or self.shared.load(key, repair=False)

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
 def close_abandoned(registry: Registry) -> list[str]:
     """Close as failed the records of runs whose process died mid-way (killed, the machine lost), so
-    nothing is shown as running that is not; their ids."""
+    nothing is shown as running that is not; their ids. A read-only registry is left as it is."""
+    if registry.read_only:
+        return []
     return RunStore(registry.engine).mark_abandoned()
 
 

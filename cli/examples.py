@@ -83,6 +83,10 @@ EXAMPLES: dict[str, list[str]] = {
     ],
     "runs verify": [f"tlreg runs verify {RUN}", f"tlreg runs verify {RUN} --recompute"],
     "report": [f"tlreg report {RUN} --out report.html"],
+    "ui": [
+        "tlreg ui                                  # http://127.0.0.1:8765/, this machine only",
+        "tlreg ui --db postgresql://reviewer@db.internal/tlreg --port 9000",
+    ],
     "doctor": ["tlreg doctor", "tlreg doctor --json"],
 }
 

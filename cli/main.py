@@ -32,6 +32,7 @@ COMMANDS = {
     "history": "history_cmd:history",
     "runs": "runs_cmd:runs",
     "report": "runs_cmd:report",
+    "ui": "ui_cmd:ui",
     "doctor": "doctor:doctor",
 }
 

@@ -10,6 +10,11 @@ open, under a lock (a lock file for SQLite, an advisory lock on PostgreSQL) so t
 processes opening a new database do not both create its tables. A SQLite file that is not a
 database, is damaged or cannot be written becomes one :class:`DatabaseError` naming the file and
 the fix, in place of SQLAlchemy's error text, which carries the SQL and its parameters.
+
+:func:`open_read_only` is for readers that must never write (``tlreg ui``): the database must exist
+and be at this tlreg's schema (it is neither created nor migrated), and the connection itself
+refuses writes: SQLite opened with ``mode=ro`` and ``PRAGMA query_only``, PostgreSQL with
+``default_transaction_read_only``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 from alembic import command
 from alembic.config import Config
@@ -40,22 +46,41 @@ _PG_LOCK_KEY = 0x746C726567  # "tlreg"
 _PG_WRITE_LOCK_KEY = _PG_LOCK_KEY + 1
 
 
-def make_engine(url: str | None = None) -> Engine:
-    """An engine for ``url`` (default: :func:`config.db_url`), not yet migrated."""
-    url = url or config.db_url()
+def _parse(url: str) -> URL:
     try:
-        parsed = make_url(url)
+        return make_url(url)
     except ArgumentError as exc:
         raise DatabaseError(
             f"Cannot parse the database URL {url!r}.",
             hint="Give an SQLAlchemy URL such as sqlite:///path.db.",
         ) from exc
+
+
+def make_engine(url: str | None = None, *, read_only: bool = False) -> Engine:
+    """An engine for ``url`` (default: :func:`config.db_url`), not yet migrated; with ``read_only``,
+    one whose connections refuse every write (see :func:`open_read_only`)."""
+    url = url or config.db_url()
+    parsed = _parse(url)
     if parsed.get_backend_name() != "sqlite":
         if parsed.drivername == "postgresql" and importlib.util.find_spec("psycopg"):
             # A bare postgresql:// means psycopg2 to SQLAlchemy 2.0; tlreg[postgres] installs psycopg 3.
             parsed = parsed.set(drivername="postgresql+psycopg")
+        connect_args = {}
+        if read_only:
+            if parsed.get_backend_name() != "postgresql":
+                raise DatabaseError(
+                    f"Cannot open {_database_name(parsed)} read-only: tlreg knows how to for SQLite and "
+                    "PostgreSQL only.",
+                    hint="Point --db at the registry's SQLite file or PostgreSQL URL.",
+                )
+            # libpq's startup options: every transaction of the session is read-only.
+            connect_args["options"] = "-c default_transaction_read_only=on"
         try:
-            return create_engine(parsed, pool_pre_ping=True)
+            engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+            event.listen(
+                engine, "handle_error", lambda context: _pg_fault(parsed, context.original_exception)
+            )
+            return engine
         except ModuleNotFoundError as exc:
             if parsed.drivername in ("postgresql", "postgresql+psycopg"):
                 hint = 'pip install "tlreg[postgres]"'
@@ -71,8 +96,21 @@ def make_engine(url: str | None = None) -> Engine:
 
     database = sqlite_file(parsed)
     in_memory = database is None
+    if in_memory and read_only:
+        raise DatabaseError("An in-memory database cannot be opened read-only: it starts empty.")
     if in_memory:
         engine = create_engine(url, connect_args={"check_same_thread": False}, poolclass=StaticPool)
+    elif read_only:
+        if not database.is_file():
+            raise DatabaseError(
+                f"The registry database {database} does not exist.",
+                hint="Check --db / TLREG_DB / TLREG_HOME (`tlreg doctor` says which database tlreg uses); "
+                "a read-only reader never creates one.",
+            )
+        # SQLite's URI form: the path percent-encoded, so that a '?', '#' or '%' in it stays a path.
+        uri = f"file:{quote(str(database.resolve()))}"
+        parsed = URL.create("sqlite", database=uri, query={"mode": "ro", "uri": "true"})
+        engine = create_engine(parsed, connect_args={"timeout": BUSY_TIMEOUT_S})
     else:
         folder = database.parent
         try:
@@ -88,7 +126,7 @@ def make_engine(url: str | None = None) -> Engine:
     def _in_one_line(context: ExceptionContext) -> DatabaseError | None:
         # Replaces SQLAlchemy's error, whose text carries the SQL and its parameters, where the
         # fault is the database file's and the user can fix it.
-        return _sqlite_fault(parsed, context.original_exception)
+        return _sqlite_fault(parsed, context.original_exception, read_only=read_only)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:
@@ -97,7 +135,9 @@ def make_engine(url: str | None = None) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
         cursor.execute("PRAGMA foreign_keys = ON")
-        if not in_memory:
+        if read_only:
+            cursor.execute("PRAGMA query_only = ON")
+        elif not in_memory:
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
@@ -117,7 +157,7 @@ def sqlite_file(url: URL) -> Path | None:
     if str(url.query.get("uri", "")).lower() in ("true", "1"):
         if url.query.get("mode") == "memory":
             return None
-        database = database.removeprefix("file:")
+        database = unquote(database.removeprefix("file:"))
     if not database or database == ":memory:":
         return None
     return Path(database).expanduser()
@@ -130,16 +170,37 @@ def _database_name(url: URL) -> str:
     return url.render_as_string(hide_password=True)
 
 
+def database_name(engine: Engine) -> str:
+    """The engine's database as messages and pages name it: the SQLite file, or the URL without its
+    password."""
+    return _database_name(engine.url)
+
+
 _ELSEWHERE = "point TLREG_DB (or --db) elsewhere"
 
 
-def _sqlite_fault(url: URL, exc: BaseException) -> DatabaseError | None:
+def _pg_fault(url: URL, exc: BaseException) -> DatabaseError | None:
+    """One line for a write refused by a read-only PostgreSQL session (SQLSTATE 25006); None otherwise."""
+    if getattr(exc, "sqlstate", None) != "25006":
+        return None
+    return DatabaseReadOnlyError(
+        f"The registry database {_database_name(url)} was opened read-only ({' '.join(str(exc).split())}).",
+        hint="This reader never writes: use a tlreg command that does.",
+    )
+
+
+def _sqlite_fault(url: URL, exc: BaseException, *, read_only: bool = False) -> DatabaseError | None:
     """One line for a SQLite error that is the database file's fault (not SQLite, damaged, read-only,
     cannot be opened), naming the file and the fix; None for any other error."""
     code = getattr(exc, "sqlite_errorname", "")
     if not code:
         return None
     name, cause = _database_name(url), str(exc)
+    if read_only and code.startswith("SQLITE_READONLY"):
+        return DatabaseReadOnlyError(
+            f"The registry database {name} was opened read-only ({cause}).",
+            hint="This reader never writes: use a tlreg command that does.",
+        )
     if code.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
         what = "is not a SQLite database" if code.startswith("SQLITE_NOTADB") else "is damaged"
         return DatabaseCorruptError(
@@ -209,8 +270,8 @@ def _check_known(engine: Engine, current: set[str]) -> None:
     unknown = current - known
     if unknown:
         raise DatabaseVersionError(
-            f"The registry database {engine.url.render_as_string(hide_password=True)} has schema "
-            f"revision {', '.join(sorted(unknown))}, written by a newer tlreg.",
+            f"The registry database {_database_name(engine.url)} has schema revision "
+            f"{', '.join(sorted(unknown))}, written by a newer tlreg.",
             hint="Upgrade tlreg (pip install -U tlreg), or point --db / TLREG_DB at another database.",
         )
 
@@ -236,6 +297,20 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
         yield
 
 
+def _unreachable(engine: Engine, exc: OperationalError) -> DatabaseError:
+    where = (
+        "that it is writable"
+        if engine.dialect.name == "sqlite"
+        else "that the server is running and reachable, and the user and password"
+    )
+    cause = " ".join(str(exc.orig).split())  # one line: libpq spreads its messages over several
+    return DatabaseError(
+        f"Cannot open the registry database {_database_name(engine.url)}: "
+        f"{cause if cause.endswith(('.', '?')) else cause + '.'}",
+        hint=f"Check the path or URL (--db / TLREG_DB) and {where}.",
+    )
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to this tlreg's head; refuse a database from a newer tlreg."""
     try:
@@ -250,17 +325,7 @@ def migrate(engine: Engine) -> None:
             with engine.begin() as conn:
                 command.upgrade(_alembic_config(conn), "head")
     except OperationalError as exc:
-        where = (
-            "that it is writable"
-            if engine.dialect.name == "sqlite"
-            else "that the server is running and reachable, and the user and password"
-        )
-        cause = " ".join(str(exc.orig).split())  # one line: libpq spreads its messages over several
-        raise DatabaseError(
-            f"Cannot open the registry database {engine.url.render_as_string(hide_password=True)}: "
-            f"{cause if cause.endswith(('.', '?')) else cause + '.'}",
-            hint=f"Check the path or URL (--db / TLREG_DB) and {where}.",
-        ) from exc
+        raise _unreachable(engine, exc) from exc
 
 
 def open_engine(url: str | None = None) -> Engine:
@@ -268,3 +333,34 @@ def open_engine(url: str | None = None) -> Engine:
     engine = make_engine(url)
     migrate(engine)
     return engine
+
+
+def open_read_only(url: str | None = None) -> Engine:
+    """An engine on an existing registry database at this tlreg's schema, whose connections refuse
+    every write; nothing is created or migrated, so a database that needs either is refused."""
+    engine = make_engine(url, read_only=True)
+    try:
+        current, heads = schema_heads(engine)
+    except OperationalError as exc:
+        raise _unreachable(engine, exc) from exc
+    _check_known(engine, current)
+    name = _database_name(engine.url)
+    if not current:
+        raise DatabaseError(
+            f"{name} is not a tlreg registry database: it has no tlreg tables.",
+            hint="Point --db / TLREG_DB at the registry (`tlreg doctor` says which database tlreg uses).",
+        )
+    if current != heads:
+        raise DatabaseVersionError(
+            f"The registry database {name} has schema revision {', '.join(sorted(current))}, older than "
+            f"this tlreg's ({', '.join(sorted(heads))}); a read-only reader does not upgrade it.",
+            hint=f"Run any tlreg command that opens it for writing once (tlreg --db {_shell_url(engine)} "
+            "registry list), then try again.",
+        )
+    return engine
+
+
+def _shell_url(engine: Engine) -> str:
+    """The database as a user would pass it to --db again (a SQLite file as sqlite:///PATH)."""
+    path = sqlite_file(engine.url) if engine.dialect.name == "sqlite" else None
+    return f"sqlite:///{path}" if path else engine.url.render_as_string(hide_password=True)

@@ -91,7 +91,12 @@ def close_matches(name: str, known: Iterable[str], n: int = 3) -> list[str]:
 
 
 class UnknownRunError(BadInputError, LookupError):
-    """A run id (or id prefix) that names no run, or more than one."""
+    """A run id (or id prefix) that names no run, or more than one; ``close_matches``: the ids it may
+    have meant (the closest recent ids, or those the prefix matches)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, close: Iterable[str] = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.close_matches = list(close)
 
 
 class UnsupportedModalityError(BadInputError):

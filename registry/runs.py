@@ -243,13 +243,16 @@ class RunStore:
         if matches:
             shown = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
             raise UnknownRunError(
-                f"Run id prefix {run_id!r} matches several runs ({shown}).", hint="Give more characters."
+                f"Run id prefix {run_id!r} matches several runs ({shown}).",
+                hint="Give more characters.",
+                close=matches[:5],
             )
         recent = session.exec(select(Run.id).order_by(col(Run.created_at).desc()).limit(50)).all()
         close = close_matches(run_id, recent)
         raise UnknownRunError(
             f"No run with id {run_id!r}.",
             hint=f"Did you mean: {', '.join(close)}?" if close else "See `tlreg runs list`.",
+            close=close,
         )
 
     def get(self, run_id: str) -> tuple[Run, list[RunCandidate], list[RunScore], RunResult | None]:

@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from . import aliases, availability, config, lineage
 from .aliases import AliasMove
-from .db import open_engine, write_session
+from .db import open_engine, open_read_only, write_session
 from .errors import BadInputError, InvalidRefError, UnknownModelError, UnsupportedModalityError
 from .models import MODALITIES, Alias, Event, ModelEntry, ModelRecord, ModelSpec, ModelTag
 from .refs import WEIGHT_SUFFIXES, Ref
@@ -87,10 +87,15 @@ class ImportReport:
 
 
 class Registry:
-    """The registry database at ``url`` (default: ``TLREG_DB`` or SQLite under ``TLREG_HOME``)."""
+    """The registry database at ``url`` (default: ``TLREG_DB`` or SQLite under ``TLREG_HOME``);
+    ``read_only``: an existing one, through a connection that refuses writes (:func:`.db.open_read_only`)."""
 
-    def __init__(self, url: str | None = None, *, engine: Engine | None = None) -> None:
-        self.engine = engine or open_engine(url or config.db_url())
+    def __init__(
+        self, url: str | None = None, *, engine: Engine | None = None, read_only: bool = False
+    ) -> None:
+        url = url or config.db_url()
+        self.read_only = read_only
+        self.engine = engine or (open_read_only(url) if read_only else open_engine(url))
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -323,11 +328,11 @@ class Registry:
         return report
 
     def load(self, ref: str, *, pretrained: bool = True, trust_remote_code: bool = False) -> FeatureExtractor:
-        """The entry as a feature extractor; pins its revision if the load resolved it."""
-
+        """The entry as a feature extractor; pins its revision if the load resolved it (unless read-only)."""
         record = self.get(ref)
         extractor = lineage.load_entry(record, pretrained=pretrained, trust_remote_code=trust_remote_code)
-        if pretrained and extractor.revision and extractor.revision != record.revision:
+        moved = pretrained and extractor.revision and extractor.revision != record.revision
+        if moved and not self.read_only:
             self.set_revision(record.ref, extractor.revision)
         return extractor
 

@@ -190,3 +190,53 @@ def test_four_processes_adding_fifty_refs_each_lose_nothing(tmp_path: Path) -> N
     assert len(reg.list()) == 200
     assert len(reg.list(tags=["tenth"])) == 20
     assert len([e for e in reg.events() if e.action == "add"]) == 200
+
+
+# -- opened read-only (tlreg ui) --------------------------------------------------------------------
+
+
+def test_a_read_only_registry_reads_and_every_write_fails_at_the_connection(tmp_path: Path) -> None:
+    path = tmp_path / "odd # name%.db"  # characters a SQLite URI would read as a fragment or an escape
+    url = _real_database(path)
+    before = path.read_bytes()
+    reg = Registry(url, read_only=True)
+    assert [r.ref for r in reg.list()] == ["timm:fake_0_0"] and reg.read_only
+    with pytest.raises(DatabaseReadOnlyError, match=rf"{re.escape(str(path))} was opened read-only"):
+        reg.add(_spec(0, 1))
+    with pytest.raises(DatabaseReadOnlyError), reg.engine.begin() as conn:  # below the store, too
+        conn.execute(text("DELETE FROM model"))
+    reg.engine.dispose()
+    assert path.read_bytes() == before
+    assert [r.ref for r in Registry(url).list()] == ["timm:fake_0_0"]
+
+
+def test_a_read_only_open_creates_nothing_and_migrates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "reg.db"
+    with pytest.raises(DatabaseError, match=rf"{re.escape(str(missing))} does not exist.*doctor"):
+        Registry(f"sqlite:///{missing}", read_only=True)
+    assert not (tmp_path / "no").exists()
+
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    with pytest.raises(DatabaseError, match="not a tlreg registry database"):
+        Registry(f"sqlite:///{empty}", read_only=True)
+    assert empty.read_bytes() == b""
+
+    from alembic import command
+    from tlreg.registry.db import _alembic_config
+
+    old = tmp_path / "old.db"
+    with make_engine(f"sqlite:///{old}").begin() as conn:
+        command.upgrade(_alembic_config(conn), "0004")
+    with pytest.raises(DatabaseVersionError, match=r"older than this tlreg.*registry list") as info:
+        Registry(f"sqlite:///{old}", read_only=True)
+    assert "\n" not in str(info.value)
+    assert schema_heads(make_engine(f"sqlite:///{old}"))[0] == {"0004"}
+
+
+def test_a_read_only_open_refuses_a_newer_schema(tmp_path: Path) -> None:
+    url = _real_database(tmp_path / "reg.db")
+    with open_engine(url).begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    with pytest.raises(DatabaseVersionError, match=r"newer tlreg.*Upgrade tlreg"):
+        Registry(url, read_only=True)

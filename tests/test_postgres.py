@@ -209,3 +209,15 @@ def test_a_missing_driver_names_it_and_the_extra() -> None:
         pytest.skip("pg8000 is installed here: no driver is missing")
     with pytest.raises(DatabaseError, match=r"needs the Python driver 'pg8000'.*tlreg\[postgres\]"):
         Registry("postgresql+pg8000://team@127.0.0.1/registry")
+
+
+def test_a_read_only_registry_refuses_writes_on_the_server(pg_url: str) -> None:
+    Registry(pg_url).add(ModelSpec(ref="timm:kept", source="timm", architecture="resnet18", modality="image"))
+    reg = Registry(pg_url, read_only=True)
+    assert [r.ref for r in reg.list()] == ["timm:kept"]
+    with pytest.raises(DatabaseError, match=r"opened read-only.*read-only transaction"):
+        reg.add(ModelSpec(ref="timm:new", source="timm", architecture="resnet18", modality="image"))
+    with pytest.raises(DatabaseError, match="read-only transaction"), reg.engine.begin() as conn:
+        conn.execute(text("DELETE FROM model"))
+    reg.engine.dispose()
+    assert [r.ref for r in Registry(pg_url).list()] == ["timm:kept"]

@@ -45,6 +45,7 @@ def loaded_by(*args: str) -> dict:
         ["runs", "--help"],
         ["cache", "--help"],
         ["doctor", "--help"],
+        ["ui", "--help"],
         ["registry", "list"],
         ["registry", "show", "timm:resnet18.a1_in1k"],
         ["runs", "list"],

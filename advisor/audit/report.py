@@ -317,26 +317,17 @@ def _transfer(record: RunRecord) -> str:
     return html
 
 
-def render_report(record: RunRecord, *, throughput: dict[str, tuple[float, str]] | None = None) -> str:
-    """The HTML page of one run; ``throughput``: measured samples/s by feature-cache key (cached models)."""
+def report_body(record: RunRecord, *, throughput: dict[str, tuple[float, str]] | None = None) -> str:
+    """The report's content under its title line: the pick and why, the ranking, the charts, the plan
+    and the audit details (``tlreg ui`` shows it inside its own page)."""
     run, result = record.run, record.result
-    head = (
-        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>tlreg run {escape(run.id)}</title><style>{CSS}</style></head><body><main>"
-        f'<h1>tlreg run <span class="mono">{escape(run.id)}</span> '
-        f'<span class="status {escape(run.status)}">{escape(run.status)}</span></h1>'
-        f'<div class="muted">{escape(shown(run.created_at))} · {escape(run.user)}@'
-        f"{escape(run.host)} · {escape(run.data_path)} · {run.n_samples} samples</div>"
-    )
     if result is None:
         body = (
             f'<p class="note">This run has no result ({escape(run.status)}: {escape(run.failure or "")}).</p>'
         )
-        return head + body + _audit(record) + "</main></body></html>"
+        return body + _audit(record)
     flagged = [r["ref"] for r in record.ranking() if r.get("negative_transfer") and r["ref"] != record.pick]
-    body = (
+    return (
         _pick_box(record)
         + (
             f"<p class='flag'>Negative transfer also flagged for: {escape(', '.join(flagged))}</p>"
@@ -354,7 +345,22 @@ def render_report(record: RunRecord, *, throughput: dict[str, tuple[float, str]]
         + _tradeoffs(record, throughput or {})
         + _audit(record)
     )
-    return head + body + "</main></body></html>"
+
+
+def render_report(record: RunRecord, *, throughput: dict[str, tuple[float, str]] | None = None) -> str:
+    """The HTML page of one run; ``throughput``: measured samples/s by feature-cache key (cached models)."""
+    run = record.run
+    head = (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>tlreg run {escape(run.id)}</title><style>{CSS}</style></head><body><main>"
+        f'<h1>tlreg run <span class="mono">{escape(run.id)}</span> '
+        f'<span class="status {escape(run.status)}">{escape(run.status)}</span></h1>'
+        f'<div class="muted">{escape(shown(run.created_at))} · {escape(run.user)}@'
+        f"{escape(run.host)} · {escape(run.data_path)} · {run.n_samples} samples</div>"
+    )
+    return head + report_body(record, throughput=throughput) + "</main></body></html>"
 
 
 def write_report(run_id: str, path: str | Path, *, registry: Registry | None = None) -> Path:
