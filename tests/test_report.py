@@ -142,8 +142,9 @@ LAYOUT_PROBE = """JSON.stringify((() => {
 })())"""
 
 
-def open_in_chromium(page: Path, profile: Path, *, width: int = 1100) -> tuple[list[dict], dict, bytes]:
-    """(problems reported while loading, the page's layout probe, a full-page PNG) at ``width`` px."""
+def open_in_chromium(page: Path | str, profile: Path, *, width: int = 1100) -> tuple[list[dict], dict, bytes]:
+    """(problems reported while loading, the page's layout probe, a full-page PNG) at ``width`` px;
+    ``page``: a file, or a URL."""
     exe = shutil.which("chromium")
     if exe is None:
         pytest.skip("chromium is not on PATH (apt-get install chromium; CI does it in .ci/run)")
@@ -155,7 +156,8 @@ def open_in_chromium(page: Path, profile: Path, *, width: int = 1100) -> tuple[l
             browser.call(f"{domain}.enable", session=session)
         metrics = {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600}
         browser.call("Emulation.setDeviceMetricsOverride", metrics, session=session)
-        browser.call("Page.navigate", {"url": page.as_uri()}, session=session)
+        url = page.as_uri() if isinstance(page, Path) else page
+        browser.call("Page.navigate", {"url": url}, session=session)
         browser.wait_for("Page.loadEventFired")
         value = browser.call(
             "Runtime.evaluate", {"expression": LAYOUT_PROBE, "returnByValue": True}, session=session

@@ -9,9 +9,7 @@ read-only, as ``tlreg ui`` opens it.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -31,7 +29,7 @@ import pytest
 from _report_showcase import RUN_ID as SHOWCASE
 from _report_showcase import store_showcase_run
 from starlette.testclient import TestClient
-from test_report import LAYOUT_PROBE, Chromium
+from test_report import Chromium, open_in_chromium
 from test_runs import _dead_pid, open_run
 from tlreg.advisor import recommend
 from tlreg.advisor.audit.records import load_run
@@ -359,19 +357,6 @@ def wait_for_load(browser: Chromium, *, timeout: float) -> None:
                 raise
 
 
-def load_in_chromium(url: str, profile: Path, *, width: int) -> tuple[list[dict], dict, bytes]:
-    """(problems reported while loading, the page's layout probe, a full-page PNG) at ``width`` px."""
-    with chromium_tab(profile, width=width) as (browser, session):
-        browser.call("Page.navigate", {"url": url}, session=session)
-        browser.wait_for("Page.loadEventFired")
-        value = browser.call(
-            "Runtime.evaluate", {"expression": LAYOUT_PROBE, "returnByValue": True}, session=session
-        )
-        shot = browser.call("Page.captureScreenshot", {"captureBeyondViewport": True}, session=session)
-        problems = [e for e in browser.events if e.get("method") in PROBLEMS]
-        return problems, json.loads(value["result"]["value"]), base64.b64decode(shot["data"])
-
-
 @pytest.mark.slow
 def test_the_verify_button_works_in_a_browser(
     server: tuple[str, subprocess.Popen], trail: Trail, tmp_path: Path
@@ -400,19 +385,16 @@ def test_pages_in_chromium_fit_and_raise_nothing(
     server: tuple[str, subprocess.Popen], trail: Trail, tmp_path: Path, width: int
 ) -> None:
     url, _ = server
-    pages = {
-        "runs": "runs",
-        "run": run_url(trail.a)[1:],
-        "showcase": run_url(SHOWCASE)[1:],
+    pages = {"runs": "runs", "run": run_url(trail.a)[1:], "showcase": run_url(SHOWCASE)[1:]}
+    pages |= {
         "diff": f"diff/{trail.a}/{trail.b}",
         "registry": "registry",
         "model": model_url(trail.models[0])[1:],
     }
-    shots = Path(os.environ.get("TLREG_UI_SHOTS") or tmp_path)
+    shots = Path(os.environ.get("TLREG_UI_SHOTS") or tmp_path)  # a folder to look at them in
     shots.mkdir(parents=True, exist_ok=True)
     for name, path in pages.items():
-        problems, layout, png = load_in_chromium(url + path, tmp_path / f"profile-{name}", width=width)
+        problems, layout, png = open_in_chromium(url + path, tmp_path / f"profile-{name}", width=width)
         (shots / f"{name}-{width}.png").write_bytes(png)
         assert problems == [], (name, problems)
         assert layout["scroll_width"] <= layout["vw"] and layout["overflowing"] == [], (name, layout)
-        assert png.startswith(b"\x89PNG")
