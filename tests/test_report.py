@@ -497,3 +497,23 @@ def test_no_x_tick_label_runs_into_the_y_tick_labels() -> None:
     x_ticks = re.findall(r'<text class="tick" x="([\d.]+)" y="268\.0"[^>]*>([^<]+)</text>', svg)
     assert x_ticks and "100" not in [t for _, t in x_ticks]
     assert all(float(x) - len(t) * 7.0 / 2 >= 46 for x, t in x_ticks)  # the plot's left edge
+
+
+def test_tied_ranks_read_as_ties_in_the_report_and_the_exports(
+    registry: Registry, image_folder: Path, tmp_path: Path
+) -> None:
+    """The table in the terminal showed "2=" for a tie; the report, the notebook and the Markdown
+    export showed "2" twice."""
+    from helpers import save_tiny_timm
+    from tlreg.advisor import recommend
+    from tlreg.advisor.audit.compare import export_run
+    from tlreg.advisor.audit.records import load_run
+
+    for name in ("a", "b"):  # the same weights twice: every estimator ties them
+        registry.add_ref(str(save_tiny_timm(tmp_path / name, arch="test_resnet", num_classes=3, seed=0)))
+    result = recommend(image_folder, registry=registry, workers=0, bootstrap=0, baselines=False)
+    assert all(r.tied and r.rank == 1 for r in result.ranking)
+    record = load_run(result.run_id, registry=registry)
+    assert render_report(record).count(">1=<") == 2
+    assert record._repr_html_().count(">1=<") == 2
+    assert export_run(result.run_id, "md", registry=registry).count("| 1= |") == 2

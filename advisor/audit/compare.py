@@ -25,7 +25,7 @@ from tlreg.registry.errors import BadInputError
 
 from .. import defaults
 from .mlflow_export import export_mlflow
-from .records import RunRecord, load_run, shown, write_atomic
+from .records import RunRecord, load_run, shown, shown_rank, write_atomic
 from .verify import VerifyResult, verify_run
 
 FORMATS = defaults.EXPORT_FORMATS
@@ -252,7 +252,7 @@ def _markdown(record: RunRecord) -> str:
             ["rank", "model", "revision", *ests, "combined", "P(best)", "rank interval", "negative transfer"],
             [
                 [
-                    r["rank"],
+                    shown_rank(r),
                     r["ref"],
                     (r.get("revision") or "")[:12],
                     *(r["scores"].get(e) for e in ests),

@@ -53,6 +53,11 @@ def iso_utc(when: datetime | None) -> str | None:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
 
 
+def shown_rank(row: dict[str, Any]) -> str:
+    """A recorded row's rank as the table shows it: ``2=`` when it shares it (a tie), as the CLI does."""
+    return f"{row['rank']}=" if row.get("tied") else str(row["rank"])
+
+
 def plan_word(plan: dict[str, Any]) -> str:
     """A transfer plan in one word: ``full``, ``linear``, ``partial-2``."""
     return plan["mode"] + (f"-{plan['unfreeze']}" if plan.get("unfreeze") else "")
@@ -176,7 +181,7 @@ class RunRecord:
         lines = "".join(f"<li>{escape(s)}</li>" for s in flags + ties)
         ests = self.estimators
         rows = [
-            [r["rank"], r["ref"], *(r["scores"].get(e) for e in ests), r.get("combined"),
+            [shown_rank(r), r["ref"], *(r["scores"].get(e) for e in ests), r.get("combined"),
              None if r.get("p_best") is None else f"{r['p_best']:.0%}"]
             for r in self.ranking()
         ]  # fmt: skip

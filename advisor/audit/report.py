@@ -18,7 +18,7 @@ from typing import Any
 from tlreg.registry import Registry, RunStore
 
 from ..result import baseline_label, plain
-from .records import RunRecord, is_baseline, load_run, plan_word, shown, write_atomic
+from .records import RunRecord, is_baseline, load_run, plan_word, shown, shown_rank, write_atomic
 from .scatter import Point, scatter
 from .svg import Bar, Interval, bar_chart, curve_chart, fmt, interval_chart, short
 
@@ -125,7 +125,7 @@ def _ranking(record: RunRecord) -> str:
         rev = (r.get("revision") or "unpinned")[:12]
         scores = [r["scores"].get(e) for e in ests]
         rows.append(
-            [r["rank"], r["ref"], rev, *scores, r.get("combined"), p_best, spread, _YES_NO.get(nt, "-")]
+            [shown_rank(r), r["ref"], rev, *scores, r.get("combined"), p_best, spread, _YES_NO.get(nt, "-")]
         )
         classes.append("pick" if r["ref"] == record.pick else "")
     head = ["rank", "model", "revision", *ests, "combined", "P(best)", "rank 5–95%", "negative transfer"]
