@@ -4,7 +4,7 @@ models and data (made by ``helpers.py``); and the ``registry`` on SQLite or Post
 ``registry`` is a fresh SQLite registry unless a test module asks for more databases with
 ``pytestmark = pytest.mark.databases("sqlite", "postgresql")``: its tests then run once per database.
 PostgreSQL needs ``TLREG_TEST_PG_URL`` (an SQLAlchemy URL of a server and a role that may create
-databases; ``.ci/run`` starts one on loopback and sets it); without it those runs are skipped and
+databases; ``.ci/test-env`` starts one on loopback and sets it); without it those runs are skipped and
 say why. Each such test gets a database of its own, created from that URL and dropped afterwards,
 and ``TLREG_DB`` points at it, so code that opens the default registry (the CLI) uses it too.
 """
@@ -125,7 +125,7 @@ def pg_server() -> str:
     url = os.environ.get("TLREG_TEST_PG_URL")
     if not url:
         pytest.skip(
-            "PostgreSQL tests skipped: TLREG_TEST_PG_URL is not set (.ci/run starts a server and sets it; "
+            "PostgreSQL tests skipped: TLREG_TEST_PG_URL is not set (.ci/test-env starts a server, sets it; "
             "e.g. TLREG_TEST_PG_URL=postgresql+psycopg://USER@127.0.0.1:5432/postgres)"
         )
     pytest.importorskip("psycopg", reason='PostgreSQL tests skipped: pip install "tlreg[postgres]"')

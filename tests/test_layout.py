@@ -173,3 +173,14 @@ def test_the_readme_map_matches_the_tree() -> None:
     modules = {p.relative_to(ROOT).as_posix() for p in MODULES.values() if p.name != "__init__.py"}
     unnamed = sorted(m for m in modules if m not in named and not m.startswith(folders))
     assert not unnamed, f"modules the README's map does not name: {unnamed}"
+
+
+def test_ci_runs_the_readme_test_command_word_for_word() -> None:
+    """CI's test command and the README's second set-up command are one string: .ci/run holds nothing
+    else (an earlier .ci/run added a check of its own that the README did not show)."""
+    section = (ROOT / "README.md").read_text().split("\n## Set up and run", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)\n```", section, flags=re.S)
+    assert len(blocks) == 2, "Set up and run holds the two commands, each in its own bash block"
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    commands = [line for line in ci if line.strip() and not line.startswith("#")]
+    assert commands == ["set -euo pipefail", 'cd "$(dirname "$0")/.."', blocks[1]]

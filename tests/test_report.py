@@ -5,7 +5,7 @@ The browser check drives a real headless Chromium over the DevTools protocol on 
 console message, uncaught exception and browser log entry (a Content-Security-Policy violation,
 such as the page trying to load something from elsewhere, is a log entry at level "error"), asks
 the page for its charts' rendered sizes, and takes a full-page screenshot. It skips when
-``chromium`` is not on PATH (CI installs Debian's package in ``.ci/run``).
+``chromium`` is not on PATH (``.ci/test-env`` installs Debian's package as root).
 """
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def open_in_chromium(page: Path | str, profile: Path, *, width: int = 1100) -> t
     ``page``: a file, or a URL."""
     exe = shutil.which("chromium")
     if exe is None:
-        pytest.skip("chromium is not on PATH (apt-get install chromium; CI does it in .ci/run)")
+        pytest.skip("chromium is not on PATH (apt-get install chromium; .ci/test-env does it as root)")
     browser = Chromium(exe, profile)
     try:
         target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]

@@ -332,7 +332,7 @@ def chromium_tab(profile: Path, *, width: int = 1400) -> Iterator[tuple[Chromium
     """A headless Chromium tab ``width`` px wide: (the browser, the tab's session)."""
     exe = shutil.which("chromium")
     if exe is None:
-        pytest.skip("chromium is not on PATH (apt-get install chromium; CI does it in .ci/run)")
+        pytest.skip("chromium is not on PATH (apt-get install chromium; .ci/test-env does it as root)")
     browser = Chromium(exe, profile)
     try:
         target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
