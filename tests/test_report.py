@@ -19,6 +19,7 @@ import select
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -142,9 +143,12 @@ LAYOUT_PROBE = """JSON.stringify((() => {
 })())"""
 
 
-def open_in_chromium(page: Path | str, profile: Path, *, width: int = 1100) -> tuple[list[dict], dict, bytes]:
-    """(problems reported while loading, the page's layout probe, a full-page PNG) at ``width`` px;
-    ``page``: a file, or a URL."""
+PROBLEMS = ("Runtime.consoleAPICalled", "Runtime.exceptionThrown", "Log.entryAdded")
+
+
+@contextlib.contextmanager
+def chromium_tab(profile: Path, *, width: int = 1400) -> Iterator[tuple[Chromium, str]]:
+    """A headless Chromium tab ``width`` px wide: (the browser, the tab's session)."""
     exe = shutil.which("chromium")
     if exe is None:
         pytest.skip("chromium is not on PATH (apt-get install chromium; .ci/test-env does it as root)")
@@ -156,6 +160,15 @@ def open_in_chromium(page: Path | str, profile: Path, *, width: int = 1100) -> t
             browser.call(f"{domain}.enable", session=session)
         metrics = {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600}
         browser.call("Emulation.setDeviceMetricsOverride", metrics, session=session)
+        yield browser, session
+    finally:
+        browser.close()
+
+
+def open_in_chromium(page: Path | str, profile: Path, *, width: int = 1100) -> tuple[list[dict], dict, bytes]:
+    """(problems reported while loading, the page's layout probe, a full-page PNG) at ``width`` px;
+    ``page``: a file, or a URL."""
+    with chromium_tab(profile, width=width) as (browser, session):
         url = page.as_uri() if isinstance(page, Path) else page
         browser.call("Page.navigate", {"url": url}, session=session)
         browser.wait_for("Page.loadEventFired")
@@ -163,11 +176,8 @@ def open_in_chromium(page: Path | str, profile: Path, *, width: int = 1100) -> t
             "Runtime.evaluate", {"expression": LAYOUT_PROBE, "returnByValue": True}, session=session
         )
         shot = browser.call("Page.captureScreenshot", {"captureBeyondViewport": True}, session=session)
-        kinds = ("Runtime.consoleAPICalled", "Runtime.exceptionThrown", "Log.entryAdded")
-        problems = [e for e in browser.events if e.get("method") in kinds]
+        problems = [e for e in browser.events if e.get("method") in PROBLEMS]
         return problems, json.loads(value["result"]["value"]), base64.b64decode(shot["data"])
-    finally:
-        browser.close()
 
 
 def ringed(html: str, chart_id: str) -> set[str]:

@@ -9,10 +9,8 @@ read-only, as ``tlreg ui`` opens it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -20,7 +18,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -29,7 +26,7 @@ import pytest
 from _report_showcase import RUN_ID as SHOWCASE
 from _report_showcase import store_showcase_run
 from starlette.testclient import TestClient
-from test_report import Chromium, open_in_chromium
+from test_report import PROBLEMS, Chromium, chromium_tab, open_in_chromium
 from test_runs import _dead_pid, open_run
 from tlreg.advisor import recommend
 from tlreg.advisor.audit.records import load_run
@@ -322,28 +319,6 @@ def test_the_server_answers_only_to_loopback_names(server: tuple[str, subprocess
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(rebound, timeout=30)
     assert info.value.code == 400
-
-
-PROBLEMS = ("Runtime.consoleAPICalled", "Runtime.exceptionThrown", "Log.entryAdded")
-
-
-@contextlib.contextmanager
-def chromium_tab(profile: Path, *, width: int = 1400) -> Iterator[tuple[Chromium, str]]:
-    """A headless Chromium tab ``width`` px wide: (the browser, the tab's session)."""
-    exe = shutil.which("chromium")
-    if exe is None:
-        pytest.skip("chromium is not on PATH (apt-get install chromium; .ci/test-env does it as root)")
-    browser = Chromium(exe, profile)
-    try:
-        target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Runtime", "Log", "Page"):
-            browser.call(f"{domain}.enable", session=session)
-        metrics = {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600}
-        browser.call("Emulation.setDeviceMetricsOverride", metrics, session=session)
-        yield browser, session
-    finally:
-        browser.close()
 
 
 def wait_for_load(browser: Chromium, *, timeout: float) -> None:
