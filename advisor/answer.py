@@ -24,6 +24,7 @@ from tlreg.registry.runs import Run
 
 from .confidence import Confidence, bootstrap, competition_ranks, tied_with_best
 from .data import Dataset
+from .memo import Memo
 from .plan import plan_for
 from .rank import combine, order, pooled
 from .result import RankingRow, RecommendResult, baseline_label
@@ -74,24 +75,31 @@ def resample(
     rounds: int,
     seed: int,
     signal: str = HISTORY,
+    memo: Memo | None = None,
 ) -> Confidence:
     """P(best), rank intervals and the runner-up test on ``rounds`` subsamples (none with one candidate
-    and no baseline). The history signal does not depend on the sample: it is added unchanged."""
+    and no baseline). The history signal does not depend on the sample: it is added unchanged.
+    With ``memo``, a previous run's rounds on the same arrays and settings are reused."""
     feats = board.features
-    fixed = {r: {signal: board.scores[r][signal]} for r in refs if signal in board.scores[r]}
-    baseline_feats = {b: (feats[b].features, feats[b].probs) for b in baselines}
-    return bootstrap(
-        {r: (feats[r].features, feats[r].probs) for r in refs},
-        board.labels,
-        board.task,
-        board.names,
-        standing.ranked,
-        rounds=rounds if len(refs) > 1 or baseline_feats else 0,
-        seed=seed,
-        fixed=fixed,
-        baselines=baseline_feats,
-        also=verdict_names(board.task, board.names),
-    )
+    inputs: dict[str, Any] = {
+        "features": {r: (feats[r].features, feats[r].probs) for r in refs},
+        "labels": board.labels,
+        "task": board.task,
+        "names": board.names,
+        "ranked": standing.ranked,
+        "rounds": rounds if len(refs) > 1 or baselines else 0,
+        "seed": seed,
+        "fixed": {r: {signal: board.scores[r][signal]} for r in refs if signal in board.scores[r]},
+        "baselines": {b: (feats[b].features, feats[b].probs) for b in baselines},
+        "also": verdict_names(board.task, board.names),
+    }
+
+    def compute() -> dict[str, Any]:
+        return bootstrap(**inputs).to_dict()
+
+    if memo is None:
+        return Confidence.from_dict(compute())
+    return Confidence.from_dict(memo.get_or_compute("bootstrap", inputs, compute))
 
 
 def rows(
@@ -159,20 +167,28 @@ def judge(
 PLAN_CHOICES = ("pick", "all", "none")
 
 
-def plan_rows(ranking: Sequence[RankingRow], board: Scoreboard, *, which: str, seed: int) -> None:
+def plan_rows(
+    ranking: Sequence[RankingRow], board: Scoreboard, *, which: str, seed: int, memo: Memo | None = None
+) -> None:
     """The transfer plan and learning curve of the pick (``which="pick"``), of every candidate
-    (``"all"``) or of none, from the features already embedded: no forward pass."""
+    (``"all"``) or of none, from the features already embedded: no forward pass. With ``memo``, a
+    previous run's plan on the same arrays and settings is reused."""
     chosen = [] if which == "none" else list(ranking[:1] if which == "pick" else ranking)
     for r in chosen:
-        plan, curve = plan_for(
-            board.features[r.ref].features,
-            board.labels,
-            board.task,
-            frozen_beaten_by=r.frozen_features_beaten_by,
-            seed=seed,
-        )
-        r.plan = plan.to_dict() if plan else None
-        r.learning_curve = curve.to_dict()
+        inputs: dict[str, Any] = {
+            "features": board.features[r.ref].features,
+            "labels": board.labels,
+            "task": board.task,
+            "frozen_beaten_by": r.frozen_features_beaten_by,
+            "seed": seed,
+        }
+
+        def compute(inputs: dict[str, Any] = inputs) -> dict[str, Any]:
+            plan, curve = plan_for(**inputs)
+            return {"plan": plan.to_dict() if plan else None, "learning_curve": curve.to_dict()}
+
+        done = compute() if memo is None else memo.get_or_compute("plan", inputs, compute)
+        r.plan, r.learning_curve = done["plan"], done["learning_curve"]
 
 
 def warn_if_undecided(standing: Standings, conf: Confidence, warns: list[str]) -> None:

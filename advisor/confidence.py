@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +45,26 @@ class Confidence:
     @property
     def separable(self) -> bool | None:
         return None if self.beats_runner_up is None else self.beats_runner_up >= SEPARABLE
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, every field (the answer cache keeps it: :mod:`tlreg.advisor.memo`)."""
+        return {
+            "rounds": self.rounds,
+            "p_best": self.p_best,
+            "rank_interval": {r: list(v) for r, v in self.rank_interval.items()},
+            "beats_runner_up": self.beats_runner_up,
+            "round_scores": self.round_scores,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> Confidence:
+        return cls(
+            rounds=int(doc["rounds"]),
+            p_best=dict(doc["p_best"]),
+            rank_interval={r: (int(v[0]), int(v[1])) for r, v in doc["rank_interval"].items()},
+            beats_runner_up=doc["beats_runner_up"],
+            round_scores=list(doc["round_scores"]),
+        )
 
 
 def tied_with_best(combined: Mapping[str, float]) -> list[str]:

@@ -37,6 +37,7 @@ from .embed import Backend, EmbedRequest, EmbedSettings, default_workers, make_b
 from .embed.request import jobs_for
 from .errors import StorageError
 from .history import PROBES, compute_signature, history_signal
+from .memo import Memo
 from .progress import Reporter, Silent
 from .result import RecommendResult
 from .run_record import RunRecorder
@@ -81,12 +82,15 @@ def recommend(
     reporter: Reporter | None = None,
     command: str = "",
     record: bool = True,
+    reuse_answers: bool = True,
     **options: Any,
 ) -> RecommendResult:
     """Rank the registered models on ``data``, best first, and record the decision.
 
     ``options`` are the fields of :class:`Options` (``models``, ``estimators``, ``per_class``, ...).
-    ``record=False`` writes no run record (``tlreg runs verify`` recomputes a run that way).
+    ``record=False`` writes no run record (``tlreg runs verify`` recomputes a run that way), and
+    ``reuse_answers=False`` recomputes the resampling and the learning curve even where an earlier run
+    on the same features cached them (:mod:`.memo`; verify does).
     Raises :class:`~tlreg.advisor.errors.DatasetError` for bad data (exit 2 in the CLI) and
     :class:`~tlreg.advisor.errors.NoCandidatesError` when no model could be evaluated (exit 3).
     """
@@ -128,7 +132,8 @@ def recommend(
     backend = make_backend(opts.backend, address=opts.ray_address)
     recorder.start(run)
     try:
-        result = _decide(request, run, candidates, left_out, names, opts, backend, recorder, warns)
+        memo = Memo(request.cache) if reuse_answers else None
+        result = _decide(request, run, candidates, left_out, names, opts, backend, recorder, warns, memo)
     except BaseException as exc:
         recorder.fail(exc)
         raise
@@ -189,11 +194,12 @@ def _decide(
     backend: Backend,
     recorder: RunRecorder,
     warns: list[str],
+    memo: Memo | None,
 ) -> RecommendResult:
     """Embed, score and record every row, add the baselines and the history, then answer; ``left_out``
     (what cannot be loaded now) is recorded as skipped, like a model that fails to load."""
     sub = request.sample
-    board = Scoreboard(names, sub.labels, sub.task, warns)
+    board = Scoreboard(names, sub.labels, sub.task, warns, memo)
     for row in left_out:
         board.skip(row["ref"], row["reason"])
         recorder.skipped(row["ref"], row["reason"])
@@ -224,10 +230,10 @@ def _decide(
 
     standing = answer.standings(board, refs, ranked_by)
     baselines = answer.baseline_labels(board, candidates)
-    conf = answer.resample(board, refs, baselines, standing, rounds=opts.bootstrap, seed=opts.seed)
+    conf = answer.resample(board, refs, baselines, standing, rounds=opts.bootstrap, seed=opts.seed, memo=memo)
     ranked_rows = answer.rows(board, standing, conf, baselines)
     answer.judge(ranked_rows[0], board, conf, raw_label=raw_label, n_classes=sub.num_classes)
-    answer.plan_rows(ranked_rows[0], board, which=opts.plan, seed=opts.seed)
+    answer.plan_rows(ranked_rows[0], board, which=opts.plan, seed=opts.seed, memo=memo)
     answer.warn_if_undecided(standing, conf, warns)
     return answer.answer(run, sub, board, standing, conf, ranked_rows, history=history)
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import estimators as est
 from .errors import EstimatorError, NoCandidatesError
+from .memo import Memo
 from .rank import pooled, to_compute
 from .verdicts import verdict_names
 
@@ -71,6 +72,7 @@ class Scoreboard:
     labels: Any
     task: str
     warns: list[str]
+    memo: Memo | None = None  # reuse an earlier run's scores of the same arrays (:mod:`.memo`)
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
     features: dict[str, Features] = field(default_factory=dict)
     records: dict[str, ModelRecord] = field(default_factory=dict)
@@ -79,7 +81,7 @@ class Scoreboard:
 
     def score(self, feats: Features, record: ModelRecord | None = None) -> list[Scored]:
         """Score one row's features with every estimator (``record``: the model they came from)."""
-        scored = score_features(feats.features, feats.probs, self.labels, self.task, self.computed)
+        scored = self._score_features(feats)
         for item in scored:
             if item.error:
                 self.errors.setdefault(feats.label, []).append(item.error)
@@ -88,6 +90,21 @@ class Scoreboard:
         if record is not None:
             self.records[feats.label] = record
         return scored
+
+    def _score_features(self, feats: Features) -> list[Scored]:
+        inputs = {
+            "features": feats.features,
+            "probs": feats.probs,
+            "labels": self.labels,
+            "task": self.task,
+            "names": self.computed,
+        }
+        if self.memo is None:
+            return score_features(**inputs)
+        done = self.memo.get_or_compute(
+            "scores", inputs, lambda: [asdict(s) for s in score_features(**inputs)]
+        )
+        return [Scored(**s) for s in done]
 
     @property
     def computed(self) -> list[str]:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import click
 from tlreg.advisor.cache import FeatureCache
+from tlreg.advisor.memo import Memo
 
 from .output import emit_json, human_bytes, note, stdout, table, when
 from .state import State, pass_state
@@ -87,8 +88,9 @@ def prune(state: State, older_than: float | None, max_size: float | None) -> Non
 @click.option("--yes", is_flag=True, help="Do not ask.")
 @pass_state
 def clear(state: State, yes: bool) -> None:
-    """Remove every entry (features are recomputed when needed)."""
+    """Remove every entry and every cached answer (both are recomputed when needed)."""
     store = FeatureCache()
     if not yes and not click.confirm(f"Remove every feature cache entry under {store.root}?", err=True):
         raise click.Abort()
-    note(f"removed {store.clear()} entries", quiet=state.quiet)
+    answers = Memo(store).clear()
+    note(f"removed {store.clear()} entries and {answers} cached answers", quiet=state.quiet)

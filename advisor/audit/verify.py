@@ -302,7 +302,9 @@ def verify_run(
             fresh = FeatureCache(tmp) if recompute else cache
             from ..recommend import recommend
 
-            now = recommend(path, registry=registry, cache=fresh, record=False, **options)
+            now = recommend(
+                path, registry=registry, cache=fresh, record=False, reuse_answers=False, **options
+            )
     except TlregError as exc:
         result.error = str(exc)
         result.reasons.insert(0, f"the run could not be recomputed: {exc}")
