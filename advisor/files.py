@@ -6,6 +6,9 @@ whatever the umask, and a temporary that is renamed into place keeps them, so a 
 folder shared by a team became unreadable to everyone but its writer. Here a new file is created
 ``0666`` and a new folder ``0777``, less the umask, as ``open`` and ``mkdir`` do.
 
+A file replaced whole (:func:`write_file`) is written beside it and renamed into place: a reader
+sees the old file or the new one, never a part.
+
 Why bytes go through :func:`write_all`: a bare ``os.write`` on a full disk may return a short
 count without any error (measured on a 256 KiB tmpfs); a loop that insists turns that into
 ``OSError(ENOSPC)``.
@@ -91,3 +94,22 @@ def fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def write_file(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = new_file(path.parent, f".tmp-{path.name}-")
+    try:
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)

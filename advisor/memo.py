@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import Callable, Mapping
 from functools import cache
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .cache import FeatureCache
-from .files import new_file, write_all
+from .files import write_file
 
 #: The packages whose numerics the cached answers depend on.
 NUMERIC_PACKAGES = ("numpy", "scipy", "scikit-learn", "faiss-cpu", "tlreg")
@@ -112,18 +111,7 @@ class Memo:
         path = self.path(key)
         blob = json.dumps({"kind": kind, "key": key, "value": value}).encode()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = new_file(path.parent, ".tmp-")
-            try:
-                try:
-                    write_all(fd, blob)
-                finally:
-                    os.close(fd)
-                os.replace(tmp, path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            write_file(path, blob)
         except OSError as exc:
             raise self.store.write_error(exc) from exc
 

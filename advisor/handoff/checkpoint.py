@@ -26,29 +26,10 @@ from typing import Any
 import torch
 
 from ..errors import DiskFullError
-from ..files import fsync_dir, new_dir, new_file, write_all
+from ..files import fsync_dir, new_dir, write_file
 
 TMP_PREFIX = ".tmp-"
 OLD_PREFIX = ".old-"
-
-
-def write_file(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = new_file(path.parent, f"{TMP_PREFIX}{path.name}-")
-    try:
-        try:
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
 
 
 def write_json(path: str | Path, obj: Any) -> None:
