@@ -20,6 +20,11 @@ BATCH_SIZE = 32
 BOOTSTRAP = 50
 #: auto: CUDA, then MPS, then CPU.
 DEVICE = "auto"
+#: How much embedding a run spends: ``auto`` halves (successive halving, ``advisor/halving.py``) from
+#: :data:`HALVING_FROM` candidates on; ``full`` embeds every candidate on the whole sample.
+BUDGETS = ("auto", "full")
+BUDGET = "auto"
+HALVING_FROM = 12
 
 # --- finetune -------------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tlreg.registry import ModelRecord, Registry
 from tlreg.registry.errors import BadInputError, TlregError
 from tlreg.registry.runs import Run
@@ -34,8 +35,11 @@ from .cache import FeatureCache
 from .candidates import choose_estimators, loadable, require_candidates, select_candidates
 from .data import Dataset, fingerprint, load_dataset, require_scorable, sample
 from .embed import Backend, EmbedRequest, EmbedSettings, default_workers, make_backend, resolve_device
-from .embed.request import jobs_for
+from .embed.request import Features, Job, jobs_for
+from .embed.stages import StageEmbedder
 from .errors import StorageError
+from .halving import STAGE_ROUNDS, Halving, check_budget, halve, stage_indices
+from .halving import plan as plan_budget
 from .history import PROBES, compute_signature, history_signal
 from .memo import Memo
 from .progress import Reporter, Silent
@@ -71,6 +75,7 @@ class Options:
     ray_address: str | None = None
     include_unavailable: bool = False
     plan: str = "pick"  # pick | all | none: which candidates get a transfer plan and learning curve
+    budget: str = defaults.BUDGET  # auto | full: successive halving from HALVING_FROM candidates (.halving)
 
 
 def recommend(
@@ -99,6 +104,7 @@ def recommend(
         raise BadInputError(
             f"Unknown --plan {opts.plan!r}.", hint=f"Use one of: {', '.join(answer.PLAN_CHOICES)}."
         )
+    check_budget(opts.budget)
     if opts.bootstrap < 0:
         raise BadInputError(f"--bootstrap must be 0 (off) or a number of rounds, not {opts.bootstrap}.")
     registry = registry or Registry(db)
@@ -203,17 +209,29 @@ def _decide(
     for row in left_out:
         board.skip(row["ref"], row["reason"])
         recorder.skipped(row["ref"], row["reason"])
-    for job, outcome in backend.run(request, jobs_for(candidates, baselines=opts.baselines)):
+    stages = stage_indices(sub.labels, sub.task, len(sub), seed=opts.seed)
+    budget = plan_budget(opts.budget, len(candidates), stages)
+    if budget.active:
+        embedded = _halved(request, candidates, names, opts, backend, budget, stages, memo)
+        for drop in budget.dropped:
+            recorder.dropped(drop["ref"], drop["reason"])
+    else:
+        embedded = backend.run(request, jobs_for(candidates, baselines=opts.baselines))
+    n = len(sub)
+    budget.full_forward_passes = n * len(candidates) * (2 if opts.baselines else 1)
+    for job, outcome in embedded:
         if isinstance(outcome, TlregError):
             board.skip(job.label, str(outcome))
             recorder.skipped(job.label, str(outcome))
             request.reporter.note(f"skipped {job.label}: {outcome}")
             continue
+        if not budget.active or not job.pretrained:  # the halving counted its candidates' own
+            budget.forward_passes += 0 if outcome.from_cache else n
         scored = board.score(outcome, job.record)
         recorder.candidate(
             outcome, scored, params=job.record.params, baseline_of=None if job.pretrained else job.record.ref
         )
-    refs = board.scored_candidates(candidates)
+    refs = board.scored_candidates([c for c in candidates if c.ref in board.scores])
 
     raw_label = None
     if opts.baselines:
@@ -235,7 +253,50 @@ def _decide(
     answer.judge(ranked_rows[0], board, conf, raw_label=raw_label, n_classes=sub.num_classes)
     answer.plan_rows(ranked_rows[0], board, which=opts.plan, seed=opts.seed, memo=memo)
     answer.warn_if_undecided(standing, conf, warns)
-    return answer.answer(run, sub, board, standing, conf, ranked_rows, history=history)
+    result = answer.answer(run, sub, board, standing, conf, ranked_rows, history=history)
+    result.budget = budget.to_dict()
+    return result
+
+
+def _halved(
+    request: EmbedRequest,
+    candidates: list[ModelRecord],
+    names: list[str],
+    opts: Options,
+    backend: Backend,
+    budget: Halving,
+    stages: list[np.ndarray],
+    memo: Memo | None,
+) -> list[tuple[Job, Features | TlregError]]:
+    """Successive halving (:mod:`.halving`): the survivors' features on the whole sample and their
+    baselines, and the candidates that could not be embedded; ``budget`` gets the stages."""
+    out: list[tuple[Job, Features | TlregError]] = []
+    records = {c.ref: c for c in candidates}
+    embedder = StageEmbedder(
+        request, backend, records, stages, on_error=lambda job, exc: out.append((job, exc))
+    )
+    sub = request.sample
+    alive, budget.stages = halve(
+        list(records),
+        stages,
+        embedder.features_on,
+        sub.labels,
+        sub.task,
+        names,
+        {r: float(c.params or 0) for r, c in records.items()},
+        rounds=STAGE_ROUNDS if opts.bootstrap else 0,
+        seed=opts.seed,
+        memo=memo,
+    )
+    for ref in alive:
+        feats = embedder.whole(ref)
+        if feats is not None:
+            out.append((Job(records[ref]), feats))
+    budget.forward_passes = embedder.forward_passes
+    if opts.baselines:
+        survivors = [records[r] for r in alive if r not in embedder.failed]
+        out += backend.run(request, [Job(record, pretrained=False) for record in survivors])
+    return out
 
 
 def _history(

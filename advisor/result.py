@@ -129,6 +129,8 @@ class RecommendResult:
     skipped: list[dict[str, str]] = field(default_factory=list)
     confidence: dict[str, Any] = field(default_factory=dict)
     history: dict[str, Any] = field(default_factory=dict)
+    #: what ``--budget`` did: successive halving's stages and who each dropped (:mod:`.halving`)
+    budget: dict[str, Any] = field(default_factory=dict)
 
     @property
     def best(self) -> RankingRow | None:
@@ -168,6 +170,7 @@ class RecommendResult:
             "data": _clean(self.data),
             "confidence": _clean(self.confidence),
             "history": _clean(self.history),
+            "budget": _clean(self.budget),
             "warnings": self.warnings,
             "skipped": self.skipped,
         }

@@ -90,6 +90,11 @@ class RunRecorder:
         if self.runs is not None:
             self.runs.add(RunCandidate(run_id=self.run_id, ref=label, status="skipped", reason=reason))
 
+    def dropped(self, ref: str, reason: str) -> None:
+        """A candidate that successive halving left out before the whole sample, and why."""
+        if self.runs is not None:
+            self.runs.add(RunCandidate(run_id=self.run_id, ref=ref, status="dropped", reason=reason))
+
     def signature(self, signature: DatasetSignature) -> None:
         """The dataset's signature, so later runs on similar data find this one (the history)."""
         if self.outcomes is not None:
@@ -116,6 +121,7 @@ class RunRecorder:
                     "estimators": result.estimators,
                     "confidence": result.confidence,
                     "history": result.history,
+                    "budget": result.budget,
                 },
             )
         )

@@ -49,6 +49,21 @@ def plan_lines(row: RankingRow) -> list[str]:
     return lines
 
 
+def budget_line(budget: dict) -> str:
+    """One line on what successive halving did, when it ran (the stages are in --json)."""
+    if not budget.get("active"):
+        return ""
+    stages = budget["stages"]
+    path = " -> ".join(f"{len(s['candidates'])} on {s['samples']}" for s in stages)
+    dropped = sum(len(s["dropped"]) for s in stages)
+    full, done = budget.get("full_forward_passes") or 0, budget.get("forward_passes") or 0
+    saved = f"; {done:,} forward passes instead of {full:,}" if full else ""
+    return (
+        f"Budget (successive halving): candidates {path} samples, {dropped} dropped early{saved} "
+        "(--json: budget.stages)"
+    )
+
+
 def render(result: RecommendResult) -> None:
     console = stdout()
     cols = [
@@ -99,6 +114,9 @@ def render(result: RecommendResult) -> None:
                 "Baselines: each architecture randomly initialised, and the raw inputs", base_cols, base_rows
             )
         )
+    budget = budget_line(result.budget)
+    if budget:
+        console.print(budget)
     if result.best:
         console.print(f"Recommended: {result.best.ref}")
         console.print(f"Why: {result.reason}")
@@ -183,6 +201,14 @@ def render(result: RecommendResult) -> None:
     default="pick",
     show_default=True,
     help="Which candidates get a transfer plan (mode, why) and a learning curve of labels.",
+)
+@click.option(
+    "--budget",
+    type=click.Choice(d.BUDGETS),
+    default=d.BUDGET,
+    show_default=True,
+    help=f"auto: from {d.HALVING_FROM} candidates, embed all on a quarter of the sample and only those "
+    "that can still win on more (successive halving); full: every candidate on the whole sample.",
 )
 @click.option(
     "--include-unavailable",

@@ -74,7 +74,7 @@ class RunCandidate(TlregModel, table=True):
     seconds: float | None = None
     samples_per_s: float | None = None
     from_cache: bool = False
-    status: str = "ok"
+    status: str = "ok"  # ok | skipped (could not be embedded) | dropped (by successive halving)
     reason: str | None = None
 
 
