@@ -1,0 +1,360 @@
+"""Successive halving (``recommend --budget auto``) measured: what it saves and what it costs the pick.
+
+    python bench/halving.py hub [--work DIR]     # replay on the Hub-like benchmark
+    python bench/halving.py shell [--repeats 2]  # the registry-size curve: whole processes, full vs auto
+    python bench/halving.py --report             # print the committed figures (data/bench/halving.json)
+
+**hub.** The Hub-like benchmark (``bench/hub_quality.py``) as one registry: its 21 candidates (18
+fine-tuned descendants and the three ImageNet EfficientNet-Lites), each of its 8 targets' training
+split (1,000 images) as the user's sample. Both budgets run tlreg's own decision code
+(``tlreg.advisor.halving``) on the features the benchmark build cached for every (model, target):
+``full`` ranks all 21 on the whole sample; ``auto`` runs the stages, each on the rows of those
+features that the stage holds, in the order ``recommend`` assembles them (a stage's features are
+rows of the whole sample's: each image is embedded on its own, the network in eval mode). The
+pick's regret comes from the benchmark's fine-tuned accuracies; the forward passes are counted as
+``recommend`` counts them (candidates on each increment, random-init baselines for the survivors,
+or for everyone with ``full``) and turned into embedding time with each backbone's throughput,
+measured here in this run on the same images through tlreg's embedding.
+
+**shell.** ``tlreg recommend`` from the shell on one image folder with 4, 16 and 64 tiny timm models
+(a fresh registry and feature cache each time), ``--budget full`` against ``--budget auto``,
+interleaved, min and median wall seconds. Below 12 candidates ``auto`` is ``full``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import kendalltau
+from tlreg.advisor.data import fingerprint, load_dataset, sample
+from tlreg.advisor.halving import STAGE_ROUNDS, halve, increments, stage_indices, stage_order
+from tlreg.advisor.rank import DEFAULT_ESTIMATORS, combine, order, to_compute
+from tlreg.advisor.scoring import as_dict, score_features
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+RESULTS = ROOT / "data" / "bench" / "hub_quality_results.json"
+QUALITY = ROOT / "data" / "bench" / "hub_quality.json"
+OUT = ROOT / "data" / "bench" / "halving.json"
+SEED = 0
+
+
+def _model_id(ref: str) -> str:
+    """``local-dir:/.../efficientnet_lite0-digits-644890397`` -> ``efficientnet_lite0-digits``."""
+    return ref.rstrip("/").rsplit("/", 1)[-1].rsplit("-", 1)[0]
+
+
+def cached_features(work: Path, fp: str, n: int) -> dict[str, np.ndarray]:
+    """Every pretrained model's features on the sample with fingerprint ``fp`` (the build's cache)."""
+    out = {}
+    for meta_path in (work / "cache" / "features").glob("??/*/meta.json"):
+        meta = json.loads(meta_path.read_text())
+        if meta.get("fingerprint") == fp and meta.get("n") == n and meta.get("init") == "pretrained":
+            out[_model_id(meta["ref"])] = np.load(meta_path.parent / "features.npy")
+    return out
+
+
+def ranking(features: dict[str, np.ndarray], labels: np.ndarray, params: dict[str, float]) -> list[str]:
+    """The full-budget ranking: every candidate scored on the whole sample, combined, ordered."""
+    names = list(DEFAULT_ESTIMATORS["classification"])
+    compute = list(dict.fromkeys(to_compute(names)))
+    scores = {
+        m: as_dict(score_features(f, None, labels, "classification", compute)) for m, f in features.items()
+    }
+    return order(combine(scores, names), params)
+
+
+def replay(features: dict[str, np.ndarray], labels: np.ndarray, params: dict[str, float]) -> dict[str, Any]:
+    """Both budgets on one target: the orders, the stages and the forward passes each spends."""
+    names = list(DEFAULT_ESTIMATORS["classification"])
+    n = len(labels)
+    stages = stage_indices(labels, "classification", n, seed=SEED)
+    parts = increments(stages)
+
+    def features_on(refs: list[str], k: int) -> dict:
+        rows = stage_order(stages, k)
+        return {r: (features[r][rows], None) for r in refs}
+
+    alive, done = halve(
+        list(features),
+        stages,
+        features_on,
+        labels,
+        "classification",
+        names,
+        params,
+        rounds=STAGE_ROUNDS,
+        seed=SEED,
+    )
+    full = ranking(features, labels, params)
+    final = ranking({m: features[m] for m in alive}, labels, params)
+    dropped = [d["ref"] for s in reversed(done) for d in s.dropped]  # later drops ranked above earlier
+    passes = {m: 0 for m in features}  # items each candidate embeds under auto
+    for k, s in enumerate(done):
+        for m in s.candidates:
+            passes[m] += len(parts[k])
+    for m in alive:
+        passes[m] += len(parts[-1])
+    return {
+        "full": full,
+        "auto": final + dropped,
+        "survivors": alive,
+        "stages": [
+            {"samples": s.samples, "candidates": len(s.candidates), "dropped": len(s.dropped)} for s in done
+        ],
+        "passes_auto": passes,
+        "baselines_auto": {m: n for m in alive},
+        "passes_full": {m: n for m in features},
+        "baselines_full": {m: n for m in features},
+    }
+
+
+def throughput(work: Path, folder: Path, backbones: list[str]) -> dict[str, float]:
+    """Seconds per image of each backbone through tlreg's embedding, measured now on 96 images."""
+    from tlreg.advisor.cache import FeatureCache
+    from tlreg.advisor.embed import EmbedRequest, features_for
+    from tlreg.registry import Registry
+
+    registry = Registry(f"sqlite:///{work / 'registry.db'}", read_only=True)
+    refs = {r.ref for r in registry.list()}
+    small = sample(load_dataset(folder), max_samples=96, seed=SEED)
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="tlreg-halving-") as tmp:
+        request = EmbedRequest(registry, small, fingerprint(small), cache=FeatureCache(tmp))
+        for b in backbones:
+            ref = next(r for r in refs if _model_id(r) == f"{b}-imagenet")
+            feats = features_for(request, registry.get(ref))
+            out[b] = 1.0 / feats.samples_per_s
+    return out
+
+
+def hub(work: Path) -> dict[str, Any]:
+    results = json.loads(RESULTS.read_text())
+    noise = json.loads(QUALITY.read_text())["realism"]["seed_noise_pp"]
+    truth = {(p["model"], p["target"]): p["finetune_acc"] for p in results["pairs"]}
+    candidates = results["candidates"]
+    backbones = sorted({c.split("-")[0] for c in candidates})
+    registry_params = _params(work)
+    per_target, folders = {}, {}
+    for target in results["config"]["targets"]:
+        folder = next((work / "targets").glob(f"{target}-v*-{results['config']['target_train']}-*")) / "train"
+        folders[target] = folder
+        ds = sample(load_dataset(folder))
+        feats = cached_features(work, fingerprint(ds), len(ds))
+        feats = {m: f for m, f in feats.items() if m in candidates}
+        if len(feats) != len(candidates):
+            raise SystemExit(
+                f"target {target}: {len(feats)} of {len(candidates)} candidates' features cached in {work}"
+            )
+        params = {m: float(registry_params[m]) for m in feats}
+        replayed = replay(feats, np.asarray(ds.labels), params)
+        acc = {m: truth[m, target] for m in feats}
+        best = max(acc.values())
+        full_pick, auto_pick = replayed["full"][0], replayed["auto"][0]
+        position = {m: i for i, m in enumerate(replayed["auto"])}
+        tau = kendalltau(range(len(replayed["full"])), [position[m] for m in replayed["full"]])[0]
+        per_target[target] = {
+            "full_pick": full_pick,
+            "auto_pick": auto_pick,
+            "regret_full": 100.0 * (best - acc[full_pick]),
+            "regret_auto": 100.0 * (best - acc[auto_pick]),
+            "tau_vs_full": float(tau),
+            "survivors": replayed["survivors"],
+            "best_in_survivors": max(acc, key=acc.__getitem__) in replayed["survivors"],
+            "stages": replayed["stages"],
+            **{k: replayed[k] for k in ("passes_auto", "baselines_auto", "passes_full", "baselines_full")},
+        }
+    seconds = throughput(work, folders[results["config"]["targets"][0]], backbones)
+    for row in per_target.values():
+        for budget in ("auto", "full"):
+            items = {**row[f"passes_{budget}"]}
+            total = sum(v * seconds[m.split("-")[0]] for m, v in items.items())
+            total += sum(v * seconds[m.split("-")[0]] for m, v in row[f"baselines_{budget}"].items())
+            row[f"passes_total_{budget}"] = sum(items.values()) + sum(row[f"baselines_{budget}"].values())
+            row[f"embed_seconds_{budget}"] = total
+    return summarise(per_target, seconds, noise, len(candidates))
+
+
+def _params(work: Path) -> dict[str, int]:
+    from tlreg.registry import Registry
+
+    registry = Registry(f"sqlite:///{work / 'registry.db'}", read_only=True)
+    return {_model_id(r.ref): r.params or 0 for r in registry.list() if r.ref.startswith("local-dir:")}
+
+
+def summarise(per_target: dict, seconds: dict, noise: float, n_candidates: int) -> dict[str, Any]:
+    rows = list(per_target.values())
+    mean = statistics.mean
+    return {
+        "about": "successive halving replayed on the Hub-like benchmark: see bench/halving.py",
+        "candidates": n_candidates,
+        "estimators": list(DEFAULT_ESTIMATORS["classification"]),
+        "seed_noise_pp": noise,
+        "seconds_per_image": seconds,
+        "mean_regret_full": mean(r["regret_full"] for r in rows),
+        "mean_regret_auto": mean(r["regret_auto"] for r in rows),
+        "worst_regret_auto": max(r["regret_auto"] for r in rows),
+        "same_pick": sum(r["full_pick"] == r["auto_pick"] for r in rows) / len(rows),
+        "mean_tau_vs_full": mean(r["tau_vs_full"] for r in rows),
+        "forward_passes_ratio": sum(r["passes_total_full"] for r in rows)
+        / sum(r["passes_total_auto"] for r in rows),
+        "embed_time_ratio": sum(r["embed_seconds_full"] for r in rows)
+        / sum(r["embed_seconds_auto"] for r in rows),
+        "mean_survivors": mean(len(r["survivors"]) for r in rows),
+        "per_target": per_target,
+    }
+
+
+def report_hub(doc: dict[str, Any]) -> str:
+    lines = [
+        f"Successive halving on the Hub-like benchmark ({doc['candidates']} candidates, 8 targets of "
+        f"1,000 images; estimators {' + '.join(doc['estimators'])}):",
+        f"{'target':<12} {'candidates@samples':<26} {'regret full':>11} {'regret auto':>11} "
+        f"{'tau vs full':>11} {'embed s full':>13} {'embed s auto':>13}",
+    ]
+    for t, r in doc["per_target"].items():
+        path = (
+            " -> ".join(f"{s['candidates']}@{s['samples']}" for s in r["stages"])
+            + f" -> {len(r['survivors'])}@1000"
+        )
+        lines.append(
+            f"{t:<12} {path:<26} {r['regret_full']:>11.1f} {r['regret_auto']:>11.1f} "
+            f"{r['tau_vs_full']:>11.2f} {r['embed_seconds_full']:>13.0f} {r['embed_seconds_auto']:>13.0f}"
+        )
+    lines += [
+        "",
+        f"mean regret: full {doc['mean_regret_full']:.2f} pts, auto {doc['mean_regret_auto']:.2f} pts "
+        f"(worst {doc['worst_regret_auto']:.1f}); seed noise {doc['seed_noise_pp']:.1f} pts",
+        f"same pick as full on {doc['same_pick']:.0%} of targets; Kendall tau with the full ranking "
+        f"{doc['mean_tau_vs_full']:.2f}",
+        f"forward passes: {doc['forward_passes_ratio']:.1f}x fewer; embedding time: "
+        f"{doc['embed_time_ratio']:.1f}x less "
+        f"(throughput measured: "
+        + ", ".join(f"{b} {1 / s:.1f} img/s" for b, s in doc["seconds_per_image"].items())
+        + ")",
+    ]
+    return "\n".join(lines)
+
+
+# --- shell: the registry-size curve -------------------------------------------------------------------
+
+
+def shell(repeats: int, sizes: list[int]) -> dict[str, Any]:
+    from scale import ARCHS, image_folder, save_model
+
+    tlreg = shutil.which("tlreg")
+    if not tlreg:
+        raise SystemExit("error: the tlreg command is not on PATH; install tlreg first (pip install -e .)")
+    times: dict[str, list[float]] = {}
+    passes: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="tlreg-halving-shell-") as tmp:
+        root = Path(tmp)
+        data = image_folder(root / "data", classes=3, per_class=16, size=32)
+        models = [
+            save_model(root / "models" / f"m{i:02d}", ARCHS[i % len(ARCHS)], seed=i)
+            for i in range(max(sizes))
+        ]
+        for r in range(repeats):
+            for size in sizes:
+                for budget in ("full", "auto"):
+                    home = root / f"home-{size}-{budget}"
+                    shutil.rmtree(home, ignore_errors=True)
+                    env = {
+                        **os.environ,
+                        "TLREG_HOME": str(home),
+                        "TLREG_DB": f"sqlite:///{home / 'registry.db'}",
+                        "TLREG_CACHE": str(home / "cache"),
+                        "HF_HUB_OFFLINE": "1",
+                    }
+                    for folder in models[:size]:
+                        subprocess.run(
+                            [tlreg, "-q", "registry", "add", str(folder)],
+                            env=env,
+                            check=True,
+                            capture_output=True,
+                        )
+                    start = time.perf_counter()
+                    done = subprocess.run(
+                        [tlreg, "recommend", str(data), "--budget", budget, "--json"],
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                    )
+                    seconds = time.perf_counter() - start
+                    if done.returncode != 0:
+                        raise SystemExit(f"tlreg recommend failed ({size}, {budget}): {done.stderr[-500:]}")
+                    times.setdefault(f"{size}/{budget}", []).append(seconds)
+                    passes[f"{size}/{budget}"] = json.loads(done.stdout)["budget"]
+            print(f"round {r + 1}/{repeats} done", file=sys.stderr, flush=True)
+    return {
+        "sizes": sizes,
+        "repeats": repeats,
+        "seconds": {k: {"min": min(v), "median": statistics.median(v), "all": v} for k, v in times.items()},
+        "forward_passes": {k: (b["forward_passes"], b["full_forward_passes"]) for k, b in passes.items()},
+    }
+
+
+def report_shell(doc: dict[str, Any]) -> str:
+    lines = [
+        f"tlreg recommend from the shell, 48 images (3 classes, 32 px), {doc['repeats']} runs each, "
+        "interleaved:",
+        f"{'candidates':>10} {'full min/median s':>18} {'auto min/median s':>18} {'full/auto':>10} "
+        f"{'passes full/auto':>18}",
+    ]
+    for size in doc["sizes"]:
+        f, a = doc["seconds"][f"{size}/full"], doc["seconds"][f"{size}/auto"]
+        pf, pa = doc["forward_passes"][f"{size}/full"][0], doc["forward_passes"][f"{size}/auto"][0]
+        lines.append(
+            f"{size:>10} {f['min']:>8.1f}/{f['median']:<9.1f} {a['min']:>8.1f}/{a['median']:<9.1f} "
+            f"{f['median'] / a['median']:>10.1f} {pf:>8}/{pa:<9}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
+    parser.add_argument(
+        "what", nargs="?", choices=["hub", "shell"], help="What to measure (default: report)."
+    )
+    parser.add_argument("--report", action="store_true", help="Print the committed figures; measure nothing.")
+    parser.add_argument("--work", type=Path, default=None, help="The Hub-like build's work folder.")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--sizes", default="4,16,64")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    doc = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if args.what == "hub":
+        from hub_quality import default_work
+
+        doc["hub"] = hub(args.work or default_work())
+    elif args.what == "shell":
+        doc["shell"] = shell(args.repeats, [int(s) for s in args.sizes.split(",")])
+    if args.what:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_name(args.out.name + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=1) + "\n")
+        tmp.replace(args.out)
+    if not doc:
+        raise SystemExit(
+            f"error: no figures in {args.out}; run `python bench/halving.py hub` or `shell` first"
+        )
+    if "hub" in doc:
+        print(report_hub(doc["hub"]))
+    if "shell" in doc:
+        print(("\n" if "hub" in doc else "") + report_shell(doc["shell"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
