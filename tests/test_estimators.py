@@ -7,6 +7,7 @@ paper does, and share no code with ``tlreg.advisor.estimators``.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -140,6 +141,16 @@ def test_nleep_on_a_resample_keeps_the_whole_sample_mixture(medium: tuple[np.nda
     rows = np.sort(np.random.default_rng(3).choice(len(labels), size=90, replace=False))
     assert scorer(rows) == pytest.approx(naive_leep(posteriors[rows], labels[rows]), rel=1e-6)
     assert scorer(np.arange(len(labels))) == score("nleep", features, labels)
+
+
+def test_nleep_is_silent_on_a_sample_with_fewer_distinct_rows_than_components() -> None:
+    """10 components (5 per class) on 8 distinct rows: k-means warned (ConvergenceWarning on stderr, in
+    the middle of ``tlreg recommend``'s output) although the score is well defined."""
+    rows = np.repeat(np.eye(4), 2, axis=0) + np.arange(8)[:, None] * 1e-3
+    features, labels = np.vstack([rows, rows]), np.tile([0, 1], 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isfinite(score("nleep", features, labels))
 
 
 def test_knn_matches_naive(medium: tuple[np.ndarray, np.ndarray]) -> None:

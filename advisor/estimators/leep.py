@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -78,14 +79,18 @@ def nleep_prepare(
     mixture (the unsupervised view of the features) held at its whole-sample fit. On all rows the
     result is :func:`nleep` exactly.
     """
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
     f, y, n_classes = check_classification(features, labels, estimator="nleep")
     order = np.lexsort(f.T[::-1])
     n_components = max(1, min(int(components_per_class) * n_classes, f.shape[0]))
-    with threadpool_limits(limits=1):
+    with threadpool_limits(limits=1), warnings.catch_warnings():
         # the mixture's k-means start (OpenMP) and numpy's BLAS each keep spinning threads: on 2 cores,
-        # alternating between them made one call 0.05-2 s; single-threaded it takes 0.03-0.07 s
+        # alternating between them made one call 0.05-2 s; single-threaded it takes 0.03-0.07 s.
+        # With 5 components per class and few distinct rows (small or duplicated samples), k-means
+        # warns that it found fewer clusters: the score is still defined, and the warning is noise.
+        warnings.simplefilter("ignore", ConvergenceWarning)
         reduced, _ = pca(f[order], float(variance))
         mixture = GaussianMixture(
             n_components=n_components, covariance_type="diag", random_state=random_state, max_iter=max_iter
