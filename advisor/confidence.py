@@ -11,6 +11,10 @@ duplicates distort several estimators: a duplicated point is its own nearest nei
 leave-one-out kNN probe, and duplicates shrink the class covariances that H-score, GBC and SFDA
 invert. Subsampling answers the same question — would a slightly different sample change the
 pick? — without that artefact.
+
+An estimator with an expensive sample-wide step registers it as its ``prepare`` (N-LEEP: PCA and the
+Gaussian mixture); it is done once per model on the whole sample and each round re-estimates only
+what depends on the rows drawn (:func:`tlreg.advisor.estimators.prepared`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .rank import combine, to_compute
-from .scoring import as_dict, score_features
+from .scoring import prepare_rows
 
 #: The pick is called separable from the runner-up when it ranks above it in at least this share of rounds.
 SEPARABLE = 0.9
@@ -148,16 +152,11 @@ def bootstrap(
     first = dict.fromkeys(refs, 0.0)
     ahead = 0
     everyone = {**(baselines or {}), **features}
+    # each estimator's sample-wide work (N-LEEP's mixture) once per model, not once per round
+    scorers = {r: prepare_rows(f, p, labels, task, compute) for r, (f, p) in everyone.items()}
     for _ in range(rounds):
         idx = resample_indices(n, labels, task, fraction=min(fraction, MAX_ROUND_ITEMS / n), rng=rng)
-        sub_labels = None if labels is None else labels[idx]
-        scores = {
-            r: {
-                **as_dict(score_features(f[idx], None if p is None else p[idx], sub_labels, task, compute)),
-                **(fixed or {}).get(r, {}),
-            }
-            for r, (f, p) in everyone.items()
-        }
+        scores = {r: {**scorers[r](idx), **(fixed or {}).get(r, {})} for r in everyone}
         conf.round_scores.append(scores)
         combined = combine({r: scores[r] for r in refs}, [*names, *extra], weights)
         for r, position in competition_ranks(combined).items():

@@ -19,11 +19,14 @@ per-model sum, whose largest term swamps the others; :func:`to_compute` says whi
 must compute for that.
 
 The defaults (:data:`DEFAULT_ESTIMATORS`, :data:`DEFAULT_WEIGHTS`, :data:`DEFAULT_AGGREGATION`) come
-from the ground truth of ``bench/transfer_quality.py`` (23 models fine-tuned on 7 targets): the
-search space (subsets of up to 1-4 estimators, rank or z-score aggregation) was chosen by
-leave-one-target-out, then the best combination in it; the README's "Transfer quality" section
-gives the figures, and ``python bench/transfer_quality.py --report`` checks that these defaults are
-still what the evidence selects.
+from the ground truth of both benchmarks: ``bench/transfer_quality.py`` (23 models fine-tuned on 7
+targets, an ImageNet model best on each) and ``bench/hub_quality.py`` (21 fine-tuned descendants and
+originals of three backbones on 8 targets, five distinct winners). Over their 15 targets pooled, the
+search space (subsets of up to 1-4 of the estimators a default can run on any candidate, rank or
+z-score aggregation) was chosen by leave-one-target-out, then the best combination in it
+(``bench/joint_defaults.py``); the README's "Advice quality" section gives the figures, and
+``python bench/transfer_quality.py --report`` checks that these defaults are still what the
+evidence selects.
 """
 
 from __future__ import annotations
@@ -40,9 +43,9 @@ from .errors import EstimatorError
 #: The estimators ``recommend`` runs when the caller names none, by target task. Estimators that
 #: need the source head's probabilities are used only for models that have a head.
 DEFAULT_ESTIMATORS: dict[str, tuple[str, ...]] = {
-    # LogME (You et al., ICML 2021) + shrinkage H-score (Ibrahim et al., ECML-PKDD 2022), rank-aggregated:
-    # the combination the benchmark's evidence selects (README, "Transfer quality").
-    "classification": ("logme", "hscore_shrinkage"),
+    # Shrinkage H-score (Ibrahim et al., ECML-PKDD 2022) + N-LEEP (Li et al., CVPR 2021), rank-aggregated:
+    # the combination both benchmarks' evidence selects (bench/joint_defaults.py; 14 of 15 folds).
+    "classification": ("hscore_shrinkage", "nleep"),
     "regression": ("logme",),
     "unlabelled": ("rankme",),
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,35 @@ def score_features(
             value, error = math.nan, str(exc)
         out.append(Scored(name, value, time.perf_counter() - start, error))
     return out
+
+
+def prepare_rows(
+    features: np.ndarray, probs: np.ndarray | None, labels: Any, task: str, names: Sequence[str]
+) -> Callable[[np.ndarray], dict[str, float]]:
+    """Every applicable estimator in ``names`` made ready to score subsets of this sample: the result
+    maps row indices to ``{estimator: value}`` (NaN where it refuses), what
+    ``as_dict(score_features(features[rows], ...))`` gives, but with each estimator's sample-wide
+    step (:func:`tlreg.advisor.estimators.prepared`: N-LEEP's mixture) done once, not once per subset.
+    """
+    scorers: dict[str, Callable[[np.ndarray], float] | None] = {}
+    for name in names:
+        if est.get(name).needs_source_probs and probs is None:
+            continue
+        try:
+            scorers[name] = est.prepared(name, features, labels, source_probs=probs, task=task)
+        except EstimatorError:
+            scorers[name] = None
+
+    def on_rows(rows: np.ndarray) -> dict[str, float]:
+        out = {}
+        for name, scorer in scorers.items():
+            try:
+                out[name] = math.nan if scorer is None else scorer(rows)
+            except EstimatorError:
+                out[name] = math.nan
+        return out
+
+    return on_rows
 
 
 def as_dict(scored: Sequence[Scored]) -> dict[str, float]:

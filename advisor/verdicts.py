@@ -36,7 +36,7 @@ DECISIVE = 0.9
 
 #: What the verdicts compare by, per task, whatever the ranking uses. On the Hub-like benchmark
 #: (``bench/hub_quality.py``, 168 fine-tuned (model, target) pairs, 336 frozen-feature pairs) the
-#: ranking's defaults (LogME + shrinkage H-score) flagged negative transfer on 9 pairs where
+#: ranking's defaults of the time (LogME + shrinkage H-score) flagged negative transfer on 9 pairs where
 #: fine-tuning from the model did beat random init (5.4 % false alarms, the defect of issue 13);
 #: the kNN probe, which measures what the frozen features separate directly, flagged none. Tasks not
 #: named here (regression) compare by the ranking's estimators.

@@ -5,7 +5,7 @@ target in turn is the "new dataset" and the other six are the history: their ful
 accuracies are recorded as outcomes, every target's signature is stored, and tlreg's own
 ``history_signal`` (nearest past datasets by signature, FAISS) scores each model for the held-out
 target. The held-out target's accuracies are never in the history. Printed side by side, mean τw (and
-regret) over the 7 targets of: the default combined ranking (LogME + shrinkage H-score), the history
+regret) over the 7 targets of: the default combined ranking (``rank.DEFAULT_ESTIMATORS``), the history
 signal alone, and the two combined (the history as one more equally weighted signal, as ``recommend``
 adds it).
 

@@ -352,7 +352,9 @@ def repeat_job(
     return read_json(path), watch.spent
 
 
-#: Estimators scored on every resampling round (the defaults and two cheap others), and how many rounds.
+#: Estimators scored on every resampling round (the defaults when it was built, LogME and shrinkage
+#: H-score, and two cheap others; the verdicts use knn's), and how many rounds. N-LEEP, a default since,
+#: is not among them: the evaluation's tie rule then sees exact ties only (``hub_eval.tie_rule``).
 RESAMPLE_ESTIMATORS = ("logme", "hscore_shrinkage", "knn", "sfda")
 RESAMPLE_ROUNDS = 20
 

@@ -70,7 +70,8 @@ def plans(results: Mapping[str, Any], hub: Mapping[str, Any], **options: Any) ->
     out = {}
     by_pair = {(p["model"], p["target"]): p for p in results["profiles"]}
     for (m, t), doc in by_pair.items():
-        scores, rounds = he._scores_and_rounds(hub, t, [*names, *verdict_names("classification", names)])
+        # the rounds of the estimators the verdict compares by (the ranking's need not have been resampled)
+        scores, rounds = he._scores_and_rounds(hub, t, verdict_names("classification", names))
         random_init = f"{he.backbone(hub, m)}-random"
         beaten = beaten_by(  # as recommend judges: by the verdict estimators
             m,

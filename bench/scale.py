@@ -9,7 +9,7 @@
    ranking, dataset signature).
 2. samples: synthetic features of a realistic width (D=512, C=10 and 100 classes, a source head of
    1000 classes; ``bench/estimators.py``'s generator) for N = 1k, 10k, 50k samples through each
-   default estimator of a classification task (``rank.DEFAULT_ESTIMATORS``: logme, hscore_shrinkage)
+   default estimator of a classification task (``rank.DEFAULT_ESTIMATORS``)
    and the bootstrap (50 rounds of at most 5000 items, as ``recommend`` runs it), per candidate, next
    to what embedding N samples costs: N / the throughput of resnet18 at 224 px through tlreg's
    embedding, measured here on a few hundred images.

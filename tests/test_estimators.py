@@ -7,6 +7,7 @@ paper does, and share no code with ``tlreg.advisor.estimators``.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -17,7 +18,7 @@ from sklearn.covariance import LedoitWolf
 from sklearn.decomposition import PCA
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.mixture import GaussianMixture
-from tlreg.advisor.estimators import score
+from tlreg.advisor.estimators import prepared, score
 
 
 @pytest.fixture
@@ -125,6 +126,31 @@ def test_nleep_matches_naive(medium: tuple[np.ndarray, np.ndarray]) -> None:
     gmm = GaussianMixture(n_components=5 * 4, covariance_type="diag", random_state=0).fit(reduced)
     expected = naive_leep(gmm.predict_proba(reduced), y)
     assert score("nleep", features, labels) == pytest.approx(expected, rel=1e-6)
+
+
+def test_nleep_on_a_resample_keeps_the_whole_sample_mixture(medium: tuple[np.ndarray, np.ndarray]) -> None:
+    """The resampling rounds reuse one mixture fitted to the whole sample: a round's score is LEEP of
+    that mixture's posteriors on the round's rows, with P(y | m) estimated from those rows alone."""
+    features, labels = medium
+    order = np.lexsort(features.T[::-1])
+    reduced = PCA(n_components=0.8, svd_solver="full").fit_transform(features[order])
+    gmm = GaussianMixture(n_components=5 * 4, covariance_type="diag", random_state=0).fit(reduced)
+    posteriors = np.empty((len(labels), gmm.n_components))
+    posteriors[order] = gmm.predict_proba(reduced)
+    scorer = prepared("nleep", features, labels)
+    rows = np.sort(np.random.default_rng(3).choice(len(labels), size=90, replace=False))
+    assert scorer(rows) == pytest.approx(naive_leep(posteriors[rows], labels[rows]), rel=1e-6)
+    assert scorer(np.arange(len(labels))) == score("nleep", features, labels)
+
+
+def test_nleep_is_silent_on_a_sample_with_fewer_distinct_rows_than_components() -> None:
+    """10 components (5 per class) on 8 distinct rows: k-means warned (ConvergenceWarning on stderr, in
+    the middle of ``tlreg recommend``'s output) although the score is well defined."""
+    rows = np.repeat(np.eye(4), 2, axis=0) + np.arange(8)[:, None] * 1e-3
+    features, labels = np.vstack([rows, rows]), np.tile([0, 1], 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isfinite(score("nleep", features, labels))
 
 
 def test_knn_matches_naive(medium: tuple[np.ndarray, np.ndarray]) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from _estimator_data import call_kwargs, make_classification
 from tlreg.advisor.errors import EstimatorError
-from tlreg.advisor.estimators import TASKS, EstimatorInfo, available, get, score
+from tlreg.advisor.estimators import TASKS, EstimatorInfo, available, get, prepared, score
 
 ESTIMATORS = available()
 LABELLED = [info for info in ESTIMATORS if info.needs_labels]
@@ -206,3 +206,21 @@ def test_wide_features_score_or_explain_why_not(info: EstimatorInfo) -> None:
         assert "PCA" in str(error)
     else:
         assert np.isfinite(value)
+
+
+@by_name(ESTIMATORS)
+def test_prepared_scores_subsets_as_the_resampling_needs(info: EstimatorInfo, data) -> None:
+    """``prepared`` on all rows is the estimator's score; without a ``prepare`` step, a subset's score is
+    the score of the subset (what the resampling computed before ``prepare`` existed)."""
+    features, labels = data
+    kwargs = call_kwargs(info, features, 1)
+    scorer = prepared(info.name, features, labels, **kwargs)
+    assert scorer(np.arange(len(labels))) == pytest.approx(
+        score(info.name, features, labels, **kwargs), rel=1e-9
+    )
+    rows = np.sort(np.random.default_rng(0).choice(len(labels), size=48, replace=False))
+    value = scorer(rows)
+    assert isinstance(value, float) and np.isfinite(value)
+    if info.prepare is None:
+        subset = {k: v[rows] for k, v in kwargs.items()}
+        assert value == score(info.name, features[rows], labels[rows], **subset)

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import numpy as np
+from numpy.typing import NDArray
 from tlreg.advisor.errors import EstimatorError
 
 #: What an estimator can score: labelled classes, real-valued targets, or features alone.
@@ -30,6 +32,10 @@ ENTRY_POINT_GROUP = "tlreg.estimators"
 EstimatorFn = Callable[..., float]
 #: model -> {component -> value} in, model -> combined score out (see :func:`pool_normalize`).
 PoolNormalizer = Callable[..., dict[str, float]]
+#: The score of a subset of the rows an estimator was prepared on: row indices in, the score out.
+RowScorer = Callable[[NDArray[np.intp]], float]
+#: ``prepare(features, labels, *, source_probs=None, **options) -> RowScorer`` (see :func:`prepared`).
+Preparer = Callable[..., RowScorer]
 F = TypeVar("F", bound=EstimatorFn)
 
 
@@ -47,7 +53,9 @@ class EstimatorInfo:
 
     ``tasks`` is a subset of :data:`TASKS`; ``uses_features`` is False for scores computed from the
     source model's probabilities alone (LEEP, NCE); ``components`` names the parts of a score whose
-    paper normalises them across the pool of candidate models (``pool_normalizer`` does that).
+    paper normalises them across the pool of candidate models (``pool_normalizer`` does that);
+    ``prepare`` is the estimator's expensive, sample-wide step done once, for callers that score many
+    subsets of one sample (the resampling of :mod:`tlreg.advisor.confidence`; see :func:`prepared`).
     """
 
     name: str
@@ -65,6 +73,9 @@ class EstimatorInfo:
     #: the largest value the score can take with C classes (None: unbounded); two models both at it
     #: are told apart by nothing but rounding, so comparisons there decide nothing
     ceiling: Callable[[int], float] | None = field(default=None, repr=False, compare=False)
+    #: fit once on the whole sample, score subsets of its rows cheaply (None: every subset is scored
+    #: from scratch); on all rows it must give the estimator's own score
+    prepare: Preparer | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", frozenset(self.tasks))
@@ -85,6 +96,8 @@ class EstimatorInfo:
             )
         if not callable(self.fn):
             raise ValueError(f"Estimator {self.name!r}: fn must be callable.")
+        if self.prepare is not None and not callable(self.prepare):
+            raise ValueError(f"Estimator {self.name!r}: prepare must be callable.")
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -115,6 +128,7 @@ class EstimatorInfo:
             "components": list(self.components),
             "pool_normalization": self.pool_normalizer is not None,
             "bounded_above": self.ceiling is not None,
+            "prepared_resampling": self.prepare is not None,
         }
 
     def at_ceiling(self, value: float, n_classes: int, *, tolerance: float = 0.02) -> bool:
@@ -156,6 +170,7 @@ def register(
     components: Iterable[str] = (),
     pool_normalizer: PoolNormalizer | None = None,
     ceiling: Callable[[int], float] | None = None,
+    prepare: Preparer | None = None,
 ) -> Callable[[F], F]:
     """Decorator registering ``fn`` as estimator ``name`` (``summary``: the docstring's first line)."""
 
@@ -175,6 +190,7 @@ def register(
                 components=tuple(components),
                 pool_normalizer=pool_normalizer,
                 ceiling=ceiling,
+                prepare=prepare,
             )
         )
         return fn
@@ -257,6 +273,37 @@ def score(name: str, features: Any, labels: Any = None, *, source_probs: Any = N
     estimator's metadata here and passed on only when it is not the default, so an estimator that
     supports classification alone need not accept it.
     """
+    info = _for_task(name, options)
+    return _finite(name, float(info.fn(features, labels, source_probs=source_probs, **options)))
+
+
+def prepared(
+    name: str, features: Any, labels: Any = None, *, source_probs: Any = None, **options: Any
+) -> RowScorer:
+    """Estimator ``name`` made ready to score many subsets of one sample: ``scorer(rows)`` is the
+    score of ``features[rows]`` (and their labels and probabilities).
+
+    An estimator registered with a ``prepare`` step does its expensive, sample-wide work once here
+    (N-LEEP fits its Gaussian mixture) and each subset then costs little; for the others, each call
+    scores the subset from scratch, exactly as :func:`score` would. The checks of :func:`score` (task,
+    a finite value) apply to both; errors of the preparation are raised here, before any subset.
+    """
+    info = _for_task(name, options)
+    if info.prepare is not None:
+        rows_scorer = info.prepare(features, labels, source_probs=source_probs, **options)
+        return lambda rows: _finite(name, float(rows_scorer(rows)))
+    feats, targets, probs = (None if a is None else np.asarray(a) for a in (features, labels, source_probs))
+
+    def from_scratch(rows: NDArray[np.intp]) -> float:
+        f, y, p = (None if a is None else a[rows] for a in (feats, targets, probs))
+        return _finite(name, float(info.fn(f, y, source_probs=p, **options)))
+
+    return from_scratch
+
+
+def _for_task(name: str, options: dict[str, Any]) -> EstimatorInfo:
+    """Estimator ``name``'s info once ``options["task"]`` is checked against what it supports (and
+    dropped from ``options`` when it is the default, so a classification-only estimator need not take it)."""
     info = get(name)
     task = options.pop("task", "classification")
     if task not in TASKS:
@@ -269,7 +316,10 @@ def score(name: str, features: Any, labels: Any = None, *, source_probs: Any = N
         )
     if task != "classification":
         options["task"] = task
-    value = float(info.fn(features, labels, source_probs=source_probs, **options))
+    return info
+
+
+def _finite(name: str, value: float) -> float:
     if not math.isfinite(value):
         raise EstimatorError(
             f"Estimator {name!r} returned {value} on these inputs; check the features for "
