@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from helpers import save_tiny_timm, write_image_folder
 from tlreg.advisor import recommend
 from tlreg.advisor.audit.records import load_run
+from tlreg.advisor.audit.verify import verify_run
 from tlreg.advisor.halving import AUTO_FROM, KEEP_AT_LEAST, decide, halve, stage_indices, stage_order
 from tlreg.advisor.progress import Silent
 from tlreg.cli.main import cli
@@ -138,6 +139,8 @@ def test_auto_halves_records_who_was_dropped_and_reuses_every_item(
     rows = {c.ref: c for c in record.candidates if c.status == "dropped"}
     assert set(rows) == dropped and all("dropped at" in c.reason for c in rows.values())
     assert record.result.detail["budget"]["stages"] == budget["stages"]
+    verified = verify_run(auto.run_id, registry=registry)  # the same halving, the same answer
+    assert verified.reproduced, verified.reasons
 
     # --budget full later: the survivors' whole-sample features were written, so only the others embed
     full = recommend(folder16, registry=registry, workers=0, bootstrap=20, budget="full")
