@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 from helpers import save_tiny_timm, write_image_folder
 from tlreg.advisor import recommend
 from tlreg.advisor.audit.records import load_run
+from tlreg.advisor.audit.report import render_report
 from tlreg.advisor.audit.verify import verify_run
 from tlreg.advisor.halving import AUTO_FROM, KEEP_AT_LEAST, decide, halve, stage_indices, stage_order
 from tlreg.advisor.progress import Silent
@@ -141,6 +143,8 @@ def test_auto_halves_records_who_was_dropped_and_reuses_every_item(
     assert record.result.detail["budget"]["stages"] == budget["stages"]
     verified = verify_run(auto.run_id, registry=registry)  # the same halving, the same answer
     assert verified.reproduced, verified.reasons
+    page = render_report(record)
+    assert "Dropped early" in page and all(escape(rows[r].reason) in page for r in dropped)
 
     # --budget full later: the survivors' whole-sample features were written, so only the others embed
     full = recommend(folder16, registry=registry, workers=0, bootstrap=20, budget="full")

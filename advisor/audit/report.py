@@ -269,6 +269,12 @@ def _audit(record: RunRecord) -> str:
             "<h3>Skipped</h3>",
             _table(["model", "why"], [[s["ref"], s["reason"]] for s in result.skipped], long={0}),
         ]
+    dropped = [[c.ref, c.reason] for c in record.candidates if c.status == "dropped"]
+    if dropped:
+        parts += [
+            "<h3>Dropped early (successive halving, --budget auto)</h3>",
+            _table(["model", "why"], dropped, long={0}),
+        ]
     if record.finetunes:
         rows = [[shown(o.created_at), o.ref, o.mode, o.val_accuracy, o.user] for o in record.finetunes]
         parts += [
