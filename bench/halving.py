@@ -265,11 +265,22 @@ def shell(repeats: int, sizes: list[int]) -> dict[str, Any]:
             save_model(root / "models" / f"m{i:02d}", ARCHS[i % len(ARCHS)], seed=i)
             for i in range(max(sizes))
         ]
+        templates = {}
+        for size in sizes:  # registering is not what is timed: one registry per size, copied per run
+            from tlreg.registry import Registry
+
+            templates[size] = root / f"registry-{size}.db"
+            registry = Registry(f"sqlite:///{templates[size]}")
+            for folder in models[:size]:
+                registry.add_ref(str(folder))
+            registry.engine.dispose()
         for r in range(repeats):
             for size in sizes:
                 for budget in ("full", "auto"):
                     home = root / f"home-{size}-{budget}"
                     shutil.rmtree(home, ignore_errors=True)
+                    home.mkdir()
+                    shutil.copy(templates[size], home / "registry.db")
                     env = {
                         **os.environ,
                         "TLREG_HOME": str(home),
@@ -277,20 +288,9 @@ def shell(repeats: int, sizes: list[int]) -> dict[str, Any]:
                         "TLREG_CACHE": str(home / "cache"),
                         "HF_HUB_OFFLINE": "1",
                     }
-                    for folder in models[:size]:
-                        subprocess.run(
-                            [tlreg, "-q", "registry", "add", str(folder)],
-                            env=env,
-                            check=True,
-                            capture_output=True,
-                        )
                     start = time.perf_counter()
-                    done = subprocess.run(
-                        [tlreg, "recommend", str(data), "--budget", budget, "--json"],
-                        env=env,
-                        capture_output=True,
-                        text=True,
-                    )
+                    run = [tlreg, "recommend", str(data), "--budget", budget, "--json"]
+                    done = subprocess.run(run, env=env, capture_output=True, text=True)
                     seconds = time.perf_counter() - start
                     if done.returncode != 0:
                         raise SystemExit(f"tlreg recommend failed ({size}, {budget}): {done.stderr[-500:]}")
