@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
-from filelock import FileLock
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -306,6 +305,8 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
         if database is None:
             yield
             return
+        from filelock import FileLock  # with Alembic: only when the schema needs a migration
+
         with FileLock(f"{database}.migrate.lock", timeout=BUSY_TIMEOUT_S):
             yield
     elif engine.dialect.name == "postgresql":
