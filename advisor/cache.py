@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tlreg.registry import config
 from tlreg.registry.weights import sha256
 
@@ -114,6 +113,8 @@ class FeatureCache:
             return None
         if not is_dir:
             return None
+        import numpy as np  # here: listing, pruning and clearing the cache need no numpy
+
         try:
             meta = json.loads((folder / "meta.json").read_text())
             arrays = {}

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
 from tlreg.registry.errors import TlregError
 from tlreg.registry.weights import sha256
 
 from .files import fsync_dir, new_dir, reserve, write_all
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .errors import StorageError
 
 try:
@@ -113,6 +114,8 @@ class _ArrayFile:
     reserved when the file is created (so a full disk is an ``OSError`` here, at the start)."""
 
     def __init__(self, path: Path, shape: tuple[int, int]) -> None:
+        import numpy as np  # here: `tlreg cache list` reads this module and needs no numpy
+
         header = io.BytesIO()
         descr = np.lib.format.dtype_to_descr(np.dtype(np.float32))
         np.lib.format.write_array_header_1_0(header, {"descr": descr, "fortran_order": False, "shape": shape})
@@ -127,6 +130,8 @@ class _ArrayFile:
             raise
 
     def put(self, row: int, block: np.ndarray) -> None:
+        import numpy as np
+
         block = np.ascontiguousarray(block, dtype=np.float32)
         if block.ndim != 2 or block.shape[1] != self.shape[1]:
             raise ValueError(f"{self.path.name}: rows of {block.shape[1:]} values, not ({self.shape[1]},)")

@@ -34,7 +34,7 @@ from .baselines import raw_baseline
 from .cache import FeatureCache
 from .candidates import choose_estimators, loadable, require_candidates, select_candidates
 from .data import Dataset, fingerprint, load_dataset, require_scorable, sample
-from .embed import Backend, EmbedRequest, EmbedSettings, default_workers, make_backend, resolve_device
+from .embed import Backend, EmbedRequest, EmbedSettings, default_workers, make_backend
 from .embed.request import Features, Job, jobs_for
 from .embed.stages import StageEmbedder
 from .errors import StorageError
@@ -125,7 +125,7 @@ def recommend(
         sub,
         fp,
         cache=cache or FeatureCache(),
-        device=resolve_device(opts.device),
+        device=opts.device or defaults.DEVICE,  # resolved when a model runs (torch): none may
         settings=EmbedSettings(
             seed=opts.seed,
             batch_size=opts.batch_size,
@@ -143,7 +143,7 @@ def recommend(
     except BaseException as exc:
         recorder.fail(exc)
         raise
-    recorder.finish(result)
+    recorder.finish(result, device=request.device_used)
     if opts.top:  # show the best ``top`` only; the run record keeps the whole ranking
         result.ranking = result.ranking[: opts.top]
     return result
@@ -177,7 +177,7 @@ def _new_run(run_id: str, data: str | Path, opts: Options, request: EmbedRequest
         environment={
             "python": sys.version.split()[0],
             "platform": platform.platform(),
-            "device": str(request.device),
+            "device": str(request.device),  # as asked (auto); the one used is in the result
             **versions,
         },
         data_path=str(Path(data).resolve()),

@@ -105,8 +105,9 @@ class RunRecorder:
         if self.runs is not None:
             self.runs.fail(self.run_id, f"{type(exc).__name__}: {exc}")
 
-    def finish(self, result: RecommendResult) -> None:
-        """Close the record with the whole answer (the ranking in full, whatever ``top`` shows)."""
+    def finish(self, result: RecommendResult, *, device: str | None = None) -> None:
+        """Close the record with the whole answer (the ranking in full, whatever ``top`` shows) and
+        ``device``, the one models ran on here (None: none ran, every feature came from the cache)."""
         if self.runs is None:
             return
         self.runs.finish(
@@ -122,6 +123,7 @@ class RunRecorder:
                     "confidence": result.confidence,
                     "history": result.history,
                     "budget": result.budget,
+                    "device": device,
                 },
             )
         )

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
-from tlreg.advisor.cache import FeatureCache
-from tlreg.advisor.memo import Memo
 
 from .output import emit_json, human_bytes, note, stdout, table, when
 from .state import State, pass_state
+
+if TYPE_CHECKING:
+    from tlreg.advisor.cache import FeatureCache
 
 
 def _when(ts: float | None) -> str | None:
@@ -18,6 +20,13 @@ def _when(ts: float | None) -> str | None:
 
 def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat() if ts else None
+
+
+def _feature_cache() -> FeatureCache:
+    """The feature cache, imported when a command runs: ``tlreg --help`` lists these without it."""
+    from tlreg.advisor.cache import FeatureCache
+
+    return FeatureCache()
 
 
 @click.group()
@@ -35,7 +44,7 @@ def cache() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def list_(show_all: bool, as_json: bool) -> None:
     """Entries with their model, data fingerprint, size and age."""
-    store = FeatureCache()
+    store = _feature_cache()
     entries = list(store.entries())
     temporaries = store.temporaries() if show_all else []
     if as_json:
@@ -80,7 +89,8 @@ def prune(state: State, older_than: float | None, max_size: float | None) -> Non
     """Remove old entries (and temporary entries left by killed runs)."""
     if older_than is None and max_size is None:
         raise click.UsageError("Give --older-than DAYS and/or --max-size BYTES.")
-    removed = FeatureCache().prune(older_than_days=older_than, max_bytes=int(max_size) if max_size else None)
+    max_bytes = int(max_size) if max_size else None
+    removed = _feature_cache().prune(older_than_days=older_than, max_bytes=max_bytes)
     note(f"removed {len(removed)} entries ({human_bytes(sum(e.size for e in removed))})", quiet=state.quiet)
 
 
@@ -89,7 +99,9 @@ def prune(state: State, older_than: float | None, max_size: float | None) -> Non
 @pass_state
 def clear(state: State, yes: bool) -> None:
     """Remove every entry and every cached answer (both are recomputed when needed)."""
-    store = FeatureCache()
+    from tlreg.advisor.memo import Memo
+
+    store = _feature_cache()
     if not yes and not click.confirm(f"Remove every feature cache entry under {store.root}?", err=True):
         raise click.Abort()
     answers = Memo(store).clear()

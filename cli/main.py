@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import sys
 from importlib import import_module
-from importlib.metadata import version
 from typing import Any
 
 import click
@@ -93,7 +92,7 @@ def _debug(ctx: click.Context) -> bool:
     "--quiet", "-q", is_flag=True, help="No progress bars or notes on stderr (warnings still show)."
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks (or set TLREG_DEBUG=1).")
-@click.version_option(version("tlreg"), "--version", prog_name="tlreg")
+@click.version_option(package_name="tlreg", prog_name="tlreg")  # read by --version only: no metadata scan
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, quiet: bool, debug: bool) -> None:
     """tlreg: which pretrained model to fine-tune from, for this data, and why."""

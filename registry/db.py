@@ -7,7 +7,9 @@ writes can fail at once with "database is locked" when another writer got there 
 the timeout. On PostgreSQL the same units of work take a transaction-scoped advisory lock, so
 that check-then-insert (an idempotent add, a tag) cannot race there either. Migrations run on
 open, under a lock (a lock file for SQLite, an advisory lock on PostgreSQL) so that two
-processes opening a new database do not both create its tables. A SQLite file that is not a
+processes opening a new database do not both create its tables. Alembic itself (a tenth of a second
+or more to import) loads only when the schema is not at this tlreg's head (:data:`SCHEMA_HEAD`): one
+plain query of the revision the database records answers the common case. A SQLite file that is not a
 database, is damaged or cannot be written becomes one :class:`DatabaseError` naming the file and
 the fix, in place of SQLAlchemy's error text, which carries the SQL and its parameters.
 
@@ -24,14 +26,10 @@ import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from filelock import FileLock
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import StaticPool
@@ -40,7 +38,14 @@ from sqlmodel import Session
 from . import config
 from .errors import DatabaseCorruptError, DatabaseError, DatabaseReadOnlyError, DatabaseVersionError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: The newest revision in ``migrations/versions`` (tests/test_db.py checks it against Alembic's head):
+#: a database recorded at it is opened without importing Alembic.
+SCHEMA_HEAD = "0005"
+VERSION_TABLE = "alembic_version"
 BUSY_TIMEOUT_S = 60
 _PG_LOCK_KEY = 0x746C726567  # "tlreg"
 _PG_WRITE_LOCK_KEY = _PG_LOCK_KEY + 1
@@ -250,6 +255,8 @@ def write_session(engine: Engine) -> Iterator[Session]:
 
 
 def _alembic_config(connection=None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
@@ -258,13 +265,28 @@ def _alembic_config(connection=None) -> Config:
 
 def schema_heads(engine: Engine) -> tuple[set[str], set[str]]:
     """(the database's current revisions, the revisions this tlreg knows as head)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(_alembic_config())
     with engine.connect() as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())
     return current, set(script.get_heads())
 
 
+def at_head(engine: Engine) -> bool:
+    """Whether the database records exactly this tlreg's schema head, asked with one plain query
+    (no Alembic): the common case of every command, which then needs no migration."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table(VERSION_TABLE):
+            return False
+        recorded = {row[0] for row in conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))}
+    return recorded == {SCHEMA_HEAD}
+
+
 def _check_known(engine: Engine, current: set[str]) -> None:
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(_alembic_config())
     known = {rev.revision for rev in script.walk_revisions()}
     unknown = current - known
@@ -283,6 +305,8 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
         if database is None:
             yield
             return
+        from filelock import FileLock  # with Alembic: only when the schema needs a migration
+
         with FileLock(f"{database}.migrate.lock", timeout=BUSY_TIMEOUT_S):
             yield
     elif engine.dialect.name == "postgresql":
@@ -314,6 +338,8 @@ def _unreachable(engine: Engine, exc: OperationalError) -> DatabaseError:
 def migrate(engine: Engine) -> None:
     """Bring the schema to this tlreg's head; refuse a database from a newer tlreg."""
     try:
+        if at_head(engine):
+            return
         current, heads = schema_heads(engine)
         _check_known(engine, current)
         if current == heads:
@@ -322,6 +348,8 @@ def migrate(engine: Engine) -> None:
             current, heads = schema_heads(engine)  # another process may have migrated meanwhile
             if current == heads:
                 return
+            from alembic import command
+
             with engine.begin() as conn:
                 command.upgrade(_alembic_config(conn), "head")
     except OperationalError as exc:
@@ -340,6 +368,8 @@ def open_read_only(url: str | None = None) -> Engine:
     every write; nothing is created or migrated, so a database that needs either is refused."""
     engine = make_engine(url, read_only=True)
     try:
+        if at_head(engine):
+            return engine
         current, heads = schema_heads(engine)
     except OperationalError as exc:
         raise _unreachable(engine, exc) from exc

@@ -11,21 +11,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-import timm
-import torch
+from typing import TYPE_CHECKING, Any
 
 from .errors import RemoteCodeError, UnsupportedModalityError, WeightsError
-from .feature_extractor import (
-    FeatureExtractor,
-    HFImageExtractor,
-    HFImageProcessor,
-    HFTextExtractor,
-    Tokenize,
-)
 from .timm_models import timm_extractor, timm_fields
 from .weights import count_params, loading, state_dict_shapes
+
+if TYPE_CHECKING:  # torch, timm and transformers load with a model: the sources import this module at start
+    from .feature_extractor import FeatureExtractor
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spiece.model", "vocab.json")
 _NON_IMAGE_TEXT = {"audio": ("feature_extractor_type", "sampling_rate")}
@@ -96,6 +89,7 @@ def folder_shapes(folder: Path) -> dict[str, tuple[int, ...]]:
 
 def meta_param_count(cfg_folder: Path, head: bool) -> int | None:
     """Parameters of the architecture in ``config.json``, instantiated on the meta device."""
+    import torch
     import transformers as tf
 
     try:
@@ -219,6 +213,8 @@ def folder_extractor(
     if folder_library(folder) == "timm":
         if pretrained and not weight_files(folder):
             raise WeightsError(str(folder), "has no weights file (model.safetensors or pytorch_model.bin).")
+        import timm
+
         with loading(folder):
             model = timm.create_model(f"local-dir:{folder}", pretrained=pretrained)
         return timm_extractor(model, revision=revision)
@@ -268,6 +264,8 @@ def transformers_extractor(
 ) -> FeatureExtractor:
     """Load a transformers folder as a feature extractor (weights only from local files)."""
     import transformers as tf
+
+    from .feature_extractor import HFImageExtractor, HFImageProcessor, HFTextExtractor, Tokenize
 
     tf.utils.logging.disable_progress_bar()  # tlreg shows its own progress, on stderr, when it is a terminal
     cfg = read_json(folder / "config.json")

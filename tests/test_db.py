@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from sqlalchemy import inspect, text
 from tlreg.registry import ModelSpec, Registry
-from tlreg.registry.db import make_engine, open_engine, schema_heads
+from tlreg.registry.db import SCHEMA_HEAD, make_engine, open_engine, schema_heads
 from tlreg.registry.errors import (
     DatabaseCorruptError,
     DatabaseError,
@@ -29,6 +29,12 @@ def test_migrates_an_empty_database(tmp_path: Path) -> None:
     assert {"model", "model_tag", "event", "alembic_version"} <= set(inspect(engine).get_table_names())
     current, heads = schema_heads(engine)
     assert current == heads and heads
+
+
+def test_the_known_schema_head_is_alembics_head(tmp_path: Path) -> None:
+    # SCHEMA_HEAD lets a registry at the head open without importing Alembic: a new migration must move it
+    engine = open_engine(f"sqlite:///{tmp_path / 'reg.db'}")
+    assert schema_heads(engine) == ({SCHEMA_HEAD}, {SCHEMA_HEAD})
 
 
 def test_a_registry_from_before_aliases_and_lineage_is_upgraded_keeping_its_rows(tmp_path: Path) -> None:

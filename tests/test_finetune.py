@@ -19,7 +19,7 @@ from _finetune_helpers import Recorder, save_small_timm, save_text_model, val_it
 from click.testing import CliRunner
 from helpers import write_image_folder
 from tlreg.advisor import finetune, recommend
-from tlreg.advisor.embed import cached as features_module
+from tlreg.advisor.embed import forward as features_module  # cached.py imports it on a miss
 from tlreg.advisor.errors import ClassMismatchError, DiskFullError, NoBlocksError, TrainingOutOfMemoryError
 from tlreg.advisor.handoff.model import find_blocks, plan
 from tlreg.advisor.handoff.saved_model import ModelToSave, load_finetuned, save_model

@@ -141,6 +141,7 @@ def test_auto_halves_records_who_was_dropped_and_reuses_every_item(
     rows = {c.ref: c for c in record.candidates if c.status == "dropped"}
     assert set(rows) == dropped and all("dropped at" in c.reason for c in rows.values())
     assert record.result.detail["budget"]["stages"] == budget["stages"]
+    assert record.result.detail["device"] == "cpu"  # the stages' models ran, and the record says where
     verified = verify_run(auto.run_id, registry=registry)  # the same halving, the same answer
     assert verified.reproduced, verified.reasons
     page = render_report(record)

@@ -10,7 +10,7 @@ import pytest
 from helpers import save_tiny_bert, write_image_folder
 from tlreg.advisor import recommend
 from tlreg.advisor.cache import CacheCorruptWarning, FeatureCache
-from tlreg.advisor.embed import cached as features_module
+from tlreg.advisor.embed import forward as features_module  # cached.py imports it on a miss
 from tlreg.advisor.errors import DatasetError, NoCandidatesError
 from tlreg.advisor.rank import DEFAULT_ESTIMATORS
 from tlreg.advisor.verdicts import VERDICT_ESTIMATORS
@@ -64,6 +64,20 @@ def test_a_second_run_does_no_forward_pass(
     assert [r.ref for r in second.ranking] == [r.ref for r in first.ranking]
     for a, b in zip(first.ranking, second.ranking, strict=True):
         assert a.scores == pytest.approx(b.scores)
+
+
+def test_the_record_says_which_device_the_models_ran_on(
+    registry: Registry, image_folder: Path, tiny_image_models: list[str]
+) -> None:
+    # the device is resolved (which imports torch) when a model runs: a run served from the cache used none
+    runs = RunStore(registry.engine)
+    devices = []
+    for _ in range(2):
+        result = recommend(image_folder, registry=registry, workers=0, bootstrap=0, history=False)
+        run, _, _, final = runs.get(result.run_id)
+        assert run.environment["device"] == "auto"  # as asked
+        devices.append(final.detail["device"])
+    assert devices[0] in ("cpu", "cuda", "mps") and devices[1] is None
 
 
 def test_a_corrupt_cache_entry_is_recomputed(

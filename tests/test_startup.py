@@ -1,7 +1,8 @@
-"""An instant CLI: the commands a user runs to look around load no model library.
+"""An instant CLI: the commands a user runs to look around load no model library (nor Alembic, numpy or
+pandas), and a ``recommend`` served from the feature cache loads no model library either.
 
 Each command runs in a fresh interpreter (a subprocess, as from the shell) and reports which of the
-heavy modules it imported; torch alone takes seconds to import on 2 cores.
+heavy modules it imported; torch alone takes seconds to import on 2 cores, timm more.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import put_in_hf_cache, save_tiny_timm
 from tlreg.registry import ModelSpec, Registry
 
-HEAVY = ("torch", "timm", "transformers", "torchvision", "faiss", "sklearn")
+#: alembic too: a registry already at this tlreg's schema is opened with one plain query
+HEAVY = ("torch", "timm", "transformers", "torchvision", "faiss", "sklearn", "alembic", "numpy", "pandas")
 
 PROBE = """
 import contextlib, io, json, sys
@@ -53,7 +56,7 @@ def loaded_by(*args: str) -> dict:
     ],
     ids=" ".join,
 )
-def test_looking_around_loads_no_model_library(args: list[str], registry: Registry, tmp_path: Path) -> None:
+def test_looking_around_loads_no_heavy_library(args: list[str], registry: Registry, tmp_path: Path) -> None:
     # offline (as the tests run), `registry list` says what can be loaded now: from files, not timm
     registry.add(
         ModelSpec(ref="timm:resnet18.a1_in1k", source="timm", architecture="resnet18", modality="image")
@@ -68,3 +71,65 @@ def test_looking_around_loads_no_model_library(args: list[str], registry: Regist
     )
     doc = loaded_by(*args)
     assert doc["code"] in (0, None) and doc["loaded"] == [], f"tlreg {' '.join(args)} loaded {doc['loaded']}"
+
+
+MODEL_LIBRARIES = ("torch", "timm", "transformers", "torchvision")
+
+RECOMMEND = """
+import contextlib, io, json, sys
+from tlreg.cli.main import cli
+out = io.StringIO()
+with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+    try:
+        cli.main(sys.argv[1:], prog_name="tlreg")
+    except SystemExit as exc:
+        code = exc.code
+print(json.dumps({"code": code, "answer": json.loads(out.getvalue()),
+                  "loaded": [m for m in LIBRARIES if m in sys.modules]}))
+""".replace("LIBRARIES", repr(MODEL_LIBRARIES))
+
+#: what differs between two runs that give the same answer: the run, and what it cost
+VOLATILE = {"run_id", "seconds", "from_cache", "samples_per_s", "forward_passes"}
+
+
+def _answer(doc: object) -> object:
+    if isinstance(doc, dict):
+        return {k: _answer(v) for k, v in doc.items() if k not in VOLATILE}
+    if isinstance(doc, list):
+        return [_answer(v) for v in doc]
+    return doc
+
+
+def test_a_cached_recommend_loads_no_model_library(
+    registry: Registry, image_folder: Path, hf_cache: Path, tmp_path: Path
+) -> None:
+    # a local folder saved by timm's save_for_hf, and a Hugging Face cache laid out as the Hub would
+    registry.add_ref(str(save_tiny_timm(tmp_path / "local", arch="test_resnet", num_classes=3)))
+    put_in_hf_cache(hf_cache, "tlreg-test/tiny", save_tiny_timm(tmp_path / "hub", arch="test_vit", seed=1))
+    registry.add_ref("hf:tlreg-test/tiny@main")
+    args = ["recommend", str(image_folder), "--json", "--workers", "0", "--bootstrap", "5"]
+
+    def recommend() -> dict:
+        done = subprocess.run(
+            [sys.executable, "-c", RECOMMEND, *args], capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stderr
+        doc = json.loads(done.stdout.strip().splitlines()[-1])
+        assert doc["code"] in (0, None)
+        return doc
+
+    first, cached = recommend(), recommend()
+    assert "torch" in first["loaded"]  # the first run embeds: the probe below can see a model library
+    assert all(row["from_cache"] for row in cached["answer"]["ranking"] + cached["answer"]["baselines"])
+    assert cached["loaded"] == [], f"a fully cached recommend loaded {cached['loaded']}"
+    assert _answer(cached["answer"]) == _answer(first["answer"])
+
+
+def test_listing_the_sources_loads_no_model_library() -> None:
+    code = (
+        "import json, sys; from tlreg.registry.sources import schemes, sources; sources(); schemes(); "
+        f"print(json.dumps([m for m in {(*MODEL_LIBRARIES, 'huggingface_hub')!r} if m in sys.modules]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []

@@ -15,6 +15,7 @@ import numpy as np
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 TEXT_SUFFIXES = frozenset({".txt"})
+COLUMN_FLAGS = "--text-col/--image-col/--label-col"
 
 FORMATS = ("image-folder", "flat-image-folder", "csv", "tsv", "jsonl", "parquet", "text-lines")
 MODALITIES = ("image", "text")

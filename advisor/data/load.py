@@ -10,9 +10,8 @@ from pathlib import Path
 
 from tlreg.advisor.errors import DatasetError
 
-from .dataset import LAYOUTS_HELP, TABLE_SUFFIXES, TEXT_SUFFIXES, Dataset, is_image_name
+from .dataset import COLUMN_FLAGS, LAYOUTS_HELP, TABLE_SUFFIXES, TEXT_SUFFIXES, Dataset, is_image_name
 from .folders import load_image_folder, load_text_lines, visible_entries
-from .tables import COLUMN_FLAGS, load_table
 
 
 def load_dataset(
@@ -69,6 +68,8 @@ def load_dataset(
 
 
 def _table(table: Path, given: Path, overrides: dict[str, str | None], strict: bool) -> Dataset:
+    from .tables import load_table  # pandas: paid by tables only, not by image folders or text files
+
     dataset = load_table(
         table,
         TABLE_SUFFIXES[table.suffix.lower()],

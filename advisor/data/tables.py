@@ -16,7 +16,7 @@ import pandas as pd
 from pandas.api.types import is_bool_dtype, is_float_dtype, is_numeric_dtype, is_string_dtype
 from tlreg.advisor.errors import DatasetError
 
-from .dataset import Dataset, is_image_name
+from .dataset import COLUMN_FLAGS, Dataset, is_image_name
 
 LABEL_NAMES = ("label", "labels", "class", "target", "y", "category")
 TEXT_NAMES = ("text", "sentence", "review", "content", "body", "document", "comment", "message", "title")
@@ -24,7 +24,6 @@ TEXT_NAMES = ("text", "sentence", "review", "content", "body", "document", "comm
 STRONG_IMAGE_NAMES = ("image", "image_path", "img")
 IMAGE_NAMES = (*STRONG_IMAGE_NAMES, "path", "file", "filename")
 ID_NAMES = ("id",)
-COLUMN_FLAGS = "--text-col/--image-col/--label-col"
 READ_HINTS = {
     "csv": "UTF-8, one header row, the same number of fields on every line",
     "tsv": "UTF-8, one header row, tab-separated, the same number of fields on every line",

@@ -15,14 +15,12 @@ import gc
 import time
 from typing import TYPE_CHECKING, Any
 
-import torch
 from tlreg.registry.sources import current_revision
 
 from ..cache import cache_key
-from .forward import embed_into
 from .request import EmbedRequest, Features, Job
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch and the forward passes load on a cache miss only: a cached run needs neither
     from tlreg.registry import ModelRecord
 
     from ..cache_writer import EntryWriter
@@ -87,11 +85,16 @@ def cached_features(request: EmbedRequest, job: Job, *, start: float | None = No
 
 def features_for(request: EmbedRequest, record: ModelRecord, *, pretrained: bool = True) -> Features:
     """The features of the request's sample through ``record`` (or its random-init baseline), cached."""
-    job, settings, device = Job(record, pretrained), request.settings, torch.device(request.device)
+    job, settings = Job(record, pretrained), request.settings
     start = time.perf_counter()
     hit = cached_features(request, job, start=start)
     if hit is not None:
         return hit
+    import torch
+
+    from .forward import embed_into
+
+    device = request.torch_device()
     if not pretrained:
         torch.manual_seed(settings.seed)
     extractor = request.registry.load(

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch loads when a device is resolved, that is when a model is about to run
+    import torch
 
 
-def resolve_device(device: str | None) -> torch.device:
+def resolve_device(device: str | torch.device | None) -> torch.device:
     """``auto`` (or None): CUDA, then MPS, then CPU; otherwise the named device."""
+    import torch
+
+    if isinstance(device, torch.device):
+        return device
     if device in (None, "auto"):
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -3,7 +3,9 @@
 One :class:`EmbedRequest` carries what every step of the embedding needs — the registry (to load
 models and pin their revisions), the sample and its fingerprint, the feature cache, the device,
 the :class:`EmbedSettings` and where progress goes — so the local and Ray backends and
-:func:`~tlreg.advisor.embed.cached.features_for` all take that one object. A :class:`Job` is one
+:func:`~tlreg.advisor.embed.cached.features_for` all take that one object. The device stays a name
+(``auto``, ``cpu``, ``cuda:1``) until a model runs: resolving it imports torch, which a run served
+from the feature cache never needs (the cache key does not depend on the device). A :class:`Job` is one
 model of the request, pretrained or randomly initialised (its baseline); :class:`Features` is what
 a job gives, read from the cache or computed.
 """
@@ -12,17 +14,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .. import defaults
 from ..progress import Reporter, Silent
 from ..result import baseline_label
 
 if TYPE_CHECKING:
+    import torch
     from tlreg.registry import ModelRecord, Registry
 
     from ..cache import CachedFeatures, FeatureCache
@@ -60,7 +62,8 @@ def jobs_for(candidates: Sequence[ModelRecord], *, baselines: bool) -> list[Job]
 
 @dataclass
 class EmbedRequest:
-    """Everything an embedding backend needs to turn jobs into features (``device`` may be a name)."""
+    """Everything an embedding backend needs to turn jobs into features (``device``: a name such as
+    ``auto``, or a ``torch.device``; see :meth:`torch_device`)."""
 
     registry: Registry
     sample: Dataset
@@ -70,9 +73,31 @@ class EmbedRequest:
     device: torch.device | str = "cpu"
     settings: EmbedSettings = field(default_factory=EmbedSettings)
     reporter: Reporter = field(default_factory=Silent)
+    _resolved: torch.device | None = field(default=None, init=False, repr=False)
+    _parent: EmbedRequest | None = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self.device = torch.device(self.device)
+    def torch_device(self) -> torch.device:
+        """The device the forward passes run on (``auto``: CUDA, then MPS, then CPU), resolved when the
+        first model runs and the same for every later one."""
+        if self._resolved is None:
+            from .device import resolve_device
+
+            self._resolved = resolve_device(self.device)
+            if self._parent is not None:
+                self._parent._resolved = self._resolved
+        return self._resolved
+
+    @property
+    def device_used(self) -> str | None:
+        """The device models ran on in this process; None while every feature came from the cache."""
+        return None if self._resolved is None else str(self._resolved)
+
+    def on(self, sample: Dataset, fingerprint: str) -> EmbedRequest:
+        """The same request for another sample (a stage of successive halving): what runs there
+        counts as run here (:attr:`device_used`)."""
+        part = replace(self, sample=sample, fingerprint=fingerprint)
+        part._parent = self
+        return part
 
 
 @dataclass

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 import numpy as np
 from tlreg.registry import ModelRecord
@@ -43,7 +42,7 @@ class StageEmbedder:
         self.requests: list[EmbedRequest] = []
         for part in self.parts:
             sub = request.sample.subset(part)
-            self.requests.append(replace(request, sample=sub, fingerprint=fingerprint(sub)))
+            self.requests.append(request.on(sub, fingerprint(sub)))
         self.have: dict[tuple[str, int], Features] = {}
         self.failed: set[str] = set()
         self.forward_passes = 0

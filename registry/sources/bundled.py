@@ -23,13 +23,9 @@ from collections.abc import Iterator, Sequence
 from fnmatch import fnmatch
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, ClassVar
-
-import timm
-from timm.models import get_pretrained_cfg
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import TlregError, UnknownModelError, WeightsError
-from ..feature_extractor import FeatureExtractor
 from ..model_folders import folder_extractor, folder_fields
 from ..models import ModelBase, ModelSpec
 from ..refs import Ref
@@ -38,6 +34,9 @@ from ..weights import check_fits, read_state_dict, sha256
 from .base import Skip, Source
 from .bundles import BUNDLES, Bundle, missing, not_installed
 from .catalog import published_top1
+
+if TYPE_CHECKING:  # timm (and torch) load when a model is described or loaded, not with the source
+    from ..feature_extractor import FeatureExtractor
 
 
 def efficientnet_lite_state_dict(path: Path, arch: str) -> dict[str, Any]:
@@ -87,6 +86,8 @@ class BundledSource(Source):
             "path": str(path),
         }
         if bundle.kind == "efficientnet-lite":
+            from timm.models import get_pretrained_cfg
+
             arch = f"tf_{bundle.name}"
             efficientnet_lite_state_dict(path, arch)
             cfg = get_pretrained_cfg(f"{arch}.in1k").to_dict()
@@ -117,6 +118,9 @@ class BundledSource(Source):
         bundle = self._bundle(Ref("pkg", entry.ref.removeprefix("pkg:")))
         path, revision = bundle.folder_and_revision()
         if bundle.kind == "efficientnet-lite":
+            import timm
+            from timm.models import get_pretrained_cfg
+
             arch = f"tf_{bundle.name}"
             model = timm.create_model(
                 arch, pretrained=False, pretrained_cfg=get_pretrained_cfg(f"{arch}.in1k")

@@ -12,14 +12,16 @@ from collections.abc import Iterator, Sequence
 from fnmatch import fnmatch
 from functools import cache
 from importlib.resources import files
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import hub
 from ..errors import OfflineError, TlregError, UnknownModelError
-from ..feature_extractor import FeatureExtractor
 from ..models import ModelBase, ModelSpec
 from ..refs import Ref
 from .base import Skip, Source, get_source, parse_ref
+
+if TYPE_CHECKING:
+    from ..feature_extractor import FeatureExtractor
 
 
 @cache

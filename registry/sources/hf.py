@@ -13,19 +13,18 @@ import re
 from collections.abc import Iterator, Sequence
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any, ClassVar
-
-from huggingface_hub import HfApi, scan_cache_dir
-from huggingface_hub.errors import CacheNotFound
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import config, hub
 from ..errors import InvalidRefError, TlregError
-from ..feature_extractor import FeatureExtractor
 from ..model_folders import folder_extractor, folder_fields, weight_files
 from ..models import ModelBase, ModelSpec
 from ..refs import Ref
 from .base import Skip, Source
 from .catalog import published_top1
+
+if TYPE_CHECKING:  # huggingface_hub, and torch with a model, load when used, not with the source
+    from ..feature_extractor import FeatureExtractor
 
 METADATA_FILES = ["*.json", "*.txt", "*.model", "*.md", "1_Pooling/*"]
 _REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -64,6 +63,8 @@ class HfSource(Source):
         license_, tags = _card_license(folder) or fields.pop("license", None), [extra["library"]]
         fields.pop("license", None)
         if hub.online():
+            from huggingface_hub import HfApi
+
             info = HfApi().model_info(repo, revision=sha)
             license_ = (info.card_data or {}).get("license") if info.card_data else license_
             tags += [t for t in (info.tags or []) if ":" not in t][:12]
@@ -102,6 +103,8 @@ class HfSource(Source):
         self, *, filters: Sequence[str] = (), limit: int | None = None, sort: str | None = None
     ) -> Iterator[ModelSpec | Skip]:
         if hub.online():
+            from huggingface_hub import HfApi
+
             for info in HfApi().list_models(filter=list(filters) or None, sort=sort, limit=limit):
                 yield from self._describe_or_skip(Ref("hf", info.id))
             return
@@ -116,6 +119,9 @@ class HfSource(Source):
     def _list_cache(self, filters: Sequence[str], limit: int | None) -> Iterator[ModelSpec | Skip]:
         """Offline: the models in the local cache that match every filter (library, task, modality
         or a glob on the repository id), each at the revision ``main`` points to."""
+        from huggingface_hub import scan_cache_dir
+        from huggingface_hub.errors import CacheNotFound
+
         try:
             repos = [r for r in scan_cache_dir(config.hf_cache_dir()).repos if r.repo_type == "model"]
         except CacheNotFound:

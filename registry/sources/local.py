@@ -12,12 +12,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
-
-import timm
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import BadInputError, InvalidRefError, WeightsError
-from ..feature_extractor import FeatureExtractor
 from ..model_folders import (
     folder_extractor,
     folder_fields,
@@ -38,6 +35,9 @@ from ..timm_models import (
 )
 from ..weights import check_fits, count_params, loading, sha256, state_dict_shapes
 from .base import Skip, Source, parse_ref
+
+if TYPE_CHECKING:  # timm (and torch) load when a model is described or loaded, not with the source
+    from ..feature_extractor import FeatureExtractor
 
 
 def folder_revision(folder: Path) -> str:
@@ -129,6 +129,8 @@ class LocalSource(Source):
                 **fields,
                 tags=["local", fields["extra"]["library"]],
             )
+        import timm
+
         arch = ref.options["arch"]
         if not timm.is_model(arch):
             raise BadInputError(
@@ -158,6 +160,8 @@ class LocalSource(Source):
     def load(
         self, entry: ModelBase, *, pretrained: bool = True, trust_remote_code: bool = False
     ) -> FeatureExtractor:
+        import timm
+
         ref = parse_ref(entry.ref)
         path = Path(ref.name)
         if ref.scheme == "local-dir":

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any, ClassVar
-
-import timm
-from timm.models import get_pretrained_cfg, split_model_name_tag
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import hub
 from ..errors import OfflineError, TlregError, UnknownModelError
-from ..feature_extractor import FeatureExtractor
 from ..models import ModelBase, ModelSpec
 from ..refs import Ref
 from ..timm_models import timm_extractor, timm_fields
 from ..weights import loading
 from .base import Skip, Source
 from .catalog import published_top1
+
+if TYPE_CHECKING:  # timm (and torch) load when a model is described or loaded, not with the source
+    from ..feature_extractor import FeatureExtractor
 
 # timm tag tokens that name a training dataset, in the words users search for.
 DATASETS = {
@@ -60,6 +59,8 @@ class TimmSource(Source):
     def list(
         self, *, filters: Sequence[str] = (), limit: int | None = None, sort: str | None = None
     ) -> Iterator[ModelSpec | Skip]:
+        import timm
+
         names = sorted({n for f in (filters or ["*"]) for n in timm.list_pretrained(f)})
         for name in names[:limit]:
             try:
@@ -68,6 +69,9 @@ class TimmSource(Source):
                 yield Skip(f"timm:{name}", str(exc))
 
     def describe(self, ref: Ref, **options: Any) -> ModelSpec:
+        import timm
+        from timm.models import get_pretrained_cfg, split_model_name_tag
+
         cfg = get_pretrained_cfg(ref.name)
         if cfg is None or not (cfg.hf_hub_id or cfg.url or cfg.file):
             raise UnknownModelError(
@@ -97,6 +101,9 @@ class TimmSource(Source):
     def load(
         self, entry: ModelBase, *, pretrained: bool = True, trust_remote_code: bool = False
     ) -> FeatureExtractor:
+        import timm
+        from timm.models import split_model_name_tag
+
         name = entry.ref.removeprefix("timm:")
         arch, _ = split_model_name_tag(name)
         if not pretrained:
