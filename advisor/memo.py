@@ -22,7 +22,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
@@ -97,7 +99,10 @@ class Memo:
         """The cached value, or None when absent or unreadable (an unreadable entry is removed)."""
         path = self.path(key)
         try:
-            return json.loads(path.read_text())["value"]
+            value = json.loads(path.read_text())["value"]
+            with contextlib.suppress(OSError):
+                os.utime(path)  # last used now: prune --older-than keeps what reruns read
+            return value
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError):
@@ -128,6 +133,16 @@ class Memo:
 
     def count(self) -> int:
         return sum(1 for _ in self.root.glob("??/*.json")) if self.root.is_dir() else 0
+
+    def prune(self, *, older_than_days: float) -> int:
+        """Remove the answers no run has used for ``older_than_days``; how many."""
+        removed, cutoff = 0, time.time() - older_than_days * 86400
+        for path in self.root.glob("??/*.json") if self.root.is_dir() else ():
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+        return removed
 
     def clear(self) -> int:
         """Remove every cached answer; how many there were."""

@@ -86,12 +86,18 @@ def list_(show_all: bool, as_json: bool) -> None:
 )
 @pass_state
 def prune(state: State, older_than: float | None, max_size: float | None) -> None:
-    """Remove old entries (and temporary entries left by killed runs)."""
+    """Remove old entries (and temporary entries left by killed runs); --older-than also removes the
+    cached answers no run has used for that long."""
     if older_than is None and max_size is None:
         raise click.UsageError("Give --older-than DAYS and/or --max-size BYTES.")
+    from tlreg.advisor.memo import Memo
+
     max_bytes = int(max_size) if max_size else None
-    removed = _feature_cache().prune(older_than_days=older_than, max_bytes=max_bytes)
-    note(f"removed {len(removed)} entries ({human_bytes(sum(e.size for e in removed))})", quiet=state.quiet)
+    store = _feature_cache()
+    removed = store.prune(older_than_days=older_than, max_bytes=max_bytes)
+    answers = Memo(store).prune(older_than_days=older_than) if older_than is not None else 0
+    size = human_bytes(sum(e.size for e in removed))
+    note(f"removed {len(removed)} entries ({size}) and {answers} cached answers", quiet=state.quiet)
 
 
 @cache.command()

@@ -4,6 +4,8 @@ any change to what they depend on computes afresh; ``runs verify`` never reads t
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -124,3 +126,22 @@ def test_an_answer_cache_that_cannot_be_written_is_a_one_line_error(
     assert done.exit_code != 0
     assert "feature cache" in done.output and "Traceback" not in done.output
     assert len(done.output.strip().splitlines()) <= 2, done.output
+
+
+def test_prune_removes_answers_no_run_used_for_that_long(
+    registry: Registry, image_folder: Path, tiny_image_models: list[str]
+) -> None:
+    recommend(image_folder, registry=registry, workers=0)
+    memo = Memo(FeatureCache())
+    paths = sorted(memo.root.glob("??/*.json"))
+    old, recent = paths[0], paths[1:]
+    month_ago = time.time() - 31 * 86400
+    os.utime(old, (month_ago, month_ago))
+    done = CliRunner().invoke(cli, ["cache", "prune", "--older-than", "30"])
+    assert done.exit_code == 0, done.output
+    assert "and 1 cached answers" in done.output
+    assert not old.exists() and all(p.exists() for p in recent)
+    for p in recent:  # a rerun reads them, and reading marks them used
+        os.utime(p, (month_ago, month_ago))
+    recommend(image_folder, registry=registry, workers=0)
+    assert all(p.stat().st_mtime > month_ago + 86400 for p in recent)
