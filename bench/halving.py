@@ -2,6 +2,7 @@
 
     python bench/halving.py hub [--work DIR]     # replay on the Hub-like benchmark
     python bench/halving.py shell [--repeats 2]  # the registry-size curve: whole processes, full vs auto
+    python bench/halving.py hub-shell            # one Hub-like target from the shell, real backbones
     python bench/halving.py --report             # print the committed figures (data/bench/halving.json)
 
 **hub.** The Hub-like benchmark (``bench/hub_quality.py``) as one registry: its 21 candidates (18
@@ -322,14 +323,79 @@ def report_shell(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def hub_shell(work: Path, target: str, max_samples: int) -> dict[str, Any]:
+    """One Hub-like target from the shell with real backbones: ``recommend --budget full`` and
+    ``auto`` on the 21 candidates, each in a fresh copy of the build's registry and an empty cache."""
+    tlreg = shutil.which("tlreg")
+    if not tlreg:
+        raise SystemExit("error: the tlreg command is not on PATH; install tlreg first (pip install -e .)")
+    results = json.loads(RESULTS.read_text())
+    folder = next((work / "targets").glob(f"{target}-v*-{results['config']['target_train']}-*")) / "train"
+    refs = sorted(
+        f"local-dir:{p}" for p in (work / "models").iterdir() if _model_id(p.name) in results["candidates"]
+    )
+    out: dict[str, Any] = {"target": target, "max_samples": max_samples, "candidates": len(refs)}
+    with tempfile.TemporaryDirectory(prefix="tlreg-halving-hub-") as tmp:
+        for budget in ("auto", "full"):
+            home = Path(tmp) / budget
+            home.mkdir()
+            shutil.copy(work / "registry.db", home / "registry.db")
+            env = {
+                **os.environ,
+                "TLREG_HOME": str(home),
+                "TLREG_DB": f"sqlite:///{home / 'registry.db'}",
+                "TLREG_CACHE": str(home / "cache"),
+                "HF_HUB_OFFLINE": "1",
+            }
+            run = [
+                tlreg,
+                "recommend",
+                str(folder),
+                "--max-samples",
+                str(max_samples),
+                "--budget",
+                budget,
+                "--json",
+            ]
+            for ref in refs:
+                run += ["--models", ref]
+            start = time.perf_counter()
+            done = subprocess.run(run, env=env, capture_output=True, text=True)
+            seconds = time.perf_counter() - start
+            if done.returncode != 0:
+                raise SystemExit(f"tlreg recommend --budget {budget} failed: {done.stderr[-800:]}")
+            doc = json.loads(done.stdout)
+            out[budget] = {
+                "seconds": seconds,
+                "pick": _model_id(doc["best"]["ref"]),
+                "forward_passes": doc["budget"]["forward_passes"],
+                "stages": [(len(s["candidates"]), s["samples"]) for s in doc["budget"]["stages"]],
+            }
+            print(f"{budget}: {seconds:.0f} s, pick {out[budget]['pick']}", file=sys.stderr, flush=True)
+    return out
+
+
+def report_hub_shell(doc: dict[str, Any]) -> str:
+    full, auto = doc["full"], doc["auto"]
+    return (
+        f"tlreg recommend from the shell on the Hub-like target {doc['target']} "
+        f"({doc['max_samples']} images, {doc['candidates']} candidates, empty caches): "
+        f"full {full['seconds']:.0f} s, auto {auto['seconds']:.0f} s "
+        f"({full['seconds'] / auto['seconds']:.1f}x); forward passes {full['forward_passes']:,} vs "
+        f"{auto['forward_passes']:,}; picks: full {full['pick']}, auto {auto['pick']}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
     parser.add_argument(
-        "what", nargs="?", choices=["hub", "shell"], help="What to measure (default: report)."
+        "what", nargs="?", choices=["hub", "shell", "hub-shell"], help="What to measure (default: report)."
     )
     parser.add_argument("--report", action="store_true", help="Print the committed figures; measure nothing.")
     parser.add_argument("--work", type=Path, default=None, help="The Hub-like build's work folder.")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--target", default="digits", help="hub-shell: the Hub-like target (default digits).")
+    parser.add_argument("--max-samples", type=int, default=200, help="hub-shell: the sample (default 200).")
     parser.add_argument("--sizes", default="4,16,64")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
@@ -338,6 +404,10 @@ def main(argv: list[str] | None = None) -> int:
         from hub_quality import default_work
 
         doc["hub"] = hub(args.work or default_work())
+    elif args.what == "hub-shell":
+        from hub_quality import default_work
+
+        doc["hub_shell"] = hub_shell(args.work or default_work(), args.target, args.max_samples)
     elif args.what == "shell":
         doc["shell"] = shell(args.repeats, [int(s) for s in args.sizes.split(",")])
     if args.what:
@@ -351,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "hub" in doc:
         print(report_hub(doc["hub"]))
+    if "hub_shell" in doc:
+        print("\n" + report_hub_shell(doc["hub_shell"]))
     if "shell" in doc:
         print(("\n" if "hub" in doc else "") + report_shell(doc["shell"]))
     return 0

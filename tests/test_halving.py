@@ -24,25 +24,26 @@ from tlreg.registry.errors import BadInputError
 
 
 def test_stages_are_nested_stratified_and_end_with_the_whole_sample() -> None:
-    labels = np.repeat(np.arange(4), 16)
+    labels = np.repeat(np.arange(4), 32)
     stages = stage_indices(labels, "classification", len(labels), seed=0)
-    assert [len(s) for s in stages] == [16, 32, 64]
+    assert [len(s) for s in stages] == [32, 64, 128]
     assert all(set(a) <= set(b) for a, b in itertools.pairwise(stages))
-    assert list(stages[-1]) == list(range(64))
+    assert list(stages[-1]) == list(range(128))
     for s in stages:  # every class in the same share
         assert len(set(np.bincount(labels[s]))) == 1
-    assert [len(s) for s in stage_indices(labels, "classification", 64, seed=1)] == [16, 32, 64]
-    assert not np.array_equal(stage_indices(labels, "classification", 64, seed=1)[0], stages[0])
+    assert [len(s) for s in stage_indices(labels, "classification", 128, seed=1)] == [32, 64, 128]
+    assert not np.array_equal(stage_indices(labels, "classification", 128, seed=1)[0], stages[0])
     order = stage_order(stages, 1)  # increment by increment: the first stage, then what the second adds
-    assert list(order[:16]) == list(stages[0]) and sorted(order) == list(stages[1])
+    assert list(order[:32]) == list(stages[0]) and sorted(order) == list(stages[1])
 
 
 def test_a_sample_too_small_to_split_is_one_stage() -> None:
-    labels = np.repeat(np.arange(3), 6)  # a quarter or a half of 6 per class is under 4 per class
-    assert [len(s) for s in stage_indices(labels, "classification", 18, seed=0)] == [18]
-    labels = np.repeat(np.arange(3), 8)  # a half holds 4 per class: two stages
-    assert [len(s) for s in stage_indices(labels, "classification", 24, seed=0)] == [12, 24]
-    assert [len(s) for s in stage_indices(None, "unlabelled", 100, seed=0)] == [25, 50, 100]
+    labels = np.repeat(np.arange(3), 12)  # a quarter or a half of 12 per class is under 8 per class
+    assert [len(s) for s in stage_indices(labels, "classification", 36, seed=0)] == [36]
+    labels = np.repeat(np.arange(3), 16)  # a half holds 8 per class, a quarter 4: two stages
+    assert [len(s) for s in stage_indices(labels, "classification", 48, seed=0)] == [24, 48]
+    assert [len(s) for s in stage_indices(None, "unlabelled", 100, seed=0)] == [50, 100]
+    assert [len(s) for s in stage_indices(None, "unlabelled", 200, seed=0)] == [50, 100, 200]
 
 
 def _separable(n_per_class: int, noise: float, *, seed: int, classes: int = 4, dim: int = 8) -> np.ndarray:
@@ -82,10 +83,10 @@ def test_candidates_no_estimator_could_score_stay() -> None:
 
 
 def test_halve_asks_only_for_the_survivors() -> None:
-    labels = np.repeat(np.arange(4), 16)
-    stages = stage_indices(labels, "classification", 64, seed=0)
-    full = {f"good{i}": _separable(16, 0.4, seed=i) for i in range(3)}
-    full |= {f"noise{i}": np.random.default_rng(i).normal(size=(64, 8)) for i in range(9)}
+    labels = np.repeat(np.arange(4), 32)
+    stages = stage_indices(labels, "classification", 128, seed=0)
+    full = {f"good{i}": _separable(32, 0.4, seed=i) for i in range(3)}
+    full |= {f"noise{i}": np.random.default_rng(i).normal(size=(128, 8)) for i in range(9)}
     asked: list[tuple[int, list[str]]] = []
 
     def features_on(refs: list[str], k: int) -> dict:
@@ -99,8 +100,8 @@ def test_halve_asks_only_for_the_survivors() -> None:
     assert asked[0] == (0, list(full))
     assert all(set(refs) < set(full) for _, refs in asked[1:])
     assert set(alive) >= {"good0", "good1", "good2"} and len(alive) < len(full)
-    assert [s.samples for s in done] == [16, 32]
-    assert all(d["reason"].startswith("dropped at 16 samples") for d in done[0].dropped)
+    assert [s.samples for s in done] == [32, 64]
+    assert all(d["reason"].startswith("dropped at 32 samples") for d in done[0].dropped)
 
 
 @pytest.fixture
@@ -115,16 +116,16 @@ def many_models(registry: Registry, tmp_path: Path) -> list[str]:
 
 
 @pytest.fixture
-def folder16(tmp_path: Path) -> Path:
-    return write_image_folder(tmp_path / "images", classes=3, per_class=16, size=16)
+def images96(tmp_path: Path) -> Path:
+    return write_image_folder(tmp_path / "images", classes=3, per_class=32, size=16)
 
 
 def test_auto_halves_records_who_was_dropped_and_reuses_every_item(
-    registry: Registry, folder16: Path, many_models: list[str]
+    registry: Registry, images96: Path, many_models: list[str]
 ) -> None:
-    auto = recommend(folder16, registry=registry, workers=0, bootstrap=20)
+    auto = recommend(images96, registry=registry, workers=0, bootstrap=20)
     budget = auto.budget
-    assert budget["active"] and [s["samples"] for s in budget["stages"]] == [12, 24]
+    assert budget["active"] and [s["samples"] for s in budget["stages"]] == [24, 48]
     dropped = {d["ref"] for d in budget["stages"][0]["dropped"]} | {
         d["ref"] for d in budget["stages"][1]["dropped"]
     }
@@ -132,9 +133,9 @@ def test_auto_halves_records_who_was_dropped_and_reuses_every_item(
     assert dropped and survivors and dropped | survivors == set(many_models) and not dropped & survivors
     # the first stage embeds everyone on 12 items, each later one only what it adds, for the survivors
     s0, s1 = budget["stages"]
-    expected = 12 * len(s0["candidates"]) + 12 * len(s1["candidates"]) + 24 * len(survivors)
-    assert budget["forward_passes"] == expected + 48 * len(survivors)  # + the survivors' random inits
-    assert budget["full_forward_passes"] == 48 * 2 * AUTO_FROM
+    expected = 24 * len(s0["candidates"]) + 24 * len(s1["candidates"]) + 48 * len(survivors)
+    assert budget["forward_passes"] == expected + 96 * len(survivors)  # + the survivors' random inits
+    assert budget["full_forward_passes"] == 96 * 2 * AUTO_FROM
     assert {b.baseline_of for b in auto.baselines} == survivors | {"*"}
 
     record = load_run(auto.run_id, registry=registry)
@@ -148,14 +149,14 @@ def test_auto_halves_records_who_was_dropped_and_reuses_every_item(
     assert "Dropped early" in page and all(escape(rows[r].reason) in page for r in dropped)
 
     # --budget full later: the survivors' whole-sample features were written, so only the others embed
-    full = recommend(folder16, registry=registry, workers=0, bootstrap=20, budget="full")
+    full = recommend(images96, registry=registry, workers=0, bootstrap=20, budget="full")
     assert not full.budget["active"]
     assert {r.ref for r in full.ranking if r.from_cache} == survivors
-    assert full.budget["forward_passes"] == 48 * len(dropped) + 48 * len(dropped)
+    assert full.budget["forward_passes"] == 96 * len(dropped) + 96 * len(dropped)
 
 
 def test_a_rerun_after_an_interruption_resumes_from_the_embedded_increments(
-    registry: Registry, folder16: Path, many_models: list[str]
+    registry: Registry, images96: Path, many_models: list[str]
 ) -> None:
     class StopAfter(Silent):
         def __init__(self, models: int) -> None:
@@ -167,16 +168,16 @@ def test_a_rerun_after_an_interruption_resumes_from_the_embedded_increments(
             self.left -= 1
 
     with pytest.raises(KeyboardInterrupt):
-        recommend(folder16, registry=registry, workers=0, bootstrap=20, reporter=StopAfter(5))
-    resumed = recommend(folder16, registry=registry, workers=0, bootstrap=20)
-    whole = recommend(folder16, registry=registry, workers=0, bootstrap=20, record=False)
+        recommend(images96, registry=registry, workers=0, bootstrap=20, reporter=StopAfter(5))
+    resumed = recommend(images96, registry=registry, workers=0, bootstrap=20)
+    whole = recommend(images96, registry=registry, workers=0, bootstrap=20, record=False)
     s0 = resumed.budget["stages"][0]
     assert resumed.budget["forward_passes"] < whole.budget["full_forward_passes"]
     assert resumed.budget["forward_passes"] == (
-        12 * (len(s0["candidates"]) - 5)
-        + 12 * len(resumed.budget["stages"][1]["candidates"])
-        + 24 * len(resumed.ranking)
+        24 * (len(s0["candidates"]) - 5)
+        + 24 * len(resumed.budget["stages"][1]["candidates"])
         + 48 * len(resumed.ranking)
+        + 96 * len(resumed.ranking)
     )
     assert whole.budget["forward_passes"] == 0 and [r.ref for r in whole.ranking] == [
         r.ref for r in resumed.ranking
@@ -184,21 +185,21 @@ def test_a_rerun_after_an_interruption_resumes_from_the_embedded_increments(
 
 
 def test_few_candidates_or_full_do_not_halve(
-    registry: Registry, folder16: Path, many_models: list[str]
+    registry: Registry, images96: Path, many_models: list[str]
 ) -> None:
-    few = recommend(folder16, registry=registry, workers=0, bootstrap=0, models=many_models[:3])
+    few = recommend(images96, registry=registry, workers=0, bootstrap=0, models=many_models[:3])
     assert not few.budget["active"] and "halving starts at" in few.budget["note"]
     with pytest.raises(BadInputError, match="Unknown --budget 'some'"):
-        recommend(folder16, registry=registry, budget="some")
+        recommend(images96, registry=registry, budget="some")
 
 
-def test_the_cli_says_what_the_budget_did(registry: Registry, folder16: Path, many_models: list[str]) -> None:
+def test_the_cli_says_what_the_budget_did(registry: Registry, images96: Path, many_models: list[str]) -> None:
     runner = CliRunner()
-    done = runner.invoke(cli, ["recommend", str(folder16), "--bootstrap", "20"])
+    done = runner.invoke(cli, ["recommend", str(images96), "--bootstrap", "20"])
     assert done.exit_code == 0, done.output
-    assert "Budget (successive halving): candidates 12 on 12 ->" in done.output
-    doc = runner.invoke(cli, ["recommend", str(folder16), "--bootstrap", "20", "--json"])
+    assert "Budget (successive halving): candidates 12 on 24 ->" in done.output
+    doc = runner.invoke(cli, ["recommend", str(images96), "--bootstrap", "20", "--json"])
     budget = json.loads(doc.stdout)["budget"]
     assert budget["active"] and budget["forward_passes"] == 0  # all cached now
-    bad = runner.invoke(cli, ["recommend", str(folder16), "--budget", "half"])
+    bad = runner.invoke(cli, ["recommend", str(images96), "--budget", "half"])
     assert bad.exit_code == 2 and "'half' is not one of 'auto', 'full'" in bad.output
