@@ -3,6 +3,7 @@
     python bench/halving.py hub [--work DIR]     # replay on the Hub-like benchmark
     python bench/halving.py shell [--repeats 2]  # the registry-size curve: whole processes, full vs auto
     python bench/halving.py hub-shell            # one Hub-like target from the shell, real backbones
+    python bench/halving.py small --max-samples 200   # the targets cut to 200 images: first-stage floors
     python bench/halving.py --report             # print the committed figures (data/bench/halving.json)
 
 **hub.** The Hub-like benchmark (``bench/hub_quality.py``) as one registry: its 21 candidates (18
@@ -217,6 +218,69 @@ def summarise(per_target: dict, seconds: dict, noise: float, n_candidates: int) 
     }
 
 
+def small(work: Path, n: int, floors: tuple[int, ...] = (4, 8), seeds: int = 2) -> dict[str, Any]:
+    """Both budgets on the Hub-like targets cut to ``n`` images (stratified, ``seeds`` draws each),
+    for each first-stage floor (items of every class the first stage must hold): does halving on a
+    small sample drop the true contenders?"""
+    import tlreg.advisor.halving as halving
+
+    results = json.loads(RESULTS.read_text())
+    truth = {(p["model"], p["target"]): p["finetune_acc"] for p in results["pairs"]}
+    params = {m: float(v) for m, v in _params(work).items()}
+    regrets: dict[str, list[float]] = {"full": [], **{f"auto, floor {f}": [] for f in floors}}
+    saved = halving.MIN_FIRST_PER_CLASS
+    try:
+        for target in results["config"]["targets"]:
+            folder = (
+                next((work / "targets").glob(f"{target}-v*-{results['config']['target_train']}-*")) / "train"
+            )
+            ds = sample(load_dataset(folder))
+            feats = {
+                m: f
+                for m, f in cached_features(work, fingerprint(ds), len(ds)).items()
+                if m in results["candidates"]
+            }
+            labels = np.asarray(ds.labels)
+            acc = {m: truth[m, target] for m in feats}
+            best = max(acc.values())
+            for seed in range(seeds):
+                rng = np.random.default_rng(seed)
+                classes = np.unique(labels)
+                idx = np.sort(
+                    np.concatenate(
+                        [
+                            rng.choice(np.flatnonzero(labels == c), n // len(classes), replace=False)
+                            for c in classes
+                        ]
+                    )
+                )
+                cut = {m: f[idx] for m, f in feats.items()}
+                for k, floor in enumerate(floors):
+                    halving.MIN_FIRST_PER_CLASS = floor
+                    replayed = replay(cut, labels[idx], {m: params.get(m, 0.0) for m in cut})
+                    regrets[f"auto, floor {floor}"].append(100.0 * (best - acc[replayed["auto"][0]]))
+                    if k == 0:
+                        regrets["full"].append(100.0 * (best - acc[replayed["full"][0]]))
+    finally:
+        halving.MIN_FIRST_PER_CLASS = saved
+    return {
+        "n": n,
+        "draws": len(regrets["full"]),
+        "mean_regret": {k: statistics.mean(v) for k, v in regrets.items()},
+        "worst_regret": {k: max(v) for k, v in regrets.items()},
+    }
+
+
+def report_small(docs: dict[str, Any]) -> str:
+    lines = ["Hub-like targets cut to n images (pick regret, mean / worst over targets x draws):"]
+    for doc in docs.values():
+        cells = ", ".join(
+            f"{k} {doc['mean_regret'][k]:.2f} / {doc['worst_regret'][k]:.1f}" for k in doc["mean_regret"]
+        )
+        lines.append(f"  n={doc['n']} ({doc['draws']} draws): {cells}")
+    return "\n".join(lines)
+
+
 def report_hub(doc: dict[str, Any]) -> str:
     lines = [
         f"Successive halving on the Hub-like benchmark ({doc['candidates']} candidates, 8 targets of "
@@ -389,13 +453,18 @@ def report_hub_shell(doc: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
     parser.add_argument(
-        "what", nargs="?", choices=["hub", "shell", "hub-shell"], help="What to measure (default: report)."
+        "what",
+        nargs="?",
+        choices=["hub", "shell", "hub-shell", "small"],
+        help="What to measure (default: report).",
     )
     parser.add_argument("--report", action="store_true", help="Print the committed figures; measure nothing.")
     parser.add_argument("--work", type=Path, default=None, help="The Hub-like build's work folder.")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--target", default="digits", help="hub-shell: the Hub-like target (default digits).")
-    parser.add_argument("--max-samples", type=int, default=200, help="hub-shell: the sample (default 200).")
+    parser.add_argument(
+        "--max-samples", type=int, default=200, help="hub-shell, small: the sample (default 200)."
+    )
     parser.add_argument("--sizes", default="4,16,64")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
@@ -408,6 +477,12 @@ def main(argv: list[str] | None = None) -> int:
         from hub_quality import default_work
 
         doc["hub_shell"] = hub_shell(args.work or default_work(), args.target, args.max_samples)
+    elif args.what == "small":
+        from hub_quality import default_work
+
+        doc.setdefault("small", {})[str(args.max_samples)] = small(
+            args.work or default_work(), args.max_samples
+        )
     elif args.what == "shell":
         doc["shell"] = shell(args.repeats, [int(s) for s in args.sizes.split(",")])
     if args.what:
@@ -423,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
         print(report_hub(doc["hub"]))
     if "hub_shell" in doc:
         print("\n" + report_hub_shell(doc["hub_shell"]))
+    if "small" in doc:
+        print("\n" + report_small(doc["small"]))
     if "shell" in doc:
         print(("\n" if "hub" in doc else "") + report_shell(doc["shell"]))
     return 0
