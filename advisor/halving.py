@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from tlreg.registry.errors import BadInputError
 
 from . import defaults
 from .confidence import bootstrap
@@ -88,8 +89,7 @@ class Halving:
 
 
 def check_budget(budget: str) -> None:
-    from tlreg.registry.errors import BadInputError
-
+    """An unknown ``--budget`` is bad input (exit 2), named with the choices."""
     if budget not in BUDGETS:
         raise BadInputError(f"Unknown --budget {budget!r}.", hint=f"Use one of: {', '.join(BUDGETS)}.")
 
