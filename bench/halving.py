@@ -41,7 +41,7 @@ import numpy as np
 from scipy.stats import kendalltau
 from tlreg.advisor.data import fingerprint, load_dataset, sample
 from tlreg.advisor.halving import STAGE_ROUNDS, halve, increments, stage_indices, stage_order
-from tlreg.advisor.rank import DEFAULT_ESTIMATORS, combine, order, to_compute
+from tlreg.advisor.rank import DEFAULT_ESTIMATORS, combine_and_order, to_compute
 from tlreg.advisor.scoring import as_dict, score_features
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,14 +74,17 @@ def ranking(features: dict[str, np.ndarray], labels: np.ndarray, params: dict[st
     scores = {
         m: as_dict(score_features(f, None, labels, "classification", compute)) for m, f in features.items()
     }
-    return order(combine(scores, names), params)
+    return combine_and_order(scores, names, params)[1]
 
 
-def replay(features: dict[str, np.ndarray], labels: np.ndarray, params: dict[str, float]) -> dict[str, Any]:
-    """Both budgets on one target: the orders, the stages and the forward passes each spends."""
+def replay(
+    features: dict[str, np.ndarray], labels: np.ndarray, params: dict[str, float], *, seed: int = SEED
+) -> dict[str, Any]:
+    """Both budgets on one target: the orders, the stages and the forward passes each spends
+    (``seed``: ``recommend --seed``, which draws the stages and their resampling rounds)."""
     names = list(DEFAULT_ESTIMATORS["classification"])
     n = len(labels)
-    stages = stage_indices(labels, "classification", n, seed=SEED)
+    stages = stage_indices(labels, "classification", n, seed=seed)
     parts = increments(stages)
 
     def features_on(refs: list[str], k: int) -> dict:
@@ -97,7 +100,7 @@ def replay(features: dict[str, np.ndarray], labels: np.ndarray, params: dict[str
         names,
         params,
         rounds=STAGE_ROUNDS,
-        seed=SEED,
+        seed=seed,
     )
     full = ranking(features, labels, params)
     final = ranking({m: features[m] for m in alive}, labels, params)
@@ -141,14 +144,16 @@ def throughput(work: Path, folder: Path, backbones: list[str]) -> dict[str, floa
     return out
 
 
-def hub(work: Path) -> dict[str, Any]:
+def hub(work: Path, seeds: int = 1) -> dict[str, Any]:
+    """Both budgets on every target with ``recommend``'s default seed (the per-target rows), and the
+    picks with ``seeds`` seeds in all (``over_seeds``: halving's stages are random draws)."""
     results = json.loads(RESULTS.read_text())
     noise = json.loads(QUALITY.read_text())["realism"]["seed_noise_pp"]
     truth = {(p["model"], p["target"]): p["finetune_acc"] for p in results["pairs"]}
     candidates = results["candidates"]
     backbones = sorted({c.split("-")[0] for c in candidates})
     registry_params = _params(work)
-    per_target, folders = {}, {}
+    per_target, folders, over_seeds = {}, {}, []
     for target in results["config"]["targets"]:
         folder = next((work / "targets").glob(f"{target}-v*-{results['config']['target_train']}-*")) / "train"
         folders[target] = folder
@@ -163,6 +168,13 @@ def hub(work: Path) -> dict[str, Any]:
         replayed = replay(feats, np.asarray(ds.labels), params)
         acc = {m: truth[m, target] for m in feats}
         best = max(acc.values())
+        for seed in range(SEED, SEED + seeds):
+            pick = (replayed if seed == SEED else replay(feats, np.asarray(ds.labels), params, seed=seed))[
+                "auto"
+            ][0]
+            over_seeds.append(
+                {"target": target, "seed": seed, "pick": pick, "regret": 100.0 * (best - acc[pick])}
+            )
         full_pick, auto_pick = replayed["full"][0], replayed["auto"][0]
         position = {m: i for i, m in enumerate(replayed["auto"])}
         tau = kendalltau(range(len(replayed["full"])), [position[m] for m in replayed["full"]])[0]
@@ -185,7 +197,16 @@ def hub(work: Path) -> dict[str, Any]:
             total += sum(v * seconds[m.split("-")[0]] for m, v in row[f"baselines_{budget}"].items())
             row[f"passes_total_{budget}"] = sum(items.values()) + sum(row[f"baselines_{budget}"].values())
             row[f"embed_seconds_{budget}"] = total
-    return summarise(per_target, seconds, noise, len(candidates))
+    doc = summarise(per_target, seconds, noise, len(candidates))
+    regrets = [r["regret"] for r in over_seeds]
+    doc["over_seeds"] = {
+        "seeds": seeds,
+        "mean_regret_auto": statistics.mean(regrets),
+        "worst_regret_auto": max(regrets),
+        "same_pick": statistics.mean(r["pick"] == per_target[r["target"]]["full_pick"] for r in over_seeds),
+        "runs": over_seeds,
+    }
+    return doc
 
 
 def _params(work: Path) -> dict[str, int]:
@@ -309,6 +330,13 @@ def report_hub(doc: dict[str, Any]) -> str:
         + ", ".join(f"{b} {1 / s:.1f} img/s" for b, s in doc["seconds_per_image"].items())
         + ")",
     ]
+    seeds = doc.get("over_seeds")
+    if seeds and seeds["seeds"] > 1:
+        lines.append(
+            f"over {seeds['seeds']} seeds (the stages' draws): auto mean regret "
+            f"{seeds['mean_regret_auto']:.2f} pts (worst {seeds['worst_regret_auto']:.1f}), same pick as "
+            f"full on {seeds['same_pick']:.0%} of targets x seeds"
+        )
     return "\n".join(lines)
 
 
@@ -461,6 +489,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", action="store_true", help="Print the committed figures; measure nothing.")
     parser.add_argument("--work", type=Path, default=None, help="The Hub-like build's work folder.")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="hub: seeds to replay (default 1, the default seed)."
+    )
     parser.add_argument("--target", default="digits", help="hub-shell: the Hub-like target (default digits).")
     parser.add_argument(
         "--max-samples", type=int, default=200, help="hub-shell, small: the sample (default 200)."
@@ -472,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "hub":
         from hub_quality import default_work
 
-        doc["hub"] = hub(args.work or default_work())
+        doc["hub"] = hub(args.work or default_work(), args.seeds)
     elif args.what == "hub-shell":
         from hub_quality import default_work
 

@@ -15,6 +15,10 @@ L2-normalised. They are committed in ``data/bench/history_signatures.json``.
 
     python bench/history_quality.py            # signatures from the zoo's work folder, then evaluate
     python bench/history_quality.py --report   # evaluate from the committed signatures only
+    python bench/history_quality.py --hub [--report]   # the same on the Hub-like benchmark (8 targets)
+
+The Hub-like benchmark's signatures (``data/bench/hub_history_signatures.json``) come the same way
+from ``bench/hub_quality.py``'s work folder.
 """
 
 from __future__ import annotations
@@ -36,21 +40,29 @@ from tlreg.registry.outcomes import DatasetSignature, FinetuneOutcome
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "data" / "bench" / "transfer_quality_results.json"
 SIGNATURES = ROOT / "data" / "bench" / "history_signatures.json"
+HUB_RESULTS = ROOT / "data" / "bench" / "hub_quality_results.json"
+HUB_SIGNATURES = ROOT / "data" / "bench" / "hub_history_signatures.json"
 PROBE_MODEL = "efficientnet_lite0-imagenet"  # the zoo's copy of pkg:efficientnet_lite0, run at 64 px
 
 
-def compute_signatures(work: Path, results: dict) -> dict[str, dict]:
-    """Each target's signature, from the probe's cached features in the zoo's work folder."""
+def compute_signatures(work: Path, results: dict, *, hub: bool = False) -> dict[str, dict]:
+    """Each target's signature, from the probe's cached features in the build's work folder (the
+    zoo's, or with ``hub`` the Hub-like benchmark's: ``bench/hub_quality.py``)."""
     import zoo_build as zb
     from tlreg.advisor.cache import FeatureCache
     from tlreg.advisor.embed import EmbedRequest, EmbedSettings, features_for
 
-    cfg = zb.BuildConfig(seed=results["config"]["seed"])
+    if hub:
+        import hub_build as build
+
+        cfg = build.config_from_dict(results["config"])
+    else:
+        build, cfg = zb, zb.BuildConfig(seed=results["config"]["seed"])
     registry = Registry(f"sqlite:///{work / 'registry.db'}")
-    record = registry.get(f"local-dir:{zb.model_folder(work, cfg, PROBE_MODEL)}")
+    record = registry.get(f"local-dir:{build.model_folder(work, cfg, PROBE_MODEL)}")
     out = {}
     for name in results["targets"]:
-        target = zb.load_target(work, cfg, name, zb.Stopwatch())
+        target = build.load_target(work, cfg, name, zb.Stopwatch())
         request = EmbedRequest(
             registry,
             target.train,
@@ -93,7 +105,7 @@ def held_out_history(
             )
         )
     for pair in results["pairs"]:
-        if pair["target"] != target:
+        if pair["target"] != target and pair["model"] in models:
             store.record(
                 FinetuneOutcome(
                     ref=pair["model"],
@@ -108,9 +120,18 @@ def held_out_history(
     return history_signal(registry, query, models, temperature=temperature)
 
 
+def table_of(results: dict) -> ev.Table:
+    """The benchmark's table: the zoo's, or the Hub-like benchmark's (its candidates only)."""
+    if "candidates" not in results:
+        return ev.table_from_results(results)
+    import hub_eval
+
+    return hub_eval.hub_table(results)
+
+
 def by_temperature(results: dict, signatures: dict) -> dict[str, dict[str, float]]:
     """Mean τw of the history alone and of combined + history for each neighbour temperature."""
-    table = ev.table_from_results(results)
+    table = table_of(results)
     names = list(rank.DEFAULT_ESTIMATORS["classification"])
     out = {}
     for temp in TEMPERATURES:
@@ -124,6 +145,10 @@ def by_temperature(results: dict, signatures: dict) -> dict[str, dict[str, float
                 {m: {**table.scores[t][m], "history": s[t].scores[m]} for m in table.models},
                 [*names, "history"],
             ),
+            margin_for=lambda t, s=signals: rank.margins(
+                {m: {**table.scores[t][m], "history": s[t].scores[m]} for m in table.models},
+                [*names, "history"],
+            ),
         )
         out[str(temp)] = {
             "history alone": ev.mean(alone, "tau_w"),
@@ -133,23 +158,30 @@ def by_temperature(results: dict, signatures: dict) -> dict[str, dict[str, float
 
 
 def evaluate(results: dict, signatures: dict) -> dict:
-    table = ev.table_from_results(results)
+    table = table_of(results)
     names = list(rank.DEFAULT_ESTIMATORS["classification"])
     signals = {t: held_out_history(results, signatures, t, table.models) for t in table.targets}
 
-    def with_history(t: str) -> dict[str, float]:
-        scores = {m: {**table.scores[t][m], "history": signals[t].scores[m]} for m in table.models}
-        return rank.combine(scores, [*names, "history"])
+    def with_history(t: str) -> dict[str, dict[str, float]]:
+        return {m: {**table.scores[t][m], "history": signals[t].scores[m]} for m in table.models}
 
+    # {ranker: (its values, its tie-rule margin or None)} per target
     rankers = {
-        "combined (default)": lambda t: rank.combine(table.scores[t], names),
-        "history alone": lambda t: signals[t].scores,
-        "combined + history": with_history,
+        "combined (default)": (
+            lambda t: rank.combine(table.scores[t], names),
+            lambda t: rank.margins(table.scores[t], names),
+        ),
+        "history alone": (lambda t: signals[t].scores, None),
+        "combined + history": (
+            lambda t: rank.combine(with_history(t), [*names, "history"]),
+            lambda t: rank.margins(with_history(t), [*names, "history"]),
+        ),
     }
-    per_target = {name: ev.judge(table, fn) for name, fn in rankers.items()}
+    per_target = {name: ev.judge(table, fn, margin_for=tie) for name, (fn, tie) in rankers.items()}
     return {
         "mean_tau_w": {n: ev.mean(p, "tau_w") for n, p in per_target.items()},
         "regret": {n: ev.mean(p, "regret") for n, p in per_target.items()},
+        "worst_regret": {n: max(float(v["regret"]) for v in p.values()) for n, p in per_target.items()},
         "per_target": per_target,
         "neighbours": {
             t: [(n["data_path"], round(n["similarity"], 3), round(n["weight"], 3)) for n in s.neighbours[:3]]
@@ -162,13 +194,16 @@ def evaluate(results: dict, signatures: dict) -> dict:
 
 def report(doc: dict) -> str:
     lines = [
-        "History signal, leave-one-target-out on the transfer-quality zoo (the other 6 targets are history)",
+        f"History signal, leave-one-target-out over {len(doc['per_target']['combined (default)'])} targets "
+        "(the others are the history)",
         "",
-        f"{'ranker':<22} {'mean τw':>8} {'sd':>6} {'regret':>7}",
+        f"{'ranker':<22} {'mean τw':>8} {'sd':>6} {'regret':>7} {'worst':>6}",
     ]
     for name, tau in doc["mean_tau_w"].items():
         sd = statistics.pstdev(float(v["tau_w"]) for v in doc["per_target"][name].values())
-        lines.append(f"{name:<22} {tau:8.3f} {sd:6.3f} {doc['regret'][name]:7.1f}")
+        lines.append(
+            f"{name:<22} {tau:8.3f} {sd:6.3f} {doc['regret'][name]:7.1f} {doc['worst_regret'][name]:6.1f}"
+        )
     lines += ["", "per target (τw: combined / history / combined + history; nearest past targets):"]
     for t in doc["per_target"]["combined (default)"]:
         taus = " / ".join(f"{doc['per_target'][n][t]['tau_w']:.3f}" for n in doc["mean_tau_w"])
@@ -192,17 +227,22 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--report", action="store_true", help="use the committed signatures; compute nothing")
-    parser.add_argument("--work", type=Path, help="the zoo's work folder (default: transfer_quality.py's)")
+    parser.add_argument("--work", type=Path, help="the build's work folder (default: its benchmark's)")
+    parser.add_argument("--hub", action="store_true", help="the Hub-like benchmark (bench/hub_quality.py)")
     args = parser.parse_args()
-    results = json.loads(RESULTS.read_text())
+    results_file, signatures_file = (HUB_RESULTS, HUB_SIGNATURES) if args.hub else (RESULTS, SIGNATURES)
+    results = json.loads(results_file.read_text())
     if args.report:
-        signatures = json.loads(SIGNATURES.read_text())
+        signatures = json.loads(signatures_file.read_text())
     else:
-        from transfer_quality import default_work
+        if args.hub:
+            from hub_quality import default_work
+        else:
+            from transfer_quality import default_work
 
-        signatures = compute_signatures(args.work or default_work(), results)
-        SIGNATURES.write_text(json.dumps(signatures, indent=0) + "\n")
-        print(f"wrote {SIGNATURES.relative_to(ROOT)}", file=sys.stderr)
+        signatures = compute_signatures(args.work or default_work(), results, hub=args.hub)
+        signatures_file.write_text(json.dumps(signatures, indent=0) + "\n")
+        print(f"wrote {signatures_file.relative_to(ROOT)}", file=sys.stderr)
     doc = evaluate(results, signatures)
     print(report(doc))
     assert all(math.isfinite(v) for v in doc["mean_tau_w"].values())
