@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 if TYPE_CHECKING:
-    from tlreg.registry import ModelRecord
+    from tlreg.registry import ModelRecord, Registry
 
 from .alias_cmd import alias
 from .lineage_view import family_lines, lineage_tree
@@ -64,13 +64,15 @@ def _columns(unavailable: dict[str, str] | None) -> list[str]:
     return COLUMNS if unavailable is None else [*COLUMNS, "loadable now"]
 
 
-def _offline_marks(state: State, records: list[ModelRecord]) -> dict[str, str] | None:
+def _offline_marks(records: list[ModelRecord]) -> dict[str, str] | None:
     """Offline, which of ``records`` cannot be loaded now and why; online, None (no column)."""
     from tlreg.registry import config
 
     if not config.hf_offline():
         return None
-    return {u.ref: u.reason for u in state.registry.split_available(records)[1]}
+    from tlreg.registry import availability
+
+    return {u.ref: u.reason for u in availability.split(records)[1]}
 
 
 @click.group()
@@ -196,11 +198,11 @@ def list_(
         else:
             stdout().print(lineage_tree(forest))
         return
-    records = state.registry.list(**filters)
+    records = state.read(lambda fast: fast.models(**filters), lambda registry: registry.list(**filters))
     if as_json:
         emit_json(records)
         return
-    marks = _offline_marks(state, records)
+    marks = _offline_marks(records)
     stdout().print(table(None, _columns(marks), _rows(records, marks)))
     note(f"{len(records)} models", quiet=state.quiet)
 
@@ -211,9 +213,10 @@ def list_(
 @pass_state
 def show(state: State, ref: str, as_json: bool) -> None:
     """Everything the registry knows about one model: its fields, aliases and family."""
-    record = state.registry.get(ref)
-    family = state.registry.family(record.ref)
-    names = [f"@{a.name}" for a in state.registry.aliases() if a.ref == record.ref]
+    record, family, aliases = state.read(
+        lambda fast: fast.show(ref), lambda registry: _described(registry, ref)
+    )
+    names = [f"@{name}" for name in aliases]
     if as_json:
         emit_json({**record.model_dump(mode="json"), "aliases": names, "family": family})
         return
@@ -222,6 +225,12 @@ def show(state: State, ref: str, as_json: bool) -> None:
         rows.append(["aliases", ", ".join(names)])
     rows += [[k, v] for k, v in family_lines(family)]
     stdout().print(table(record.ref, ["field", "value"], rows))
+
+
+def _described(registry: Registry, ref: str) -> tuple[ModelRecord, dict[str, Any], list[str]]:
+    """(the entry, its family, the names of the aliases pointing at it)."""
+    record = registry.get(ref)
+    return record, registry.family(record.ref), [a.name for a in registry.aliases() if a.ref == record.ref]
 
 
 @registry.command()

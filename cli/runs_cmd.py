@@ -29,9 +29,12 @@ def runs() -> None:
 @pass_state
 def list_cmd(state: State, since: str | None, limit: int | None, as_json: bool) -> None:
     """Runs, newest first: id, when, who, data, samples, pick, status."""
-    from tlreg.advisor.audit.records import list_runs
+    from tlreg.advisor.audit.records import list_runs, read_runs
 
-    summaries = list_runs(since=since, limit=limit, registry=state.registry)
+    summaries = state.read(
+        lambda fast: read_runs(fast, since=since, limit=limit),
+        lambda registry: list_runs(since=since, limit=limit, registry=registry),
+    )
     if as_json:
         emit_json([s.to_dict() for s in summaries])
         return
@@ -111,9 +114,11 @@ def _show(record: RunRecord) -> None:
 @pass_state
 def show(state: State, run_id: str, as_json: bool) -> None:
     """Everything recorded about a run (RUN_ID or a unique prefix), and the fine-tunes that followed."""
-    from tlreg.advisor.audit.records import load_run
+    from tlreg.advisor.audit.records import load_run, read_run
 
-    record = load_run(run_id, registry=state.registry)
+    record = state.read(
+        lambda fast: read_run(fast, run_id), lambda registry: load_run(run_id, registry=registry)
+    )
     if as_json:
         emit_json(record.to_dict())
     else:

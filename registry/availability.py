@@ -17,12 +17,16 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlparse
 
 from . import config, hub
-from .models import ModelBase
-from .refs import SHA_RE
-from .sources import parse_ref
+from .refs import SHA_RE, split_ref
+
+if TYPE_CHECKING:  # any object with these fields will do: the CLI's fast reader asks with plain rows
+    from .models import ModelBase
+
+Entry = TypeVar("Entry", bound="ModelBase")
 
 #: sources (and their ref schemes) whose weights come from the Hub: offline, the local cache is all.
 HUB_SCHEMES = ("timm", "hf")
@@ -81,7 +85,8 @@ def _hf(entry: ModelBase) -> str | None:
 
 
 def _local(entry: ModelBase) -> str | None:
-    return None if Path(parse_ref(entry.ref).name).exists() else GONE
+    # a stored ref's path is already absolute: read as written, without loading every source to parse it
+    return None if Path(split_ref(entry.ref).name).exists() else GONE
 
 
 def _bundled(entry: ModelBase) -> str | None:
@@ -103,8 +108,6 @@ _BUILT_IN: dict[str, Callable[[ModelBase], str | None]] = {
 def unavailable(entry: ModelBase) -> str | None:
     """Why ``entry`` cannot be loaded now, or None when it can (as far as files can tell). A
     linear-mode fine-tune is a head on its parent's features: it loads only if its parent does."""
-    from .lineage import parent_entry
-
     if entry.source in HUB_SCHEMES and hub.online():
         reason = None  # downloadable now
     elif entry.source in _BUILT_IN:  # files only: loading the built-in sources would import timm
@@ -114,10 +117,25 @@ def unavailable(entry: ModelBase) -> str | None:
 
         hook = getattr(sources().get(entry.source), "unavailable", None)
         reason = hook(entry) if hook is not None else None
-    base = parent_entry(entry) if reason is None else None
-    if base is not None and (why := unavailable(base)):
-        return f"its parent {base.ref}: {why}"
+    if reason is None and ((entry.extra or {}).get("finetune") or {}).get("parent"):
+        from .lineage import parent_entry  # the ORM: only for a linear-mode head's parent snapshot
+
+        base = parent_entry(entry)
+        if base is not None and (why := unavailable(base)):
+            return f"its parent {base.ref}: {why}"
     return reason
+
+
+def split(records: Sequence[Entry]) -> tuple[list[Entry], list[Unavailable]]:
+    """(the records that can be loaded now, the others with the reason)."""
+    keep, left_out = [], []
+    for record in records:
+        reason = unavailable(record)
+        if reason is None:
+            keep.append(record)
+        else:
+            left_out.append(Unavailable(record.ref, reason))
+    return keep, left_out
 
 
 def summary(left_out: Sequence[Unavailable], total: int) -> str:

@@ -8,6 +8,8 @@ that changes the environment sees the change: nothing is frozen into a constant 
 - ``TLREG_CACHE``: the feature cache (default: ``TLREG_HOME/cache`` when ``TLREG_HOME`` is set,
   else the user cache dir). Models shipped as split zips are unpacked under its ``bundled/``.
 - ``TLREG_DEBUG``: show tracebacks instead of one-line errors.
+- ``TLREG_FAST_READ``: ``0`` makes the listing commands read a SQLite registry through SQLAlchemy
+  like every other command, instead of the ORM-free reader (:mod:`tlreg.registry.sqlite_read`).
 - ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE``: never reach the Hugging Face Hub; use the local
   cache only (huggingface_hub honours both).
 - ``HF_ENDPOINT``: the Hub's address (a mirror), as huggingface_hub reads it.
@@ -24,6 +26,10 @@ import platformdirs
 
 APP = "tlreg"
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+#: how long a SQLite connection waits for another process's lock before it gives up (the engine's
+#: and the CLI's ORM-free reader's)
+BUSY_TIMEOUT_S = 60
 
 
 def _flag(name: str) -> bool:
@@ -59,6 +65,12 @@ def bundled_dir() -> Path:
 def debug() -> bool:
     """Tracebacks instead of one-line errors (``TLREG_DEBUG``: 1, true, yes or on)."""
     return _flag("TLREG_DEBUG")
+
+
+def fast_read() -> bool:
+    """Whether the listing commands may read a SQLite registry without the ORM (``TLREG_FAST_READ``,
+    on unless 0, false, no or off): the same output, a third of a second less start-up."""
+    return os.environ.get("TLREG_FAST_READ", "").strip().lower() not in _FALSE
 
 
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")

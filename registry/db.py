@@ -36,17 +36,14 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
 from . import config
+from .config import BUSY_TIMEOUT_S
 from .errors import DatabaseCorruptError, DatabaseError, DatabaseReadOnlyError, DatabaseVersionError
+from .migrations import SCHEMA_HEAD, VERSION_TABLE
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-#: The newest revision in ``migrations/versions`` (tests/test_db.py checks it against Alembic's head):
-#: a database recorded at it is opened without importing Alembic.
-SCHEMA_HEAD = "0005"
-VERSION_TABLE = "alembic_version"
-BUSY_TIMEOUT_S = 60
 _PG_LOCK_KEY = 0x746C726567  # "tlreg"
 _PG_WRITE_LOCK_KEY = _PG_LOCK_KEY + 1
 

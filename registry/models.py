@@ -12,6 +12,7 @@ SQLModel application's in the same process.
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from pydantic import field_validator
 from sqlalchemy import JSON, BigInteger, Column, UniqueConstraint
 from sqlalchemy.orm import registry as sa_registry
 from sqlmodel import Field, SQLModel
@@ -29,6 +30,13 @@ def utcnow() -> datetime:
 
 class TlregModel(SQLModel, registry=mapper_registry):
     """Base class binding every tlreg table to ``metadata``."""
+
+    def model_dump(self, **options: Any) -> dict[str, Any]:
+        """The fields in their declared order. A row SQLAlchemy loaded lists them in the order it set
+        them, which changes from process to process (string hashing), and ``--json`` or an export
+        would too."""
+        dumped = super().model_dump(**options)
+        return {**{k: dumped[k] for k in type(self).model_fields if k in dumped}, **dumped}
 
 
 class ModelBase(TlregModel):
@@ -79,6 +87,13 @@ class ModelRecord(ModelBase):
     added_by: str
     tags: list[str] = Field(default_factory=list)
     available: bool | None = None
+
+    @field_validator("added_at")
+    @classmethod
+    def _in_utc(cls, when: datetime) -> datetime:
+        """Stored in UTC; a SQLModel older than its ``UTCDateTime`` hands SQLite's back without the zone.
+        Aware either way, listings print the same (and the CLI's fast reader prints what they print)."""
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 class ModelTag(TlregModel, table=True):

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +28,7 @@ from .errors import BadInputError, InvalidRefError, UnknownModelError, Unsupport
 from .models import MODALITIES, Alias, Event, ModelEntry, ModelRecord, ModelSpec, ModelTag
 from .refs import WEIGHT_SUFFIXES, Ref
 from .sources import parse_ref
+from .sqlite_read import matches
 
 if TYPE_CHECKING:  # sources and feature extractors import torch and timm: loaded only when models are
     from .feature_extractor import FeatureExtractor
@@ -149,35 +149,20 @@ class Registry:
             if source:
                 query = query.where(ModelEntry.source == source)
             records = self._records(session, session.exec(query).all())
-        wanted = set(tags)
-        records = [
-            r
-            for r in records
-            if (not pattern or fnmatch(r.ref, pattern) or fnmatch(r.ref.partition(":")[2], pattern))
-            and wanted <= set(r.tags)
-            and (max_params is None or (r.params is not None and r.params <= max_params))
-        ]
+        tags = tuple(tags)
+        records = [r for r in records if matches(r, pattern=pattern, tags=tags, max_params=max_params)]
         if available is None:
             return records
-        for record, reason in zip(records, self._unavailable(records), strict=True):
-            record.available = reason is None
+        for record in records:
+            record.available = availability.unavailable(record) is None
         return [r for r in records if available is None or r.available == available]
-
-    def _unavailable(self, records: Sequence[ModelRecord]) -> list[str | None]:
-        return [availability.unavailable(r) for r in records]
 
     def split_available(
         self, records: Sequence[ModelRecord]
     ) -> tuple[list[ModelRecord], list[availability.Unavailable]]:
         """(the records that can be loaded now, the others with the reason): what ``recommend``
         considers, and what it says in one line it left out."""
-        keep, left_out = [], []
-        for record, reason in zip(records, self._unavailable(records), strict=True):
-            if reason is None:
-                keep.append(record)
-            else:
-                left_out.append(availability.Unavailable(record.ref, reason))
-        return keep, left_out
+        return availability.split(records)
 
     def _exists(self, ref: str) -> bool:
         with Session(self.engine) as session:

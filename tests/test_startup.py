@@ -1,5 +1,6 @@
 """An instant CLI: the commands a user runs to look around load no model library (nor Alembic, numpy or
-pandas), and a ``recommend`` served from the feature cache loads no model library either.
+pandas, nor, on a SQLite registry, the ORM: SQLAlchemy, SQLModel, pydantic), and a ``recommend`` served
+from the feature cache loads no model library either.
 
 Each command runs in a fresh interpreter (a subprocess, as from the shell) and reports which of the
 heavy modules it imported; torch alone takes seconds to import on 2 cores, timm more.
@@ -14,10 +15,13 @@ from pathlib import Path
 
 import pytest
 from helpers import put_in_hf_cache, save_tiny_timm
-from tlreg.registry import ModelSpec, Registry
+from tlreg.registry import ModelSpec, Registry, RunStore
+from tlreg.registry.runs import Run, RunCandidate, RunResult
 
-#: alembic too: a registry already at this tlreg's schema is opened with one plain query
+#: alembic too: a registry already at this tlreg's schema is opened with one plain query; and the ORM
+#: (asyncio comes with SQLAlchemy): a SQLite registry at that schema is listed without it
 HEAVY = ("torch", "timm", "transformers", "torchvision", "faiss", "sklearn", "alembic", "numpy", "pandas")
+HEAVY += ("sqlalchemy", "sqlmodel", "pydantic", "asyncio")
 
 PROBE = """
 import contextlib, io, json, sys
@@ -50,8 +54,14 @@ def loaded_by(*args: str) -> dict:
         ["doctor", "--help"],
         ["ui", "--help"],
         ["registry", "list"],
+        ["registry", "list", "--json"],
+        ["registry", "list", "resnet*", "--tag", "imagenet-1k", "--modality", "image"],
         ["registry", "show", "timm:resnet18.a1_in1k"],
+        ["registry", "show", "@champion", "--json"],
         ["runs", "list"],
+        ["runs", "list", "--json", "--since", "7d"],
+        ["runs", "show", "20261101-100000-abcdef"],
+        ["runs", "show", "20261101", "--json"],
         ["cache", "list"],
     ],
     ids=" ".join,
@@ -67,8 +77,14 @@ def test_looking_around_loads_no_heavy_library(args: list[str], registry: Regist
             source="bundled",
             architecture="tf_efficientnet_lite0",
             modality="image",
+            tags=["imagenet-1k"],
         )
     )
+    registry.set_alias("champion", "pkg:efficientnet_lite0")
+    runs = RunStore(registry.engine)
+    runs.start(Run(id="20261101-100000-abcdef", data_path=str(tmp_path)))
+    runs.add(RunCandidate(run_id="20261101-100000-abcdef", ref="pkg:efficientnet_lite0", seconds=1.0))
+    runs.finish(RunResult(run_id="20261101-100000-abcdef", best_ref="pkg:efficientnet_lite0", reason="one"))
     doc = loaded_by(*args)
     assert doc["code"] in (0, None) and doc["loaded"] == [], f"tlreg {' '.join(args)} loaded {doc['loaded']}"
 

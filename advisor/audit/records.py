@@ -17,15 +17,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tlreg.registry import OutcomeStore, Registry, RunStore
 from tlreg.registry.errors import BadInputError
-from tlreg.registry.outcomes import FinetuneOutcome
-from tlreg.registry.runs import Run, RunCandidate, RunResult, RunScore
 
 from ..result import baseline_label, html_table
-from ..run_record import close_abandoned
+
+if TYPE_CHECKING:  # the store loads when a record is read through it: `tlreg runs list` may not need it
+    from tlreg.registry import Registry, RunStore
+    from tlreg.registry.outcomes import FinetuneOutcome
+    from tlreg.registry.runs import Run, RunCandidate, RunResult, RunScore
+    from tlreg.registry.sqlite_read import SqliteReader
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -256,21 +258,44 @@ class RunRecord:
 
 
 def _store(registry: Registry | None) -> tuple[Registry, RunStore]:
+    from tlreg.registry import Registry, RunStore
+
+    from ..run_record import close_abandoned
+
     registry = registry or Registry()
     close_abandoned(registry)
     return registry, RunStore(registry.engine)
 
 
+def _aliases(at: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        n: {"ref": a["ref"], "revision": a["revision"], "since": iso_utc(a["since"]), "by": a["by"]}
+        for n, a in at.items()
+    }
+
+
 def load_run(run_id: str, *, registry: Registry | None = None) -> RunRecord:
     """The whole record of run ``run_id`` (or of the one run whose id starts with it)."""
+    from tlreg.registry import OutcomeStore
+
     registry, runs = _store(registry)
     run, candidates, scores, result = runs.get(run_id)
     finetunes = OutcomeStore(registry.engine).outcomes(run_id=run.id)
     aliases = {
-        a.name: {"ref": a.ref, "revision": a.revision, "since": iso_utc(a.set_at), "by": a.set_by}
+        a.name: {"ref": a.ref, "revision": a.revision, "since": a.set_at, "by": a.set_by}
         for a in registry.aliases(at=run.created_at)
     }
-    return RunRecord(run, candidates, scores, result, finetunes, aliases)
+    return RunRecord(run, candidates, scores, result, finetunes, _aliases(aliases))
+
+
+def read_run(reader: SqliteReader, run_id: str) -> RunRecord | None:
+    """:func:`load_run` from the registry's SQLite file without the ORM (the CLI's start-up), or None
+    where only the store can answer (see :mod:`tlreg.registry.sqlite_read`)."""
+    found = reader.run(run_id)
+    if found is None:
+        return None
+    run, candidates, scores, result, finetunes, aliases = found
+    return RunRecord(run, candidates, scores, result, finetunes, _aliases(aliases))
 
 
 @dataclass
@@ -313,6 +338,20 @@ def list_runs(
     """Runs, newest first (the Python twin of ``tlreg runs list``); ``since`` as :func:`parse_since`."""
     _, runs = _store(registry)
     when = parse_since(since) if isinstance(since, str) else since
+    return _summaries(runs.summaries(since=when, limit=limit))
+
+
+def read_runs(
+    reader: SqliteReader, *, since: datetime | str | None = None, limit: int | None = None
+) -> RunSummaries | None:
+    """:func:`list_runs` from the registry's SQLite file without the ORM (the CLI's start-up), or None
+    where only the store can answer (see :mod:`tlreg.registry.sqlite_read`)."""
+    when = parse_since(since) if isinstance(since, str) else since
+    found = reader.run_summaries(since=when, limit=limit)
+    return None if found is None else _summaries(found)
+
+
+def _summaries(found: list[tuple[Run, str | None]]) -> RunSummaries:
     return RunSummaries(
         RunSummary(
             run.id,
@@ -325,7 +364,7 @@ def list_runs(
             run.status,
             run.failure,
         )
-        for run, pick in runs.summaries(since=when, limit=limit)
+        for run, pick in found
     )
 
 
