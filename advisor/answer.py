@@ -3,8 +3,7 @@
 ``recommend`` takes these steps in order once every row is scored (:class:`~.scoring.Scoreboard`):
 
 1. :func:`standings`: one combined score per candidate (:mod:`.rank`), the order with its tie rule
-   (the larger margin, then the cheaper model, then the name: :func:`.rank.combine_and_order`), who ties for
-   first, and competition ranks (1, 1, 3);
+   (the cheaper model first, then the name), who ties for first, and competition ranks (1, 1, 3);
 2. :func:`resample`: the same ranking on subsamples (:mod:`.confidence`), the baselines scored on
    the same rounds so that the verdicts can ask how often a baseline wins;
 3. :func:`rows`: a :class:`~.result.RankingRow` per candidate and per baseline;
@@ -27,11 +26,11 @@ from .confidence import Confidence, bootstrap, competition_ranks, tied_with_best
 from .data import Dataset
 from .memo import Memo
 from .plan import plan_for
-from .rank import combine_and_order, deciding_key, margins, pooled
+from .rank import combine, order, pooled
 from .result import RankingRow, RecommendResult, baseline_label
 from .scoring import Scoreboard
 from .verdicts import beaten_by, verdict_names
-from .why import TIE_KEYS, TIE_RULE, PickFacts, explain
+from .why import TIE_RULE, PickFacts, explain
 
 #: The history signal's name among the estimators (see :mod:`.history`).
 HISTORY = "history"
@@ -45,21 +44,20 @@ class Standings:
     combined: dict[str, float]
     shown: dict[str, dict[str, float]]  # {label: {estimator: the value it is ranked by}}, baselines too
     params: dict[str, int | None]
-    margins: dict[str, float]  # the tie rule's first key (:func:`.rank.margins`)
     ranked: list[str]
     tied: list[str]  # sharing the best combined score, the pick first
     ranks: dict[str, int]
 
 
 def standings(board: Scoreboard, refs: Sequence[str], names: Sequence[str]) -> Standings:
-    scores = {r: board.scores[r] for r in refs}
+    scores = board.scores
+    combined = combine({r: scores[r] for r in refs}, names)
+    shown = pooled({r: scores[r] for r in refs}, names)  # ETran / NCTI by their pool values
+    shown.update({b: v for b, v in pooled(scores, names).items() if b not in shown})
     params = {r: board.records[r].params for r in refs}
-    combined, ranked = combine_and_order(scores, names, params)
-    shown = pooled(scores, names)  # ETran / NCTI by their pool values
-    shown.update({b: v for b, v in pooled(board.scores, names).items() if b not in shown})
+    ranked = order(combined, {r: float(params[r] or 0) for r in refs})  # ties: the cheaper model first
     tied = [r for r in ranked if r in tied_with_best(combined)]
-    margin = margins(scores, names)
-    return Standings(list(names), combined, shown, params, margin, ranked, tied, competition_ranks(combined))
+    return Standings(list(names), combined, shown, params, ranked, tied, competition_ranks(combined))
 
 
 def baseline_labels(board: Scoreboard, candidates: Sequence[ModelRecord]) -> list[str]:
@@ -197,8 +195,7 @@ def warn_if_undecided(standing: Standings, conf: Confidence, warns: list[str]) -
     """A first place shared by several candidates, or a top two the resampling cannot tell apart."""
     tied, ranked = standing.tied, standing.ranked
     if len(tied) > 1:
-        key = TIE_KEYS[deciding_key(tied, standing.margins, standing.params)]
-        warns.append(f"{', '.join(tied)} tie for first; {tied[0]} is picked by the tie rule: {key}.")
+        warns.append(f"{', '.join(tied)} tie for first; {tied[0]} is picked as {TIE_RULE}.")
     elif conf.separable is False:
         warns.append(
             f"The top two are not separable: {ranked[0]} ranks above {ranked[1]} in only "
@@ -222,7 +219,6 @@ def answer(
     pick, tied = ranking[0], standing.tied
     facts = PickFacts(
         params=standing.params,
-        margins=standing.margins,
         tied=tied,
         beats_runner_up=conf.beats_runner_up,
         rounds=conf.rounds,
@@ -253,8 +249,6 @@ def answer(
             "separable": conf.separable,
             "tied": tied if len(tied) > 1 else [],
             "tie_rule": TIE_RULE,
-            # which of its keys chose the pick among the tied: margin, parameters or name
-            "tie_broken_by": deciding_key(tied, standing.margins, standing.params) if len(tied) > 1 else None,
         },
         history=history,
     )

@@ -8,10 +8,9 @@ stratified stages — a quarter, a half, all of it (fewer stages when a quarter 
 last, the surviving
 candidates are scored on that stage, the ranking is resampled as :mod:`.confidence` does, and a
 candidate stays only when its 5-95 % rank interval still reaches the top (its best plausible rank
-is 1); the :data:`KEEP_AT_LEAST` best on the stage's combined score always stay, and so does every
-candidate tied with the last of them (a tie rule orders a pick, it must not drop a contender), so
-the best so far is never dropped. Candidates that no estimator could score on a stage stay: there
-is no evidence against them. This is Jamieson & Talwalkar's successive halving ("Non-stochastic best arm
+is 1); the :data:`KEEP_AT_LEAST` best on the stage's combined score always stay, so the best so far
+is never dropped. Candidates that no estimator could score on a stage stay: there is no evidence
+against them. This is Jamieson & Talwalkar's successive halving ("Non-stochastic best arm
 identification and hyperparameter optimization", AISTATS 2016), with the fixed "keep the top half"
 rule replaced by the rank intervals: a clear loser leaves at once, a close race keeps everyone.
 
@@ -38,7 +37,7 @@ from tlreg.registry.errors import BadInputError
 from . import defaults
 from .confidence import bootstrap
 from .memo import Memo
-from .rank import combine_and_order, pooled, to_compute
+from .rank import combine, order, pooled, to_compute
 from .scoring import as_dict, score_features
 
 BUDGETS = defaults.BUDGETS
@@ -148,10 +147,9 @@ def decide(
     scored = {r: scores[r] for r in features if r not in unscored}
     if len(scored) <= KEEP_AT_LEAST:
         return {"kept": list(features), "dropped": []}
-    combined, ranked = combine_and_order(scored, names, params)
-    floor = combined[ranked[KEEP_AT_LEAST - 1]]
-    at_floor = {r for r in ranked if math.isclose(combined[r], floor, rel_tol=1e-12, abs_tol=1e-12)}
-    kept = set(ranked[:KEEP_AT_LEAST]) | at_floor | set(unscored)
+    combined = combine(scored, names)
+    ranked = order(combined, params)
+    kept = set(ranked[:KEEP_AT_LEAST]) | set(unscored)
     intervals: dict[str, tuple[int, int]] = {}
     if rounds > 0:
         conf = bootstrap(

@@ -171,84 +171,11 @@ def combine(
     return dict(zip(refs, combined.tolist(), strict=True))
 
 
-def order(combined: Mapping[str, float], *tiebreaks: Mapping[str, float]) -> list[str]:
-    """Refs best first; NaN last; ties broken by each of ``tiebreaks`` in turn (lower first, missing
-    0: e.g. the negated margin, then the parameters), then by name."""
+def order(combined: Mapping[str, float], tiebreak: Mapping[str, float] | None = None) -> list[str]:
+    """Refs best first; NaN last; ties broken by ``tiebreak`` (e.g. fewer parameters first), then name."""
 
-    def key(ref: str) -> tuple:
+    def key(ref: str) -> tuple[float, float, str]:
         value = combined[ref]
-        first = -(value if math.isfinite(value) else -math.inf)
-        return (first, *(tb.get(ref, 0.0) for tb in tiebreaks), ref)
+        return (-(value if math.isfinite(value) else -math.inf), (tiebreak or {}).get(ref, 0.0), ref)
 
     return sorted(combined, key=key)
-
-
-#: Margins (mean z-scores) closer than this count as equal: a fiftieth of a standard deviation is
-#: noise, and a rule the reader cannot see in the printed margins (two decimals) must not decide.
-MARGIN_TOLERANCE = 0.02
-
-
-def margins(
-    scores: Scores, estimators: Sequence[str], weights: Mapping[str, float] | None = None
-) -> dict[str, float]:
-    """The tie rule's first key: the same estimators' weighted mean z-score (higher first).
-
-    The rank combination keeps only each estimator's order, so two candidates that trade first and
-    second place tie however far apart their scores are; the z-score keeps how far each estimator
-    puts one ahead. It decides only among candidates tied on the combined score, and only by more
-    than :data:`MARGIN_TOLERANCE` (on the Hub-like benchmark it settles both ties there on the better
-    model: README, "Advice quality"). NaN (nothing scored) ranks last.
-    """
-    values = combine(scores, estimators, weights, method="zscore")
-    return {r: round(v, 9) if math.isfinite(v) else -math.inf for r, v in values.items()}
-
-
-def _tied(a: float, b: float) -> bool:
-    return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
-
-
-def margin_key(combined: Mapping[str, float], margin: Mapping[str, float]) -> dict[str, float]:
-    """Per candidate, how far its margin falls short of the best margin among those tied with it on
-    the combined score (lower first); shortfalls within :data:`MARGIN_TOLERANCE` count as none."""
-    key = {}
-    for r, value in combined.items():
-        if not math.isfinite(value):  # unscored: last whatever its margin
-            key[r] = 0.0
-            continue
-        group = [o for o in combined if _tied(combined[o], value)]
-        best = max(margin.get(o, -math.inf) for o in group)
-        short = best - margin.get(r, -math.inf) if math.isfinite(best) else 0.0
-        key[r] = short if short > MARGIN_TOLERANCE else 0.0
-    return key
-
-
-def level_with_pick(tied: Sequence[str], margin: Mapping[str, float]) -> list[str]:
-    """Those of ``tied`` whose margin is within :data:`MARGIN_TOLERANCE` of ``tied[0]``'s (the pick
-    first; a missing margin counts as equal)."""
-    best = margin.get(tied[0], 0.0)
-    return [r for r in tied if margin.get(r, 0.0) == best or best - margin.get(r, 0.0) <= MARGIN_TOLERANCE]
-
-
-def deciding_key(tied: Sequence[str], margin: Mapping[str, float], params: Mapping[str, float | None]) -> str:
-    """Which key of the tie rule chose ``tied[0]`` among ``tied``: ``margin``, ``parameters`` or ``name``."""
-    level = level_with_pick(tied, margin)
-    if len(level) == 1:
-        return "margin"
-    return "parameters" if len({params.get(r) for r in level}) > 1 else "name"
-
-
-def combine_and_order(
-    scores: Scores,
-    estimators: Sequence[str],
-    params: Mapping[str, float | None],
-    weights: Mapping[str, float] | None = None,
-    *,
-    method: str | None = None,
-) -> tuple[dict[str, float], list[str]]:
-    """The combined score per candidate and the candidates best first, ties broken by the tie rule:
-    the larger margin (:func:`margins`, by more than :data:`MARGIN_TOLERANCE`), then the cheaper
-    model (fewer parameters), then the name. The one ordering ``recommend``, successive halving and
-    the benchmarks share."""
-    combined = combine(scores, estimators, weights, method=method)
-    key = margin_key(combined, margins(scores, estimators, weights))
-    return combined, order(combined, key, {r: float(params.get(r) or 0) for r in combined})

@@ -1,10 +1,9 @@
 """The "Why" of an answer: the sentences that explain the pick, the whole decision included.
 
 A reader acts on this text, so it says what the scores cannot settle as plainly as what they can:
-candidates tied for first (and the key of the tie rule that chose among them: the larger margin
-over the estimators, the cheaper model, or the name; :func:`.rank.combine_and_order`), a pick that
-is not separable from the runner-up under resampling, and a pick whose frozen features lose to a
-baseline or that is flagged for negative transfer.
+candidates tied for first (and the rule that chose among them: the cheaper model, i.e. fewer
+parameters, then the name), a pick that is not separable from the runner-up under resampling, and a
+pick whose frozen features lose to a baseline or that is flagged for negative transfer.
 """
 
 from __future__ import annotations
@@ -13,14 +12,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .rank import MARGIN_TOLERANCE, Scores, deciding_key, level_with_pick, pooled
+from .rank import Scores, pooled
 from .result import human_count
 
 #: The tie rule, as the answer states it.
-TIE_RULE = (
-    "the larger margin (the estimators' mean z-score), then the cheaper model (fewer parameters), "
-    "then the name"
-)
+TIE_RULE = "the cheaper model (fewer parameters, then the name)"
 
 
 @dataclass
@@ -28,7 +24,6 @@ class PickFacts:
     """What the Why needs beyond the scores: resampling and the pick's verdicts."""
 
     params: Mapping[str, float | None] = field(default_factory=dict)
-    margins: Mapping[str, float] = field(default_factory=dict)  # the tie rule's first key
     tied: Sequence[str] = ()  # the refs sharing the best combined score, the pick first
     beats_runner_up: float | None = None  # share of resampling rounds the pick ranked above the runner-up
     rounds: int = 0
@@ -64,42 +59,17 @@ def _lead(
     )
 
 
-#: How the answer names the key of the tie rule that decided (:func:`.rank.deciding_key`).
-TIE_KEYS = {"margin": "the larger margin", "parameters": "the cheaper model", "name": "the name"}
-
-
-def _tie(
-    tied: Sequence[str],
-    combined: Mapping[str, float],
-    params: Mapping[str, float | None],
-    margins: Mapping[str, float],
-) -> str:
-    """Which candidates share first place, and which key of the tie rule chose among them."""
+def _tie(tied: Sequence[str], combined: Mapping[str, float], params: Mapping[str, float | None]) -> str:
     best, others = tied[0], tied[1:]
-    head = f"{_listing(list(tied))} tie for first (combined {combined[best]:.2f}); {best} is picked by "
-    key = deciding_key(tied, margins, params)
-    if key == "margin":
-        rest = ", ".join(f"{margins[r]:.2f}" for r in others)
-        return head + (
-            f"the larger margin: the estimators put it further ahead (mean z-score {margins[best]:.2f} "
-            f"vs {rest})."
-        )
-    level = level_with_pick(tied, margins)
-    behind = [r for r in tied if r not in level]
-    behind_text = (
-        f"; {_listing(behind)} fall{'s' if len(behind) == 1 else ''} behind on margin "
-        f"({', '.join(f'{margins[r]:.2f}' for r in behind)} vs {margins[best]:.2f})"
-        if behind
-        else ""
+    sizes = [params.get(r) for r in tied]
+    head = (
+        f"{_listing(list(tied))} tie for first (combined {combined[best]:.2f}); "
+        f"{best} is picked by the tie rule, "
     )
-    if key == "parameters":
-        rest = ", ".join(human_count(int(params[r] or 0)) for r in level[1:])
-        within = f"margins within {MARGIN_TOLERANCE}" if margins else "no margins given"
-        return head + (
-            f"the cheaper model: {human_count(int(params[best] or 0))} parameters vs {rest} "
-            f"({within}{behind_text})."
-        )
-    return head + f"name: the scores, margins and sizes do not tell them apart{behind_text}."
+    if all(s is not None for s in sizes) and len({s for s in sizes}) > 1:
+        rest = ", ".join(human_count(int(params[r] or 0)) for r in others)
+        return head + f"{TIE_RULE}: {human_count(int(params[best] or 0))} parameters vs {rest}."
+    return head + f"{TIE_RULE}; the scores do not tell them apart."
 
 
 def explain(
@@ -117,9 +87,7 @@ def explain(
     best = ranked[0]
     tied = [r for r in facts.tied if r in ranked]
     parts = [
-        _tie(tied, combined, facts.params, facts.margins)
-        if len(tied) > 1
-        else _lead(ranked, scores, combined, estimators)
+        _tie(tied, combined, facts.params) if len(tied) > 1 else _lead(ranked, scores, combined, estimators)
     ]
     if len(tied) <= 1 and facts.separable is False and facts.beats_runner_up is not None and len(ranked) > 1:
         parts.append(

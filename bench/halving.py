@@ -41,7 +41,7 @@ import numpy as np
 from scipy.stats import kendalltau
 from tlreg.advisor.data import fingerprint, load_dataset, sample
 from tlreg.advisor.halving import STAGE_ROUNDS, halve, increments, stage_indices, stage_order
-from tlreg.advisor.rank import DEFAULT_ESTIMATORS, combine_and_order, to_compute
+from tlreg.advisor.rank import DEFAULT_ESTIMATORS, combine, order, to_compute
 from tlreg.advisor.scoring import as_dict, score_features
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +74,7 @@ def ranking(features: dict[str, np.ndarray], labels: np.ndarray, params: dict[st
     scores = {
         m: as_dict(score_features(f, None, labels, "classification", compute)) for m, f in features.items()
     }
-    return combine_and_order(scores, names, params)[1]
+    return order(combine(scores, names), params)
 
 
 def replay(

@@ -145,10 +145,6 @@ def by_temperature(results: dict, signatures: dict) -> dict[str, dict[str, float
                 {m: {**table.scores[t][m], "history": s[t].scores[m]} for m in table.models},
                 [*names, "history"],
             ),
-            margin_for=lambda t, s=signals: rank.margins(
-                {m: {**table.scores[t][m], "history": s[t].scores[m]} for m in table.models},
-                [*names, "history"],
-            ),
         )
         out[str(temp)] = {
             "history alone": ev.mean(alone, "tau_w"),
@@ -165,19 +161,12 @@ def evaluate(results: dict, signatures: dict) -> dict:
     def with_history(t: str) -> dict[str, dict[str, float]]:
         return {m: {**table.scores[t][m], "history": signals[t].scores[m]} for m in table.models}
 
-    # {ranker: (its values, its tie-rule margin or None)} per target
     rankers = {
-        "combined (default)": (
-            lambda t: rank.combine(table.scores[t], names),
-            lambda t: rank.margins(table.scores[t], names),
-        ),
-        "history alone": (lambda t: signals[t].scores, None),
-        "combined + history": (
-            lambda t: rank.combine(with_history(t), [*names, "history"]),
-            lambda t: rank.margins(with_history(t), [*names, "history"]),
-        ),
+        "combined (default)": lambda t: rank.combine(table.scores[t], names),
+        "history alone": lambda t: signals[t].scores,
+        "combined + history": lambda t: rank.combine(with_history(t), [*names, "history"]),
     }
-    per_target = {name: ev.judge(table, fn, margin_for=tie) for name, (fn, tie) in rankers.items()}
+    per_target = {name: ev.judge(table, fn) for name, fn in rankers.items()}
     return {
         "mean_tau_w": {n: ev.mean(p, "tau_w") for n, p in per_target.items()},
         "regret": {n: ev.mean(p, "regret") for n, p in per_target.items()},

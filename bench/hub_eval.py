@@ -32,7 +32,6 @@ import transfer_eval as ev
 from tlreg.advisor import rank
 from tlreg.advisor.confidence import SEPARABLE, tied_with_best
 from tlreg.advisor.verdicts import beaten_by, negative_transfer, verdict_names
-from tlreg.advisor.why import TIE_RULE
 
 HEURISTICS = ("most_params", "imagenet_top1", "name_match", "random")
 COMBINED = ev.COMBINED
@@ -130,14 +129,10 @@ def _backbones(results: Mapping[str, Any]) -> list[str]:
 
 
 def judge_values(
-    table: ev.Table,
-    target: str,
-    values: Mapping[str, float],
-    noise_pp: float,
-    margin: Mapping[str, float] | None = None,
+    table: ev.Table, target: str, values: Mapping[str, float], noise_pp: float
 ) -> dict[str, float | str]:
     truth = table.accuracy[target]
-    chosen = ev.pick({m: values.get(m, math.nan) for m in truth}, table.params, margin)
+    chosen = ev.pick({m: values.get(m, math.nan) for m in truth}, table.params)
     reg = 100.0 * (max(truth.values()) - truth[chosen])
     return {
         "tau_w": ev.tau_w(values, truth),
@@ -177,10 +172,9 @@ def judge_all(results: Mapping[str, Any], table: ev.Table, noise_pp: float) -> d
                 values = heuristic_values(results, table, t, name)
                 if all(not math.isfinite(v) for v in values.values()):
                     continue
-                per[t] = judge_values(table, t, values, noise_pp)
             else:
                 values = ev.values_of(table, t, name)
-                per[t] = judge_values(table, t, values, noise_pp, ev.margin_of(table, t, name))
+            per[t] = judge_values(table, t, values, noise_pp)
         out[name] = per
     return out
 
@@ -278,18 +272,16 @@ def verdicts(results: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]
 
 
 def tie_rule(results: Mapping[str, Any], table: ev.Table, names: Sequence[str]) -> dict[str, Any]:
-    """What tlreg's tie rule (``rank.combine_and_order``: the larger margin, then the cheaper model)
-    costs or saves where the default ranking cannot separate the top, against "always the cheaper"
-    and "always the dearer" model.
+    """What "the cheaper model" costs or saves where the default ranking cannot separate the top.
 
     Per target: the candidates tied for first on the whole sample, or (with resampling rounds) the pick
     and the runner-up when the pick ranks above it in under 90 % of the rounds. For those targets,
-    the regret of each rule's choice and the parameters of tlreg's choice against the cheaper one's.
+    the regret and parameters of the tie rule's choice (the cheaper) against the dearer one.
     """
     rows = []
     for t in table.targets:
-        combined, ranked = rank.combine_and_order(table.scores[t], names, table.params)
-        margin = rank.margins(table.scores[t], names)
+        combined = rank.combine(table.scores[t], names)
+        ranked = rank.order(combined, table.params)
         tied = [m for m in ranked if m in tied_with_best(combined)]
         group = tied if len(tied) > 1 else []
         _, rounds = _scores_and_rounds(results, t, names)
@@ -303,7 +295,6 @@ def tie_rule(results: Mapping[str, Any], table: ev.Table, names: Sequence[str]) 
             continue
         acc = table.accuracy[t]
         best = max(acc.values())
-        picked = ranked[0]
         cheap = min(group, key=lambda m: (table.params[m], m))
         dear = max(group, key=lambda m: (table.params[m], m))
         rows.append(
@@ -312,29 +303,19 @@ def tie_rule(results: Mapping[str, Any], table: ev.Table, names: Sequence[str]) 
                 "kind": "tie" if len(tied) > 1 else "not separable",
                 "beats_runner_up": share,
                 "group": group,
-                "picked": picked,
-                "decided_by": rank.deciding_key(group, margin, table.params)
-                if len(tied) > 1
-                else "combined score",
-                "regret_picked": 100.0 * (best - acc[picked]),
                 "cheaper": cheap,
                 "dearer": dear,
                 "regret_cheaper": 100.0 * (best - acc[cheap]),
                 "regret_dearer": 100.0 * (best - acc[dear]),
-                "params_ratio": table.params[picked] / table.params[cheap],
+                "params_ratio": table.params[dear] / table.params[cheap],
             }
         )
-
-    def mean_of(key: str) -> float | None:
-        return float(np.mean([r[key] for r in rows])) if rows else None
-
     return {
-        "rule": TIE_RULE,
+        "rule": "the cheaper model (fewer parameters, then the name)",
         "cases": rows,
-        "mean_regret_picked": mean_of("regret_picked"),
-        "mean_regret_cheaper": mean_of("regret_cheaper"),
-        "mean_regret_dearer": mean_of("regret_dearer"),
-        "mean_params_ratio": mean_of("params_ratio"),
+        "mean_regret_cheaper": float(np.mean([r["regret_cheaper"] for r in rows])) if rows else None,
+        "mean_regret_dearer": float(np.mean([r["regret_dearer"] for r in rows])) if rows else None,
+        "mean_params_ratio": float(np.mean([r["params_ratio"] for r in rows])) if rows else None,
     }
 
 
@@ -472,8 +453,8 @@ def report(doc: Mapping[str, Any]) -> str:
         lines.append("  no target has a tied or inseparable top")
     for c in ties["cases"]:
         lines.append(
-            f"  {c['target']}: {c['kind']} {' / '.join(c['group'])}: tlreg picks {c['picked']} (by "
-            f"{c['decided_by']}) regret {c['regret_picked']:.1f}; cheaper {c['regret_cheaper']:.1f}, dearer "
-            f"{c['regret_dearer']:.1f} pts; {c['params_ratio']:.2f}x the cheaper one's parameters"
+            f"  {c['target']}: {c['kind']} {' / '.join(c['group'])}: cheaper {c['cheaper']} regret "
+            f"{c['regret_cheaper']:.1f} vs dearer {c['regret_dearer']:.1f} pts, "
+            f"{c['params_ratio']:.2f}x the parameters"
         )
     return "\n".join(lines)

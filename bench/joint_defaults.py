@@ -60,8 +60,7 @@ class Grid:
                 for c in self.combos:
                     values = c.values(table.scores[t])
                     self.tau[c, f"{b}/{t}"] = ev.tau_w(values, truth)
-                    margin = c.margins(table.scores[t])
-                    self.regret[c, f"{b}/{t}"] = ev.regret(values, truth, table.params, margin)
+                    self.regret[c, f"{b}/{t}"] = ev.regret(values, truth, table.params)
 
     def mean_tau(self, combo: ev.Combo, targets: Sequence[str]) -> float:
         return float(np.mean([self.tau[combo, t] for t in targets]))

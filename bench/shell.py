@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "data" / "demo" / "digits"
-HEAVY = ("torch", "timm", "transformers", "faiss", "sklearn", "pandas", "scipy")
+HEAVY = ("torch", "timm", "transformers", "faiss", "sklearn", "pandas", "scipy", "sqlalchemy")
 
 
 def _tlreg() -> str:

@@ -143,52 +143,29 @@ def tau_w(values: Mapping[str, float], accuracy: Mapping[str, float]) -> float:
     return tau if math.isfinite(tau) else 0.0
 
 
-def pick(
-    values: Mapping[str, float], params: Mapping[str, float], margin: Mapping[str, float] | None = None
-) -> str:
-    """The model a ranker recommends: ``rank.order``; ties to the larger ``margin`` (a combination's
-    tie rule: ``rank.margins``, ``rank.margin_key``), then to fewer parameters, then name."""
-    key = rank.margin_key(values, margin) if margin is not None else {}
-    return rank.order(dict(values), key, params)[0]
+def pick(values: Mapping[str, float], params: Mapping[str, float]) -> str:
+    """The model a ranker recommends: ``rank.order``, ties to fewer parameters, then name."""
+    return rank.order(dict(values), params)[0]
 
 
-def regret(
-    values: Mapping[str, float],
-    accuracy: Mapping[str, float],
-    params: Mapping[str, float],
-    margin: Mapping[str, float] | None = None,
-) -> float:
+def regret(values: Mapping[str, float], accuracy: Mapping[str, float], params: Mapping[str, float]) -> float:
     """Best accuracy minus the pick's, in percentage points."""
-    chosen = pick({m: values.get(m, math.nan) for m in accuracy}, params, margin)
+    chosen = pick({m: values.get(m, math.nan) for m in accuracy}, params)
     return 100.0 * (max(accuracy.values()) - accuracy[chosen])
 
 
-def margin_of(table: Table, target: str, name: str) -> dict[str, float] | None:
-    """The tie rule's margin of ranker ``name`` on ``target``: ``combined``'s, None for the others."""
-    if name != COMBINED:
-        return None
-    return rank.margins(table.scores[target], rank.DEFAULT_ESTIMATORS["classification"])
-
-
 def judge(
-    table: Table,
-    values_for: Callable[[str], Mapping[str, float]],
-    *,
-    ground_truth: str = "finetune",
-    margin_for: Callable[[str], Mapping[str, float] | None] | None = None,
+    table: Table, values_for: Callable[[str], Mapping[str, float]], *, ground_truth: str = "finetune"
 ) -> dict[str, dict[str, float | str]]:
-    """Per target: τw, regret and the pick of the ranker whose values ``values_for(target)`` gives
-    (``margin_for(target)``: a combination's tie-rule margin)."""
+    """Per target: τw, regret and the pick of the ranker whose values ``values_for(target)`` gives."""
     out: dict[str, dict[str, float | str]] = {}
     truth = table.truth(ground_truth)
     for t in table.targets:
         values = values_for(t)
-        margin = margin_for(t) if margin_for else None
-        chosen = pick({m: values.get(m, math.nan) for m in truth[t]}, table.params, margin)
         out[t] = {
             "tau_w": tau_w(values, truth[t]),
-            "regret": 100.0 * (max(truth[t].values()) - truth[t][chosen]),
-            "pick": chosen,
+            "regret": regret(values, truth[t], table.params),
+            "pick": pick({m: values.get(m, math.nan) for m in truth[t]}, table.params),
         }
     return out
 
@@ -214,10 +191,6 @@ class Combo:
 
     def values(self, scores: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
         return rank.combine(scores, self.estimators, self.weight_map(), method=self.method)
-
-    def margins(self, scores: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
-        """Its tie rule's first key, as ``recommend`` breaks ties (``rank.combine_and_order``)."""
-        return rank.margins(scores, self.estimators, self.weight_map())
 
     def describe(self) -> str:
         parts = (
@@ -404,7 +377,7 @@ def leave_one_target_out(
             "how": combo.note,
             "config": combo.to_dict(),
             "tau_w": tau_w(values, truth),
-            "regret": regret(values, truth, table.params, combo.margins(table.scores[held_out])),
+            "regret": regret(values, truth, table.params),
         }
     return folds
 

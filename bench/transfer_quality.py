@@ -82,12 +82,7 @@ def evaluate(results: Mapping[str, Any]) -> dict[str, Any]:
     per: dict[str, dict[str, Any]] = {}
     for gt in GROUND_TRUTHS:
         per[gt] = {
-            name: ev.judge(
-                table,
-                lambda t, name=name: ev.values_of(table, t, name),
-                ground_truth=gt,
-                margin_for=lambda t, name=name: ev.margin_of(table, t, name),
-            )
+            name: ev.judge(table, lambda t, name=name: ev.values_of(table, t, name), ground_truth=gt)
             for name in rankers
         }
     names = ev.combinable(table)

@@ -8,7 +8,6 @@ beaten). Stored through the real run store, as ``recommend`` stores a run.
 
 from __future__ import annotations
 
-from tlreg.advisor.why import TIE_RULE
 from tlreg.registry import Registry, RunStore
 from tlreg.registry.runs import Run, RunCandidate, RunResult, RunScore
 
@@ -114,9 +113,9 @@ def store_showcase_run(registry: Registry, *, run_id: str = RUN_ID, options: dic
             run_id=run_id,
             best_ref=PICK,
             reason=(
-                f"{PICK} and {TIED} tie for first (combined 0.86); {PICK} is picked by the cheaper model: "
-                f"4.7M parameters vs 5.4M (margins within 0.02). Its frozen features lose to {PICK} (random "
-                "init): fine-tuning it is not expected to beat training from scratch."
+                f"{PICK} and {TIED} tie for first (combined 0.86); the cheaper model (fewer parameters, then "
+                f"the name) breaks the tie. Its frozen features lose to {PICK} (random init): fine-tuning it "
+                "is not expected to beat training from scratch."
             ),
             ranking=rows,
             warnings=[
@@ -129,7 +128,7 @@ def store_showcase_run(registry: Registry, *, run_id: str = RUN_ID, options: dic
                     "beats_runner_up": 0.52,
                     "separable": False,
                     "tied": [PICK, TIED],
-                    "tie_rule": TIE_RULE,
+                    "tie_rule": "the cheaper model (fewer parameters, then the name)",
                 },
             },
         )

@@ -46,3 +46,28 @@ def test_report_runs_from_the_committed_signatures() -> None:
     doc = hq.evaluate(*committed())
     assert set(doc["mean_tau_w"]) == {"combined (default)", "history alone", "combined + history"}
     assert all(-1.0 <= v <= 1.0 for v in doc["mean_tau_w"].values())
+
+
+def test_the_hub_like_benchmark_ranks_its_candidates_only_from_committed_signatures() -> None:
+    """``--hub``: the Hub-like table (21 candidates; its random inits are baselines, never history)."""
+    results = json.loads(hq.HUB_RESULTS.read_text())
+    signatures = json.loads(hq.HUB_SIGNATURES.read_text())
+    assert set(signatures) == set(results["config"]["targets"])
+    table = hq.table_of(results)
+    assert sorted(table.models) == sorted(results["candidates"])
+    target = table.targets[0]
+    before = hq.held_out_history(results, signatures, target, table.models).scores
+    scrambled = copy.deepcopy(results)
+    for pair in scrambled["pairs"]:
+        if pair["model"] not in table.models:  # a baseline's outcome is no candidate's history
+            pair["finetune_acc"] = 0.0
+    assert hq.held_out_history(scrambled, signatures, target, table.models).scores == before
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "history_quality.py"), "--hub", "--report"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT / "bench",
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"over {len(table.targets)} targets" in done.stdout and "history alone" in done.stdout

@@ -155,10 +155,7 @@ class RunRecord:
         others = [t for t in conf.get("tied") or [] if t != self.pick]
         if others or row.get("tied"):
             rule = conf.get("tie_rule") or "the tie rule"
-            by = f"; here the {conf['tie_broken_by']} decided" if conf.get("tie_broken_by") else ""
-            ties.append(
-                f"Tied for first with {', '.join(others) or 'another candidate'}: picked by {rule}{by}."
-            )
+            ties.append(f"Tied for first with {', '.join(others) or 'another candidate'}: picked by {rule}.")
         if conf.get("separable") is False and conf.get("beats_runner_up") is not None:
             ties.append(
                 f"Not separable from the runner-up: it ranks above it in {conf['beats_runner_up']:.0%} of "
