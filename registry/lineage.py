@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlmodel import Session, col, select
 
 from .errors import BadInputError, LineageCycleError
+from .family import member_fields, parent_fields
 from .models import ModelBase, ModelEntry, ModelRecord, ModelSpec
 from .outcomes import FinetuneOutcome
 from .refs import Ref
@@ -162,30 +163,10 @@ def lineage_fields(spec: ModelSpec) -> dict[str, Any]:
 # -- reading the family ------------------------------------------------------------------------------
 
 
-def _outcome(outcome: FinetuneOutcome | None) -> dict[str, Any] | None:
-    if outcome is None:
-        return None
-    return {
-        "id": outcome.id,
-        "run_id": outcome.run_id,
-        "mode": outcome.mode,
-        "val_accuracy": outcome.val_accuracy,
-        "dataset": outcome.dataset,
-    }
-
-
 def member(session: Session, entry: ModelEntry | ModelRecord) -> dict[str, Any]:
     """One model of a family: its ref and revision, and how it was made (mode, outcome, run)."""
     outcome = session.get(FinetuneOutcome, entry.finetune_outcome_id) if entry.finetune_outcome_id else None
-    detail = (entry.extra or {}).get("finetune") or {}
-    return {
-        "ref": entry.ref,
-        "revision": entry.revision,
-        "mode": detail.get("mode"),
-        "val_accuracy": outcome.val_accuracy if outcome else detail.get("val_acc"),
-        "run_id": entry.finetune_run_id,
-        "outcome": _outcome(outcome),
-    }
+    return member_fields(entry, outcome)
 
 
 def family(session: Session, entry: ModelEntry) -> dict[str, Any]:
@@ -194,13 +175,10 @@ def family(session: Session, entry: ModelEntry) -> dict[str, Any]:
 
     parent = None
     if entry.parent_ref:
-        found = session.exec(select(ModelEntry).where(ModelEntry.ref == entry.parent_ref)).first()
-        parent = {
-            "ref": entry.parent_ref,
-            "revision": entry.parent_revision,
-            "registered": found is not None,
-            "removed": None if found else removal(session, entry.parent_ref),
-        }
+        found = session.exec(select(ModelEntry).where(ModelEntry.ref == entry.parent_ref)).first() is not None
+        parent = parent_fields(
+            entry, registered=found, removed=None if found else removal(session, entry.parent_ref)
+        )
     children = session.exec(
         select(ModelEntry).where(ModelEntry.parent_ref == entry.ref).order_by(col(ModelEntry.ref))
     ).all()

@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from . import config
+from .family import member_fields, parent_fields
 from .migrations import SCHEMA_HEAD, VERSION_TABLE
 
 T = TypeVar("T")
@@ -318,17 +319,7 @@ def _member(db: _Snapshot, entry: Row) -> dict[str, Any]:
     outcome = (
         db.one("finetune_outcome", "id = ?", entry.finetune_outcome_id) if entry.finetune_outcome_id else None
     )
-    detail = (entry.extra or {}).get("finetune") or {}
-    return {
-        "ref": entry.ref,
-        "revision": entry.revision,
-        "mode": detail.get("mode"),
-        "val_accuracy": outcome.val_accuracy if outcome else detail.get("val_acc"),
-        "run_id": entry.finetune_run_id,
-        "outcome": None
-        if outcome is None
-        else {k: getattr(outcome, k) for k in ("id", "run_id", "mode", "val_accuracy", "dataset")},
-    }
+    return member_fields(entry, outcome)
 
 
 def _family(db: _Snapshot, entry: Row) -> dict[str, Any]:
@@ -336,12 +327,9 @@ def _family(db: _Snapshot, entry: Row) -> dict[str, Any]:
     parent = None
     if entry.parent_ref:
         found = db.one("model", "ref = ?", entry.parent_ref) is not None
-        parent = {
-            "ref": entry.parent_ref,
-            "revision": entry.parent_revision,
-            "registered": found,
-            "removed": None if found else _removal(db, entry.parent_ref),
-        }
+        parent = parent_fields(
+            entry, registered=found, removed=None if found else _removal(db, entry.parent_ref)
+        )
     children = db.rows(("model",), "SELECT * FROM model WHERE parent_ref = ? ORDER BY ref", (entry.ref,))
     own = _member(db, entry)
     return {"parent": parent, "outcome": own["outcome"], "children": [_member(db, c) for c in children]}
