@@ -141,23 +141,47 @@ def bootstrap(
         models share a rank.
     """
     refs = list(features)
-    conf = Confidence(rounds=rounds)
     if rounds <= 0 or not refs:
-        return conf
+        return Confidence(rounds=rounds)
     n = len(next(iter(features.values()))[0])
-    extra = sorted({name for values in (fixed or {}).values() for name in values})
     compute = list(dict.fromkeys(to_compute([*names, *also])))
     rng = np.random.default_rng(seed)
-    ranks: dict[str, list[int]] = {r: [] for r in refs}
-    first = dict.fromkeys(refs, 0.0)
-    ahead = 0
     everyone = {**(baselines or {}), **features}
     # each estimator's sample-wide work (N-LEEP's mixture) once per model, not once per round
     scorers = {r: prepare_rows(f, p, labels, task, compute) for r, (f, p) in everyone.items()}
+    round_scores = []
     for _ in range(rounds):
         idx = resample_indices(n, labels, task, fraction=min(fraction, MAX_ROUND_ITEMS / n), rng=rng)
-        scores = {r: {**scorers[r](idx), **(fixed or {}).get(r, {})} for r in everyone}
-        conf.round_scores.append(scores)
+        round_scores.append({r: {**scorers[r](idx), **(fixed or {}).get(r, {})} for r in everyone})
+        if progress:
+            progress(1)
+    return from_rounds(round_scores, refs, names, ranked, weights=weights, fixed=fixed)
+
+
+def from_rounds(
+    round_scores: Sequence[Mapping[str, Mapping[str, float]]],
+    refs: Sequence[str],
+    names: Sequence[str],
+    ranked: Sequence[str],
+    *,
+    weights: Mapping[str, float] | None = None,
+    fixed: Mapping[str, Mapping[str, float]] | None = None,
+) -> Confidence:
+    """P(best), rank intervals and the runner-up test from rounds already scored ({label: {estimator:
+    value}} per round; labels not in ``refs``, the baselines, are kept but not ranked).
+
+    One place for what :func:`bootstrap` concludes, so that a benchmark judging stored rounds
+    (``bench/hub_eval.py``) concludes exactly what ``recommend`` would.
+    """
+    rounds = len(round_scores)
+    conf = Confidence(rounds=rounds, round_scores=[dict(r) for r in round_scores])
+    if rounds == 0 or not refs:
+        return conf
+    extra = sorted({name for values in (fixed or {}).values() for name in values})
+    ranks: dict[str, list[int]] = {r: [] for r in refs}
+    first = dict.fromkeys(refs, 0.0)
+    ahead = 0
+    for scores in round_scores:
         combined = combine({r: scores[r] for r in refs}, [*names, *extra], weights)
         for r, position in competition_ranks(combined).items():
             ranks[r].append(position)
@@ -167,8 +191,6 @@ def bootstrap(
         if len(ranked) >= 2:
             a, b = combined[ranked[0]], combined[ranked[1]]
             ahead += (a > b) or (math.isfinite(a) and not math.isfinite(b))
-        if progress:
-            progress(1)
     conf.p_best = {r: first[r] / rounds for r in refs}
     conf.rank_interval = {
         r: (

@@ -18,6 +18,10 @@ The verdicts are judged against the truth the build measured: ``negative_transfe
 than the same architecture fine-tuned from random init"; ``frozen_features`` (``beaten_by``) against
 "a linear probe on the candidate's frozen features is worse than on the baseline's" (random init or
 raw pixels). The resampling rounds the build stored make these exactly what ``recommend`` computes.
+
+The certainty ``recommend`` prints is judged too (:func:`separability`): "separable" against the
+pick fine-tuning at least as well as the runner-up, "not separable" against the two being within the
+seed noise, and the pick's P(best) against how often it is the best model.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any
 import numpy as np
 import transfer_eval as ev
 from tlreg.advisor import rank
-from tlreg.advisor.confidence import SEPARABLE, tied_with_best
+from tlreg.advisor.confidence import Confidence, from_rounds, tied_with_best
 from tlreg.advisor.verdicts import beaten_by, negative_transfer, verdict_names
 
 HEURISTICS = ("most_params", "imagenet_top1", "name_match", "random")
@@ -271,12 +275,26 @@ def verdicts(results: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]
 # --- ties and separability ---------------------------------------------------------------------
 
 
+def confidence(
+    results: Mapping[str, Any], table: ev.Table, target: str, names: Sequence[str]
+) -> Confidence | None:
+    """What ``recommend``'s resampling concludes on ``target`` (P(best), the runner-up test) from the
+    build's stored rounds, through tlreg's own :func:`~tlreg.advisor.confidence.from_rounds`; None
+    when the rounds do not hold every estimator of ``names``."""
+    _, rounds = _scores_and_rounds(results, target, names)
+    if not rounds:
+        return None
+    ranked = rank.order(rank.combine(table.scores[target], names), table.params)
+    return from_rounds([{m: r.get(m, {}) for m in ranked} for r in rounds], ranked, names, ranked)
+
+
 def tie_rule(results: Mapping[str, Any], table: ev.Table, names: Sequence[str]) -> dict[str, Any]:
     """What "the cheaper model" costs or saves where the default ranking cannot separate the top.
 
     Per target: the candidates tied for first on the whole sample, or (with resampling rounds) the pick
-    and the runner-up when the pick ranks above it in under 90 % of the rounds. For those targets,
-    the regret and parameters of the tie rule's choice (the cheaper) against the dearer one.
+    and the runner-up when ``recommend`` would call them not separable (the pick ahead in under 90 %
+    of the rounds). For those targets, the regret and parameters of the tie rule's choice (the
+    cheaper) against the dearer one.
     """
     rows = []
     for t in table.targets:
@@ -284,13 +302,10 @@ def tie_rule(results: Mapping[str, Any], table: ev.Table, names: Sequence[str]) 
         ranked = rank.order(combined, table.params)
         tied = [m for m in ranked if m in tied_with_best(combined)]
         group = tied if len(tied) > 1 else []
-        _, rounds = _scores_and_rounds(results, t, names)
-        share = None
-        if not group and rounds and len(ranked) > 1:
-            ahead = [rank.combine({m: r[m] for m in ranked if m in r}, names) for r in rounds]
-            share = float(np.mean([c[ranked[0]] > c[ranked[1]] for c in ahead]))
-            if share < SEPARABLE:
-                group = ranked[:2]
+        conf = confidence(results, table, t, names)
+        share = conf.beats_runner_up if conf is not None else None
+        if not group and conf is not None and conf.separable is False:
+            group = ranked[:2]
         if not group:
             continue
         acc = table.accuracy[t]
@@ -316,6 +331,55 @@ def tie_rule(results: Mapping[str, Any], table: ev.Table, names: Sequence[str]) 
         "mean_regret_cheaper": float(np.mean([r["regret_cheaper"] for r in rows])) if rows else None,
         "mean_regret_dearer": float(np.mean([r["regret_dearer"] for r in rows])) if rows else None,
         "mean_params_ratio": float(np.mean([r["params_ratio"] for r in rows])) if rows else None,
+    }
+
+
+def separability(
+    results: Mapping[str, Any], table: ev.Table, names: Sequence[str], noise_pp: float
+) -> dict[str, Any] | None:
+    """The claims ``recommend`` prints about its own certainty, against the truth.
+
+    "Separable" (the pick ranks above the runner-up in at least 90 % of the rounds) is right when the
+    pick fine-tunes at least as well as the runner-up; "not separable" is right when the two are
+    within the seed noise of each other. P(best) is compared with how often the pick is the best
+    model, and within the seed noise of it. None when the stored rounds lack the estimators.
+    """
+    rows = []
+    for t in table.targets:
+        conf = confidence(results, table, t, names)
+        if conf is None:
+            return None
+        ranked = rank.order(rank.combine(table.scores[t], names), table.params)
+        acc = table.accuracy[t]
+        best = max(acc.values())
+        pick, runner = ranked[0], ranked[1]
+        rows.append(
+            {
+                "target": t,
+                "pick": pick,
+                "runner_up": runner,
+                "p_best": conf.p_best[pick],
+                "beats_runner_up": conf.beats_runner_up,
+                "separable": bool(conf.separable),
+                "pick_minus_runner_up_pp": 100.0 * (acc[pick] - acc[runner]),
+                "pick_is_best": acc[pick] >= best,
+                "pick_within_noise": 100.0 * (best - acc[pick]) <= noise_pp,
+            }
+        )
+    sep = [r for r in rows if r["separable"]]
+    insep = [r for r in rows if not r["separable"]]
+    return {
+        "rounds": len(_scores_and_rounds(results, table.targets[0], names)[1]),
+        "noise_pp": noise_pp,
+        "targets": rows,
+        "separable": {"claims": len(sep), "right": sum(r["pick_minus_runner_up_pp"] >= 0 for r in sep)},
+        "not_separable": {
+            "claims": len(insep),
+            "right": sum(abs(r["pick_minus_runner_up_pp"]) <= noise_pp for r in insep),
+        },
+        "mean_p_best": float(np.mean([r["p_best"] for r in rows])),
+        "pick_is_best": float(np.mean([r["pick_is_best"] for r in rows])),
+        "pick_within_noise": float(np.mean([r["pick_within_noise"] for r in rows])),
     }
 
 
@@ -370,6 +434,7 @@ def evaluate(results: Mapping[str, Any]) -> dict[str, Any]:
         },
         **_verdict_fields(verdicts(results, names)),
         "tie_rule": tie_rule(results, table, names),
+        "separability": separability(results, table, names, noise),
     }
 
 
@@ -457,4 +522,28 @@ def report(doc: Mapping[str, Any]) -> str:
             f"{c['regret_cheaper']:.1f} vs dearer {c['regret_dearer']:.1f} pts, "
             f"{c['params_ratio']:.2f}x the parameters"
         )
+    lines += ["", *_separability_lines(doc.get("separability"))]
     return "\n".join(lines)
+
+
+def _separability_lines(sep: Mapping[str, Any] | None) -> list[str]:
+    if sep is None:
+        return ["Certainty: the stored resampling rounds lack the default's estimators; not judged."]
+    s, n = sep["separable"], sep["not_separable"]
+    lines = [
+        f"Certainty against the truth ({sep['rounds']} resampling rounds; seed noise "
+        f"{sep['noise_pp']:.1f} pts):",
+        f"  'separable' said on {s['claims']} targets, the pick fine-tunes at least as well as the "
+        f"runner-up on {s['right']}",
+        f"  'not separable' said on {n['claims']} targets, the two within the seed noise on {n['right']}",
+        f"  P(best) of the pick: {sep['mean_p_best']:.0%} mean; the pick is the best on "
+        f"{sep['pick_is_best']:.0%} of targets, within the seed noise of it on "
+        f"{sep['pick_within_noise']:.0%}",
+    ]
+    for r in sep["targets"]:
+        lines.append(
+            f"    {r['target']:<12} {r['pick']} P(best) {r['p_best']:.0%}, ahead of {r['runner_up']} in "
+            f"{r['beats_runner_up']:.0%} of rounds ({'separable' if r['separable'] else 'not separable'}); "
+            f"truth {r['pick_minus_runner_up_pp']:+.1f} pts"
+        )
+    return lines

@@ -184,3 +184,37 @@ def test_nleep_rounds_reuse_the_whole_sample_fit() -> None:
     for scores in conf.round_scores:
         rows = resample_indices(len(labels), labels, "classification", fraction=0.8, rng=rng)
         assert scores["a"]["nleep"] == scorer(rows)
+
+
+def test_from_rounds_concludes_from_stored_rounds_as_the_bootstrap_does() -> None:
+    """Rounds scored elsewhere (a benchmark's stored rounds) give P(best), rank intervals and the
+    runner-up test by the same rules: shared first places, ties not counted as ahead."""
+    from tlreg.advisor.confidence import from_rounds
+
+    def one(a: float, b: float, c: float) -> dict[str, dict[str, float]]:
+        return {"a": {"logme": a}, "b": {"logme": b}, "c": {"logme": c}, "raw": {"logme": 9.0}}
+
+    rounds = [one(3, 2, 1), one(3, 2, 1), one(2, 3, 1), one(3, 3, 1)]
+    conf = from_rounds(rounds, ["a", "b", "c"], ["logme"], ["a", "b", "c"])
+    assert conf.rounds == 4 and conf.p_best == {"a": 2.5 / 4, "b": 1.5 / 4, "c": 0.0}
+    assert conf.beats_runner_up == 0.5 and conf.separable is False  # the tied round is not "ahead"
+    assert conf.rank_interval == {"a": (1, 2), "b": (1, 2), "c": (3, 3)}  # "raw" is kept, not ranked
+    assert len(conf.round_scores) == 4 and "raw" in conf.round_scores[0]
+    assert from_rounds([], ["a"], ["logme"], ["a"]).p_best == {}
+
+
+def test_the_bootstrap_concludes_through_from_rounds() -> None:
+    from tlreg.advisor.confidence import from_rounds
+
+    feats, labels = separable(12, 3, scale=1.0, seed=6)
+    noise = np.random.default_rng(9).normal(size=feats.shape)
+    names, ranked = ["logme", "hscore_shrinkage"], ["a", "c"]
+    conf = bootstrap(
+        {"a": (feats, None), "c": (noise, None)}, labels, "classification", names, ranked, rounds=6, seed=1
+    )
+    again = from_rounds(conf.round_scores, ["a", "c"], names, ranked)
+    assert (again.p_best, again.rank_interval, again.beats_runner_up) == (
+        conf.p_best,
+        conf.rank_interval,
+        conf.beats_runner_up,
+    )

@@ -56,10 +56,17 @@ def synthetic(seed: int = 0) -> dict:
                     "target": t,
                     "finetune_acc": float(acc),
                     "probe_acc": float(acc * 0.9),
-                    "scores": {"logme": float(logme), "hscore_shrinkage": float(logme * 2)},
+                    "scores": {
+                        "logme": float(logme),
+                        "hscore_shrinkage": float(logme * 2),
+                        "nleep": float(logme * 3),
+                    },
                 }
             )
-    raw = {t: {"probe_acc": 0.2, "scores": {"logme": 0.1, "hscore_shrinkage": 0.2}} for t in TARGETS}
+    raw = {
+        t: {"probe_acc": 0.2, "scores": {"logme": 0.1, "hscore_shrinkage": 0.2, "nleep": 0.3}}
+        for t in TARGETS
+    }
     repeats = [{"model": "lite0-digits", "target": "digits", "accuracy": 0.89, "extra": 1}]
     return {
         "candidates": candidates,
@@ -159,3 +166,58 @@ def test_the_transfer_plan_report_reproduces_the_committed_figures(tmp_path: Pat
     assert doc["curve"]["coverage"] >= 0.8
     assert doc["goal"] == {"not_worse_than_best_fixed_policy": True, "at_most_1pp_behind_hindsight": True}
     assert {f["threshold"] for f in doc["linear_threshold"]["folds"].values()} == {None}  # plan.LINEAR_ENOUGH
+
+
+def with_rounds(results: dict, swapped: dict[str, int], rounds: int = 10) -> dict:
+    """``results`` with stored resampling rounds: each round repeats the full-sample scores, except that
+    on ``swapped[target]`` of the rounds the pick's and the runner-up's scores trade places."""
+    from tlreg.advisor import rank
+
+    names = list(rank.DEFAULT_ESTIMATORS["classification"])
+    table = he.hub_table(results)
+    out = {}
+    for t in table.targets:
+        full = {m: dict(s) for m, s in table.scores[t].items()}
+        pick, runner = rank.order(rank.combine(full, names), table.params)[:2]
+        stored = []
+        for i in range(rounds):
+            r = {m: dict(s) for m, s in full.items()}
+            if i < swapped.get(t, 0):
+                r[pick], r[runner] = r[runner], r[pick]
+            stored.append(r)
+        out[t] = {"estimators": names, "rounds": stored}
+    return {**results, "resamples": out}
+
+
+def test_separability_claims_are_judged_against_the_truth() -> None:
+    """'Separable' when the pick leads in >= 90 % of the rounds; 'not separable' is right when the two
+    fine-tune within the seed noise of each other; P(best) follows the rounds."""
+    results = with_rounds(synthetic(), {"outlines": 5})
+    table = he.hub_table(results)
+    sep = he.separability(results, table, ["hscore_shrinkage", "nleep"], noise_pp=50.0)
+    rows = {r["target"]: r for r in sep["targets"]}
+    assert rows["digits"]["separable"] and rows["digits"]["beats_runner_up"] == 1.0
+    assert rows["digits"]["p_best"] == 1.0
+    assert not rows["outlines"]["separable"] and rows["outlines"]["beats_runner_up"] == 0.5
+    assert rows["outlines"]["p_best"] == 0.5
+    assert sep["separable"]["claims"] == 2 and sep["not_separable"] == {"claims": 1, "right": 1}
+    right = sum(rows[t]["pick_minus_runner_up_pp"] >= 0 for t in ("digits", "counting"))
+    assert sep["separable"]["right"] == right
+    strict = he.separability(results, table, ["hscore_shrinkage", "nleep"], noise_pp=0.0)
+    assert strict["not_separable"]["right"] == (rows["outlines"]["pick_minus_runner_up_pp"] == 0)
+    assert sep["mean_p_best"] == pytest.approx((1.0 + 0.5 + 1.0) / 3)
+    assert "Certainty against the truth" in he.report({**he.evaluate(results)})
+
+
+def test_tie_rule_takes_the_inseparable_top_two_from_the_rounds() -> None:
+    results = with_rounds(synthetic(), {"outlines": 5})
+    rule = he.tie_rule(results, he.hub_table(results), ["hscore_shrinkage", "nleep"])
+    cases = {c["target"]: c for c in rule["cases"]}
+    assert cases["outlines"]["kind"] == "not separable" and cases["outlines"]["beats_runner_up"] == 0.5
+    assert "digits" not in cases
+
+
+def test_without_the_defaults_rounds_certainty_is_not_judged() -> None:
+    results = synthetic()
+    assert he.separability(results, he.hub_table(results), ["hscore_shrinkage", "nleep"], 1.0) is None
+    assert "not judged" in he.report(he.evaluate(results))
