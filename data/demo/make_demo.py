@@ -168,11 +168,17 @@ def make_digits(out: Path) -> int:
             old.unlink()
         chosen = np.sort(rng.choice(np.flatnonzero(digits.target == digit), PER_DIGIT, replace=False))
         for index in chosen:
-            pixels = np.rint(digits.images[index] * (255 / 16)).astype(np.uint8)
-            image = Image.fromarray(pixels, mode="L").resize((SIZE, SIZE), Image.Resampling.NEAREST)
-            image.save(folder / f"{index:04d}.png", optimize=True)
+            write_digit(digits.images[index], folder / f"{index:04d}.png")
             written += 1
     return written
+
+
+def write_digit(image8x8: np.ndarray, path: Path) -> None:
+    """One scikit-learn digit as the demo stores it: 0-16 scaled to 0-255, 8x8 upscaled to ``SIZE``
+    with nearest-neighbour, greyscale PNG (``bench/demo_truth.py`` writes other digits the same way)."""
+    pixels = np.rint(image8x8 * (255 / 16)).astype(np.uint8)
+    image = Image.fromarray(pixels, mode="L").resize((SIZE, SIZE), Image.Resampling.NEAREST)
+    image.save(path, optimize=True)
 
 
 def make_topics(out: Path) -> int:
