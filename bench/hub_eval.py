@@ -38,6 +38,10 @@ from tlreg.advisor.confidence import Confidence, from_rounds, tied_with_best
 from tlreg.advisor.verdicts import beaten_by, negative_transfer, verdict_names
 
 HEURISTICS = ("most_params", "imagenet_top1", "name_match", "random")
+#: Not a ranker anyone has before fine-tuning: the test accuracy of a linear probe on each candidate's
+#: frozen features (trained on the whole training split, tested on the test split). A reference for
+#: what the frozen features' own quality, measured directly, says about which model fine-tunes best.
+ORACLES = ("linear_probe",)
 COMBINED = ev.COMBINED
 
 
@@ -160,7 +164,7 @@ def judge_random(table: ev.Table, target: str, noise_pp: float) -> dict[str, flo
 
 
 def rankers(table: ev.Table) -> list[str]:
-    return [*ev.estimator_names(table), COMBINED, *HEURISTICS]
+    return [*ev.estimator_names(table), COMBINED, *HEURISTICS, *ORACLES]
 
 
 def judge_all(results: Mapping[str, Any], table: ev.Table, noise_pp: float) -> dict[str, dict[str, dict]]:
@@ -176,6 +180,8 @@ def judge_all(results: Mapping[str, Any], table: ev.Table, noise_pp: float) -> d
                 values = heuristic_values(results, table, t, name)
                 if all(not math.isfinite(v) for v in values.values()):
                     continue
+            elif name == "linear_probe":
+                values = dict(table.probe[t])
             else:
                 values = ev.values_of(table, t, name)
             per[t] = judge_values(table, t, values, noise_pp)
@@ -411,6 +417,7 @@ def evaluate(results: Mapping[str, Any]) -> dict[str, Any]:
         "targets": table.targets,
         "realism": real,
         "heuristics": list(HEURISTICS),
+        "oracles": list(ORACLES),
         "combined_estimators": names,
         "mean_tau_w": {n: s["mean_tau_w"] for n, s in summary.items()},
         "mean_regret": {n: s["mean_regret"] for n, s in summary.items()},
@@ -478,8 +485,9 @@ def report(doc: Mapping[str, Any]) -> str:
         f"{'targets':>7}",
     ]
     order = sorted(doc["mean_tau_w"], key=lambda n: -doc["mean_tau_w"][n])
+    oracles = doc.get("oracles", [])
     for name in order:
-        label = name if name not in doc["heuristics"] else f"[{name}]"
+        label = f"[{name}]" if name in doc["heuristics"] else f"({name})" if name in oracles else name
         n_targets = len(doc["per_target"][name])
         lines.append(
             f"{label:<20} {doc['mean_tau_w'][name]:>10.3f} {doc['mean_regret'][name]:>11.1f} "
@@ -498,6 +506,8 @@ def report(doc: Mapping[str, Any]) -> str:
         ),
         f"goal: beats every heuristic {goal['beats_every_heuristic']}; mean regret <= 1 pt "
         f"{goal['mean_regret_at_most_1pp']}; worst <= 3 pts {goal['worst_regret_at_most_3pp']}",
+        "[heuristic]; (reference: linear_probe ranks by a linear probe's test accuracy on the frozen "
+        "features, trained on the whole split - the frozen features' quality, measured directly)",
         "",
         "Verdicts against the truth (pairs of candidate x target; frozen: pairs x baselines).",
         "tlreg claims no negative transfer from frozen scores; the rows say what such rules would flag:",

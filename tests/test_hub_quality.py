@@ -113,10 +113,13 @@ def test_evaluation_document_and_report() -> None:
     doc = he.evaluate(synthetic())
     for key in ("realism", "mean_tau_w", "mean_regret", "worst_regret", "heuristics", "loto_combined"):
         assert key in doc
-    for name in (*he.HEURISTICS, "combined", "logme"):
+    for name in (*he.HEURISTICS, *he.ORACLES, "combined", "logme"):
         assert name in doc["mean_tau_w"] and name in doc["mean_regret"] and name in doc["worst_regret"]
     assert doc["per_target"]["name_match"].keys() == {"digits", "outlines"}  # counting matches no source
     assert doc["mean_regret"]["logme"] <= doc["mean_regret"]["most_params"]
+    probe = he.judge_all(synthetic(), he.hub_table(synthetic()), 0.0)["linear_probe"]
+    assert probe["digits"]["pick"] == "lite1-digits"  # the synthetic probe follows the accuracies
+    assert doc["oracles"] == ["linear_probe"] and "(linear_probe)" in he.report(doc)
     assert set(doc["negative_transfer"]) >= {"precision", "recall", "false_alarm_rate"}
     assert set(doc["frozen_features"]) >= {"precision", "recall"}
     text = he.report(doc)

@@ -263,3 +263,16 @@ def test_the_joint_selection_is_judged_on_held_out_targets_of_both_benchmarks() 
     assert set(doc["pool"]) <= set(jd.POOL) and "sfda" not in doc["pool"]
     hub = doc["selected_in_sample"]["hub"]
     assert hub["mean_tau_w"] > doc["heuristics"]["hub"]["most_params"]["mean_tau_w"]
+
+
+def test_learned_weighting_finds_the_informative_estimator():
+    """The ridge on within-target ranks: logme tracks the accuracies, leep does not; the weighting
+    learned on the other targets then ranks each held-out one nearly as logme does."""
+    results = synthetic_results(targets=("t1", "t2", "t3", "t4", "t5", "t6"))
+    both = {"a": ev.table_from_results(results)}
+    got = jd.learned(both, ["logme", "leep"], alpha=1.0)["a"]
+    alone = ev.judge(both["a"], lambda t: ev.values_of(both["a"], t, "logme"))
+    assert got["mean_tau_w"] > 0.8 * ev.mean(alone, "tau_w") > 0
+    ranks = jd.within_target_ranks(both["a"], "t1", ["logme", "params"])
+    assert ranks.shape == (6, 2) and ranks.min() == 0.0 and ranks.max() == 1.0
+    assert ranks[:, 1].tolist() == sorted(ranks[:, 1].tolist())  # the synthetic params grow with the index
