@@ -24,7 +24,6 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from scipy.stats import rankdata
 from tlreg.registry import OutcomeStore, Registry
 from tlreg.registry.errors import TlregError
 from tlreg.registry.outcomes import DatasetSignature, FinetuneOutcome
@@ -34,6 +33,7 @@ from .cache import FeatureCache
 from .data import Dataset, fingerprint, load_dataset, sample
 from .embed import EmbedRequest, features_for
 from .errors import DatasetError
+from .rank import average_ranks
 
 PROBES = {"image": "pkg:efficientnet_lite0", "text": "pkg:all-minilm-l6-v2"}
 SIGNATURE_ITEMS = 256
@@ -185,7 +185,7 @@ def history_signal(
         if len(best) < 2:
             continue
         refs = list(best)
-        ranks = rankdata([-best[r] for r in refs], method="average")
+        ranks = average_ranks([-best[r] for r in refs])
         for r, rank in zip(refs, ranks, strict=True):
             total[r] += w * (1.0 - (rank - 1) / (len(refs) - 1))
             weight[r] += w

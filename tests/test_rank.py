@@ -187,3 +187,23 @@ def test_defaults_rank_real_features():
             if not est.get(n).needs_source_probs or probs is not None
         }
     assert order(combine(scores, names))[0] == "good"
+
+
+def test_average_ranks_is_scipys_rankdata() -> None:
+    """tlreg ranks without importing scipy.stats (0.8 s of a cached recommend): same ranks, ties too."""
+    from scipy.stats import rankdata
+    from tlreg.advisor.rank import average_ranks
+
+    rng = np.random.default_rng(0)
+    cases = [
+        [3.0, 1.0, 2.0],
+        [1.0, 1.0, 1.0],
+        [2.0, 1.0, 2.0, 0.5, 2.0],
+        [5.0],
+        [],
+        [-0.0, 0.0, 1e-300, -1e300],
+        *(rng.integers(0, 4, size=n).astype(float) for n in (2, 7, 30)),
+        *(rng.normal(size=n) for n in (3, 50)),
+    ]
+    for values in cases:
+        assert average_ranks(values).tolist() == rankdata(values, method="average").tolist(), values
