@@ -174,7 +174,8 @@ def render(result: RecommendResult) -> None:
     type=click.IntRange(min=0),
     default=d.BOOTSTRAP,
     show_default=True,
-    help="Resampling rounds for P(best) and rank intervals (0: off; no forward pass either way).",
+    help="Resampling rounds for P(best) (the share of rounds a model ranks first: how stable the "
+    "ranking is, not the chance it fine-tunes best) and rank intervals (0: off; no forward pass).",
 )
 @click.option(
     "--history/--no-history",

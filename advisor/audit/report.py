@@ -182,6 +182,10 @@ def _confidence(record: RunRecord) -> str:
         sep = "separable" if conf.get("separable") else "not separable"
         text += f"; the pick ranks above the runner-up in {conf['beats_runner_up']:.0%} of them ({sep})"
     chart = interval_chart("rank-intervals", "rank with its 5–95% interval (1 = best)", items, n)
+    text += (
+        ". P(best) is the share of them in which a model ranks first: how stable the ranking is on "
+        "this sample, not the chance that the model fine-tunes best"
+    )
     return text + ".</p>" + chart
 
 
