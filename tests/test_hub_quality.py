@@ -224,3 +224,24 @@ def test_without_the_defaults_rounds_certainty_is_not_judged() -> None:
     results = synthetic()
     assert he.separability(results, he.hub_table(results), ["hscore_shrinkage", "nleep"], 1.0) is None
     assert "not judged" in he.report(he.evaluate(results))
+
+
+def test_paired_comparison_is_on_shared_targets_with_an_interval() -> None:
+    per = {
+        "a": {
+            "x": {"tau_w": 0.5, "regret": 1.0},
+            "y": {"tau_w": 0.3, "regret": 3.0},
+            "z": {"tau_w": 0.1, "regret": 0.0},
+        },
+        "b": {"x": {"tau_w": 0.4, "regret": 2.0}, "y": {"tau_w": 0.3, "regret": 0.0}},
+    }
+    got = he.paired(per, "a", "b")
+    assert got["targets"] == 2  # z: b is not judged there
+    assert got["tau_w"]["mean"] == pytest.approx(0.05) and got["regret"]["mean"] == pytest.approx(1.0)
+    lo, hi = got["regret"]["interval"]
+    assert -1.0 <= lo <= 1.0 <= hi <= 3.0  # the per-target differences are -1 and +3
+    same = he.paired(per, "a", "a")
+    assert same["regret"] == {"mean": 0.0, "interval": [0.0, 0.0]}
+    doc = he.evaluate(synthetic())
+    assert set(doc["combined_vs"]) == {*he.HEURISTICS, *he.ORACLES}
+    assert doc["combined_vs"]["name_match"]["targets"] == 2  # counting matches no source
