@@ -8,7 +8,8 @@ the routine: the numpy and scipy wheels bundle two separate OpenBLAS builds, and
 between them (numpy matrix products and ``eigh`` for one estimator, a scipy Cholesky for the next, round
 after round in the bootstrap) each library's idle threads spin while the other works: the bootstrap of
 LogME + shrinkage H-score ran 3x slower that way on 2 cores. scipy stays for what numpy lacks (a
-subset eigensolver, the generalised symmetric eigenproblem).
+subset eigensolver, the generalised symmetric eigenproblem), imported where it is used: a cached
+``recommend`` ranks without running an estimator and should not pay scipy's import (0.2 s).
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
-import scipy.sparse
 from numpy.typing import NDArray
 from tlreg.advisor.errors import EstimatorError
 
@@ -27,6 +26,8 @@ Array = NDArray[np.float64]
 
 def class_sums(values: Array, labels: NDArray[np.int64], n_classes: int) -> Array:
     """Row sums per class, ``[C, ...]``: a sparse one-hot product, O(N D) with no N x C dense matrix."""
+    import scipy.sparse
+
     n = labels.shape[0]
     onehot_t = scipy.sparse.csr_matrix((np.ones(n), (labels, np.arange(n))), shape=(n_classes, n))
     return np.asarray(onehot_t @ values)
@@ -95,6 +96,8 @@ def within_class_scatter(features: Array, labels: NDArray[np.int64], means: Arra
 
 def largest_eigenvalue(symmetric: Array) -> float:
     """The largest eigenvalue of a symmetric PSD matrix (exact: LAPACK's subset solver)."""
+    import scipy.linalg
+
     d = symmetric.shape[0]
     return float(scipy.linalg.eigh(symmetric, eigvals_only=True, subset_by_index=[d - 1, d - 1])[0])
 

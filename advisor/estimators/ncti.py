@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from ._linalg import fit_lda, minmax_combine, pca, shrink, softmax
 from .registry import register
@@ -45,6 +44,8 @@ def components(
 
     centred = reduced - reduced.mean(axis=0)
     total = shrink(centred.T @ centred / n, shrinkage)
+    import scipy.linalg  # here, not at import: see _linalg's module doc
+
     evals, evecs = scipy.linalg.eigh(total - fit.within, fit.within)
     top = evecs[:, np.argsort(evals)[::-1][: min(n_classes - 1, reduced.shape[1])]]
     projected = reduced @ top
