@@ -355,7 +355,7 @@ def repeat_job(
 #: Estimators scored on every resampling round, and how many rounds: the defaults of the first build
 #: (LogME, shrinkage H-score) and today's (shrinkage H-score, N-LEEP), and two cheap others; the
 #: verdicts use knn's. With the default's own rounds the evaluation judges "not separable" too, not
-#: exact ties only (``hub_eval.tie_rule``, ``hub_eval.separability``).
+#: exact ties only (``hub_claims.tie_rule``, ``hub_claims.separability``).
 RESAMPLE_ESTIMATORS = ("logme", "hscore_shrinkage", "knn", "sfda", "nleep")
 RESAMPLE_ROUNDS = 20
 

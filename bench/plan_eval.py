@@ -20,6 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import hub_claims as hc
 import hub_eval as he
 import numpy as np
 from tlreg.advisor import rank
@@ -71,7 +72,7 @@ def plans(results: Mapping[str, Any], hub: Mapping[str, Any], **options: Any) ->
     by_pair = {(p["model"], p["target"]): p for p in results["profiles"]}
     for (m, t), doc in by_pair.items():
         # the rounds of the estimators the verdict compares by (the ranking's need not have been resampled)
-        scores, rounds = he._scores_and_rounds(hub, t, verdict_names("classification", names))
+        scores, rounds = hc.scores_and_rounds(hub, t, verdict_names("classification", names))
         random_init = f"{he.backbone(hub, m)}-random"
         beaten = beaten_by(  # as recommend judges: by the verdict estimators
             m,
