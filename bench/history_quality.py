@@ -42,6 +42,7 @@ RESULTS = ROOT / "data" / "bench" / "transfer_quality_results.json"
 SIGNATURES = ROOT / "data" / "bench" / "history_signatures.json"
 HUB_RESULTS = ROOT / "data" / "bench" / "hub_quality_results.json"
 HUB_SIGNATURES = ROOT / "data" / "bench" / "hub_history_signatures.json"
+HUB_EVALUATION = ROOT / "data" / "bench" / "hub_quality.json"
 PROBE_MODEL = "efficientnet_lite0-imagenet"  # the zoo's copy of pkg:efficientnet_lite0, run at 64 px
 
 
@@ -181,6 +182,19 @@ def evaluate(results: dict, signatures: dict) -> dict:
     }
 
 
+def against_heuristics(doc: dict, heuristics: dict) -> dict[str, dict]:
+    """The Hub-like benchmark's heuristics (``hub_quality.json``'s per-target judgements) against the
+    history-aware rankers: the mean difference on shared targets with a 90 % interval over targets."""
+    import hub_eval
+
+    per = {**doc["per_target"], **{h: heuristics[h] for h in ("name_match", "most_params")}}
+    return {
+        f"{a} - {h}": hub_eval.paired(per, a, h)
+        for a in ("combined + history", "history alone")
+        for h in ("name_match", "most_params")
+    }
+
+
 def report(doc: dict) -> str:
     lines = [
         f"History signal, leave-one-target-out over {len(doc['per_target']['combined (default)'])} targets "
@@ -200,6 +214,14 @@ def report(doc: dict) -> str:
         lines.append(f"  {t:<12} {taus}   {near}")
     gain = doc["mean_tau_w"]["combined + history"] - doc["mean_tau_w"]["combined (default)"]
     lines += ["", f"adding the history changes mean τw by {gain:+.3f} (temperature {doc['temperature']})"]
+    if "vs_heuristics" in doc:
+        lines += ["", "against the heuristics, on shared targets (90 % interval over targets):"]
+        lines += [
+            f"  {k:<36} tau_w {v['tau_w']['mean']:+.3f} ({v['tau_w']['interval'][0]:+.3f} to "
+            f"{v['tau_w']['interval'][1]:+.3f}), regret {v['regret']['mean']:+.1f} pts "
+            f"({v['regret']['interval'][0]:+.1f} to {v['regret']['interval'][1]:+.1f})"
+            for k, v in doc["vs_heuristics"].items()
+        ]
     lines += [
         "",
         "by neighbour temperature (inf: the nearest 5 weigh the same): history alone / combined + history",
@@ -233,6 +255,8 @@ def main() -> None:
         signatures_file.write_text(json.dumps(signatures, indent=0) + "\n")
         print(f"wrote {signatures_file.relative_to(ROOT)}", file=sys.stderr)
     doc = evaluate(results, signatures)
+    if args.hub:
+        doc["vs_heuristics"] = against_heuristics(doc, json.loads(HUB_EVALUATION.read_text())["per_target"])
     print(report(doc))
     assert all(math.isfinite(v) for v in doc["mean_tau_w"].values())
 

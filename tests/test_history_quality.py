@@ -71,3 +71,13 @@ def test_the_hub_like_benchmark_ranks_its_candidates_only_from_committed_signatu
     )
     assert done.returncode == 0, done.stderr
     assert f"over {len(table.targets)} targets" in done.stdout and "history alone" in done.stdout
+    assert "combined + history - name_match" in done.stdout  # the heuristics, paired on shared targets
+    per = {
+        "history alone": {t: {"tau_w": 0.5, "regret": 1.0} for t in ("a", "b")},
+        "combined + history": {t: {"tau_w": 0.2, "regret": 3.0} for t in ("a", "b")},
+    }
+    heuristics = {"name_match": {"a": {"tau_w": 0.1, "regret": 0.0}}, "most_params": per["history alone"]}
+    got = hq.against_heuristics({"per_target": per}, heuristics)
+    assert got["combined + history - name_match"]["targets"] == 1
+    assert got["combined + history - name_match"]["regret"]["mean"] == 3.0
+    assert got["history alone - most_params"]["tau_w"] == {"mean": 0.0, "interval": [0.0, 0.0]}
