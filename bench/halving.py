@@ -27,13 +27,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +48,7 @@ OUT = ROOT / "data" / "bench" / "halving.json"
 SEED = 0
 
 
-def _model_id(ref: str) -> str:
+def model_id(ref: str) -> str:
     """``local-dir:/.../efficientnet_lite0-digits-644890397`` -> ``efficientnet_lite0-digits``."""
     return ref.rstrip("/").rsplit("/", 1)[-1].rsplit("-", 1)[0]
 
@@ -63,7 +59,7 @@ def cached_features(work: Path, fp: str, n: int) -> dict[str, np.ndarray]:
     for meta_path in (work / "cache" / "features").glob("??/*/meta.json"):
         meta = json.loads(meta_path.read_text())
         if meta.get("fingerprint") == fp and meta.get("n") == n and meta.get("init") == "pretrained":
-            out[_model_id(meta["ref"])] = np.load(meta_path.parent / "features.npy")
+            out[model_id(meta["ref"])] = np.load(meta_path.parent / "features.npy")
     return out
 
 
@@ -138,7 +134,7 @@ def throughput(work: Path, folder: Path, backbones: list[str]) -> dict[str, floa
     with tempfile.TemporaryDirectory(prefix="tlreg-halving-") as tmp:
         request = EmbedRequest(registry, small, fingerprint(small), cache=FeatureCache(tmp))
         for b in backbones:
-            ref = next(r for r in refs if _model_id(r) == f"{b}-imagenet")
+            ref = next(r for r in refs if model_id(r) == f"{b}-imagenet")
             feats = features_for(request, registry.get(ref))
             out[b] = 1.0 / feats.samples_per_s
     return out
@@ -213,7 +209,7 @@ def _params(work: Path) -> dict[str, int]:
     from tlreg.registry import Registry
 
     registry = Registry(f"sqlite:///{work / 'registry.db'}", read_only=True)
-    return {_model_id(r.ref): r.params or 0 for r in registry.list() if r.ref.startswith("local-dir:")}
+    return {model_id(r.ref): r.params or 0 for r in registry.list() if r.ref.startswith("local-dir:")}
 
 
 def summarise(per_target: dict, seconds: dict, noise: float, n_candidates: int) -> dict[str, Any]:
@@ -340,144 +336,6 @@ def report_hub(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# --- shell: the registry-size curve -------------------------------------------------------------------
-
-
-def shell(repeats: int, sizes: list[int]) -> dict[str, Any]:
-    from scale import ARCHS, image_folder, save_model
-
-    tlreg = shutil.which("tlreg")
-    if not tlreg:
-        raise SystemExit("error: the tlreg command is not on PATH; install tlreg first (pip install -e .)")
-    times: dict[str, list[float]] = {}
-    passes: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory(prefix="tlreg-halving-shell-") as tmp:
-        root = Path(tmp)
-        data = image_folder(root / "data", classes=3, per_class=16, size=32)
-        models = [
-            save_model(root / "models" / f"m{i:02d}", ARCHS[i % len(ARCHS)], seed=i)
-            for i in range(max(sizes))
-        ]
-        templates = {}
-        for size in sizes:  # registering is not what is timed: one registry per size, copied per run
-            from tlreg.registry import Registry
-
-            templates[size] = root / f"registry-{size}.db"
-            registry = Registry(f"sqlite:///{templates[size]}")
-            for folder in models[:size]:
-                registry.add_ref(str(folder))
-            registry.engine.dispose()
-        for r in range(repeats):
-            for size in sizes:
-                for budget in ("full", "auto"):
-                    home = root / f"home-{size}-{budget}"
-                    shutil.rmtree(home, ignore_errors=True)
-                    home.mkdir()
-                    shutil.copy(templates[size], home / "registry.db")
-                    env = {
-                        **os.environ,
-                        "TLREG_HOME": str(home),
-                        "TLREG_DB": f"sqlite:///{home / 'registry.db'}",
-                        "TLREG_CACHE": str(home / "cache"),
-                        "HF_HUB_OFFLINE": "1",
-                    }
-                    start = time.perf_counter()
-                    run = [tlreg, "recommend", str(data), "--budget", budget, "--json"]
-                    done = subprocess.run(run, env=env, capture_output=True, text=True)
-                    seconds = time.perf_counter() - start
-                    if done.returncode != 0:
-                        raise SystemExit(f"tlreg recommend failed ({size}, {budget}): {done.stderr[-500:]}")
-                    times.setdefault(f"{size}/{budget}", []).append(seconds)
-                    passes[f"{size}/{budget}"] = json.loads(done.stdout)["budget"]
-            print(f"round {r + 1}/{repeats} done", file=sys.stderr, flush=True)
-    return {
-        "sizes": sizes,
-        "repeats": repeats,
-        "seconds": {k: {"min": min(v), "median": statistics.median(v), "all": v} for k, v in times.items()},
-        "forward_passes": {k: (b["forward_passes"], b["full_forward_passes"]) for k, b in passes.items()},
-    }
-
-
-def report_shell(doc: dict[str, Any]) -> str:
-    lines = [
-        f"tlreg recommend from the shell, 48 images (3 classes, 32 px), {doc['repeats']} runs each, "
-        "interleaved:",
-        f"{'candidates':>10} {'full min/median s':>18} {'auto min/median s':>18} {'full/auto':>10} "
-        f"{'passes full/auto':>18}",
-    ]
-    for size in doc["sizes"]:
-        f, a = doc["seconds"][f"{size}/full"], doc["seconds"][f"{size}/auto"]
-        pf, pa = doc["forward_passes"][f"{size}/full"][0], doc["forward_passes"][f"{size}/auto"][0]
-        lines.append(
-            f"{size:>10} {f['min']:>8.1f}/{f['median']:<9.1f} {a['min']:>8.1f}/{a['median']:<9.1f} "
-            f"{f['median'] / a['median']:>10.1f} {pf:>8}/{pa:<9}"
-        )
-    return "\n".join(lines)
-
-
-def hub_shell(work: Path, target: str, max_samples: int) -> dict[str, Any]:
-    """One Hub-like target from the shell with real backbones: ``recommend --budget full`` and
-    ``auto`` on the 21 candidates, each in a fresh copy of the build's registry and an empty cache."""
-    tlreg = shutil.which("tlreg")
-    if not tlreg:
-        raise SystemExit("error: the tlreg command is not on PATH; install tlreg first (pip install -e .)")
-    results = json.loads(RESULTS.read_text())
-    folder = next((work / "targets").glob(f"{target}-v*-{results['config']['target_train']}-*")) / "train"
-    refs = sorted(
-        f"local-dir:{p}" for p in (work / "models").iterdir() if _model_id(p.name) in results["candidates"]
-    )
-    out: dict[str, Any] = {"target": target, "max_samples": max_samples, "candidates": len(refs)}
-    with tempfile.TemporaryDirectory(prefix="tlreg-halving-hub-") as tmp:
-        for budget in ("auto", "full"):
-            home = Path(tmp) / budget
-            home.mkdir()
-            shutil.copy(work / "registry.db", home / "registry.db")
-            env = {
-                **os.environ,
-                "TLREG_HOME": str(home),
-                "TLREG_DB": f"sqlite:///{home / 'registry.db'}",
-                "TLREG_CACHE": str(home / "cache"),
-                "HF_HUB_OFFLINE": "1",
-            }
-            run = [
-                tlreg,
-                "recommend",
-                str(folder),
-                "--max-samples",
-                str(max_samples),
-                "--budget",
-                budget,
-                "--json",
-            ]
-            for ref in refs:
-                run += ["--models", ref]
-            start = time.perf_counter()
-            done = subprocess.run(run, env=env, capture_output=True, text=True)
-            seconds = time.perf_counter() - start
-            if done.returncode != 0:
-                raise SystemExit(f"tlreg recommend --budget {budget} failed: {done.stderr[-800:]}")
-            doc = json.loads(done.stdout)
-            out[budget] = {
-                "seconds": seconds,
-                "pick": _model_id(doc["best"]["ref"]),
-                "forward_passes": doc["budget"]["forward_passes"],
-                "stages": [(len(s["candidates"]), s["samples"]) for s in doc["budget"]["stages"]],
-            }
-            print(f"{budget}: {seconds:.0f} s, pick {out[budget]['pick']}", file=sys.stderr, flush=True)
-    return out
-
-
-def report_hub_shell(doc: dict[str, Any]) -> str:
-    full, auto = doc["full"], doc["auto"]
-    return (
-        f"tlreg recommend from the shell on the Hub-like target {doc['target']} "
-        f"({doc['max_samples']} images, {doc['candidates']} candidates, empty caches): "
-        f"full {full['seconds']:.0f} s, auto {auto['seconds']:.0f} s "
-        f"({full['seconds'] / auto['seconds']:.1f}x); forward passes {full['forward_passes']:,} vs "
-        f"{auto['forward_passes']:,}; picks: full {full['pick']}, auto {auto['pick']}"
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
     parser.add_argument(
@@ -505,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
 
         doc["hub"] = hub(args.work or default_work(), args.seeds)
     elif args.what == "hub-shell":
+        from halving_shell import hub_shell
         from hub_quality import default_work
 
         doc["hub_shell"] = hub_shell(args.work or default_work(), args.target, args.max_samples)
@@ -515,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
             args.work or default_work(), args.max_samples
         )
     elif args.what == "shell":
+        from halving_shell import shell
+
         doc["shell"] = shell(args.repeats, [int(s) for s in args.sizes.split(",")])
     if args.what:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -525,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(
             f"error: no figures in {args.out}; run `python bench/halving.py hub` or `shell` first"
         )
+    from halving_shell import report_hub_shell, report_shell
+
     if "hub" in doc:
         print(report_hub(doc["hub"]))
     if "hub_shell" in doc:
