@@ -17,13 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from halving import RESULTS, model_id
-
-
-def tlreg_command() -> str:
-    found = shutil.which("tlreg")
-    if not found:
-        raise SystemExit("error: the tlreg command is not on PATH; install tlreg first (pip install -e .)")
-    return found
+from shell import tlreg_command
 
 
 def fresh_env(home: Path) -> dict[str, str]:

@@ -184,11 +184,12 @@ def separability(
     within the seed noise of each other. P(best) is compared with how often the pick is the best
     model, and within the seed noise of it. None when the stored rounds lack the estimators.
     """
-    rows = []
+    rows, rounds = [], 0
     for t in table.targets:
         conf = confidence(results, table, t, names)
         if conf is None:
             return None
+        rounds = conf.rounds
         ranked = rank.order(rank.combine(table.scores[t], names), table.params)
         acc = table.accuracy[t]
         best = max(acc.values())
@@ -209,7 +210,7 @@ def separability(
     sep = [r for r in rows if r["separable"]]
     insep = [r for r in rows if not r["separable"]]
     return {
-        "rounds": len(scores_and_rounds(results, table.targets[0], names)[1]),
+        "rounds": rounds,
         "noise_pp": noise_pp,
         "targets": rows,
         "separable": {"claims": len(sep), "right": sum(r["pick_minus_runner_up_pp"] >= 0 for r in sep)},

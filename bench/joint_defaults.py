@@ -30,13 +30,12 @@ from pathlib import Path
 import hub_eval as he
 import numpy as np
 import transfer_eval as ev
+from tlreg.advisor import rank
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST = ROOT / "data" / "bench" / "transfer_quality_results.json"
 HUB = ROOT / "data" / "bench" / "hub_quality_results.json"
 POOL = ("gbc", "hscore_shrinkage", "knn", "leep", "logme", "nce", "nleep")
-#: tlreg's default pair, the base of the learned weighting's smaller feature set.
-DEFAULT_PAIR = ("hscore_shrinkage", "nleep")
 
 
 def combos(pool: Sequence[str], max_size: int = ev.MAX_SUBSET) -> list[ev.Combo]:
@@ -205,7 +204,10 @@ def evaluate(pool: Sequence[str] = POOL) -> dict:
         "heuristics": heuristics(hub, both),
         "learned": {
             f"{'+'.join(names)}, alpha {alpha:g}": learned(both, names, alpha)
-            for names in ([*DEFAULT_PAIR, "params"], [*pool_of(both, pool), "params"])
+            for names in (
+                [*rank.DEFAULT_ESTIMATORS["classification"], "params"],
+                [*pool_of(both, pool), "params"],
+            )
             for alpha in ALPHAS
         },
     }

@@ -28,7 +28,7 @@ DIGITS = ROOT / "data" / "demo" / "digits"
 HEAVY = ("torch", "timm", "transformers", "faiss", "sklearn", "pandas", "scipy", "sqlalchemy")
 
 
-def _tlreg() -> str:
+def tlreg_command() -> str:
     found = shutil.which("tlreg")
     if not found:
         raise SystemExit("error: the tlreg command is not on PATH; install tlreg first (pip install -e .)")
@@ -37,7 +37,7 @@ def _tlreg() -> str:
 
 def timed(args: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
-    done = subprocess.run([_tlreg(), *args], env=env, capture_output=True, text=True)
+    done = subprocess.run([tlreg_command(), *args], env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(
