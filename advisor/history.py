@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import faiss
 import numpy as np
 from tlreg.registry import OutcomeStore, Registry
 from tlreg.registry.errors import TlregError
@@ -155,6 +154,8 @@ def history_signal(
     for s in past:
         by_fp.setdefault(s.fingerprint, s)
     past = list(by_fp.values())
+    import faiss  # only with past datasets: a registry without history never loads it
+
     matrix = np.asarray([s.vector for s in past], dtype=np.float32)
     index = faiss.IndexFlatIP(matrix.shape[1])
     index.add(matrix)

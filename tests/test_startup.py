@@ -91,7 +91,7 @@ def test_looking_around_loads_no_heavy_library(args: list[str], registry: Regist
 
 MODEL_LIBRARIES = ("torch", "timm", "transformers", "torchvision")
 #: what a cached recommend must not import either: it runs no estimator (scipy.stats alone took 0.8 s)
-CACHED_ABSENT = (*MODEL_LIBRARIES, "scipy", "sklearn")
+CACHED_ABSENT = (*MODEL_LIBRARIES, "scipy", "sklearn", "faiss")
 
 RECOMMEND = """
 import contextlib, io, json, sys
