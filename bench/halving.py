@@ -33,6 +33,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import hub_noise
 import numpy as np
 from scipy.stats import kendalltau
 from tlreg.advisor.data import fingerprint, load_dataset, sample
@@ -145,7 +146,7 @@ def hub(work: Path, seeds: int = 1) -> dict[str, Any]:
     picks with ``seeds`` seeds in all (``over_seeds``: halving's stages are random draws)."""
     results = json.loads(RESULTS.read_text())
     noise = json.loads(QUALITY.read_text())["realism"]["seed_noise_pp"]
-    truth = {(p["model"], p["target"]): p["finetune_acc"] for p in results["pairs"]}
+    truth = hub_noise.truth(results)
     candidates = results["candidates"]
     backbones = sorted({c.split("-")[0] for c in candidates})
     registry_params = _params(work)
@@ -242,7 +243,7 @@ def small(work: Path, n: int, floors: tuple[int, ...] = (4, 8), seeds: int = 2) 
     import tlreg.advisor.halving as halving
 
     results = json.loads(RESULTS.read_text())
-    truth = {(p["model"], p["target"]): p["finetune_acc"] for p in results["pairs"]}
+    truth = hub_noise.truth(results)
     params = {m: float(v) for m, v in _params(work).items()}
     regrets: dict[str, list[float]] = {"full": [], **{f"auto, floor {f}": [] for f in floors}}
     saved = halving.MIN_FIRST_PER_CLASS

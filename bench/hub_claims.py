@@ -20,14 +20,10 @@ from typing import Any
 
 import numpy as np
 import transfer_eval as ev
+from hub_noise import pairs_of
 from tlreg.advisor import rank
 from tlreg.advisor.confidence import Confidence, from_rounds, tied_with_best
 from tlreg.advisor.verdicts import beaten_by, negative_transfer, verdict_names
-
-
-def pairs_of(results: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    """The results document's (model, target) entries by key."""
-    return {(p["model"], p["target"]): p for p in results["pairs"]}
 
 
 def backbone(results: Mapping[str, Any], model: str) -> str:

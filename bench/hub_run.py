@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import hub_build as hb
+import hub_jobs
+import hub_noise
 import hub_tasks
 import zoo_build as zb
 from tlreg.registry import Registry
@@ -83,7 +85,7 @@ def build(
         )
 
     jobs = sorted(((work, cfg, m) for m in todo), key=lambda j: -_cost(j[2]))
-    _run_jobs(hb.descendant_job, jobs, workers=workers, on_done=descendant_done)
+    _run_jobs(hub_jobs.descendant_job, jobs, workers=workers, on_done=descendant_done)
     for model_id in descendants:
         refs[model_id] = hb.register(work, hb.model_folder(work, cfg, model_id))
     models = {}
@@ -124,7 +126,7 @@ def build(
             f"probe {pair['probe_acc']:.3f}",
         )
 
-    _run_jobs(hb.pair_job, jobs, workers=workers, on_done=pair_done)
+    _run_jobs(hub_jobs.pair_job, jobs, workers=workers, on_done=pair_done)
 
     # 3. the raw-pixel baseline of each target
     raw: dict[str, dict[str, Any]] = {}
@@ -134,7 +136,7 @@ def build(
         merge(result[1])
         progress(len(raw), len(cfg.targets), f"raw pixels on {job[2]}: probe {result[0]['probe_acc']:.3f}")
 
-    _run_jobs(hb.raw_job, [(work, cfg, t) for t in cfg.targets], workers=workers, on_done=raw_done)
+    _run_jobs(hub_jobs.raw_job, [(work, cfg, t) for t in cfg.targets], workers=workers, on_done=raw_done)
 
     # 4. the noise: each target's best candidates fine-tuned again with other seeds
     candidates = hb.candidate_ids(cfg)
@@ -143,18 +145,36 @@ def build(
         top = sorted(candidates, key=lambda m: -results[m, t]["finetune_acc"])[: cfg.repeat_top]
         repeat_jobs += [(work, cfg, m, refs[m], t, extra) for m in top for extra in cfg.extra_seeds]
     repeats: list[dict[str, Any]] = []
+    batch: list[dict[str, Any]] = []  # this batch's repeats (two batches: the tops, then noisy targets)
 
     def repeat_done(job: tuple, result: tuple[dict, dict]) -> None:
         repeats.append(result[0])
+        batch.append(result[0])
         merge(result[1])
         first = results[job[2], job[4]]["finetune_acc"]
         progress(
-            len(repeats),
+            len(batch),
             len(repeat_jobs),
             f"{job[2]} on {job[4]}, seed {job[5]}: {result[0]['accuracy']:.3f} (seed 0: {first:.3f})",
         )
 
-    _run_jobs(hb.repeat_job, repeat_jobs, workers=workers, on_done=repeat_done)
+    _run_jobs(hub_jobs.repeat_job, repeat_jobs, workers=workers, on_done=repeat_done)
+    # 4b. on a target too noisy for one seed (its top repeats say so), every candidate's repeats too
+    done = {(r["model"], r["target"], r["extra"]) for r in repeats}
+    noisy = hub_noise.noisy_targets(
+        cfg.targets, candidates, repeats, results, top=cfg.repeat_top, noisy_pp=cfg.noisy_pp
+    )
+    repeat_jobs = [
+        (work, cfg, m, refs[m], t, extra)
+        for t in noisy
+        for m in candidates
+        for extra in cfg.extra_seeds
+        if (m, t, extra) not in done
+    ]
+    if repeat_jobs:
+        log(f"too noisy for one seed (> {cfg.noisy_pp} points): {', '.join(noisy)}; every candidate again")
+    batch.clear()
+    _run_jobs(hub_jobs.repeat_job, repeat_jobs, workers=workers, on_done=repeat_done)
 
     # 5. the resampling rounds of every target (what recommend's confidence and verdicts look at)
     resamples: dict[str, dict[str, Any]] = {}
@@ -165,7 +185,10 @@ def build(
         progress(len(resamples), len(cfg.targets), f"resampling rounds on {job[2]}")
 
     _run_jobs(
-        hb.resample_job, [(work, cfg, t, refs) for t in cfg.targets], workers=workers, on_done=resample_done
+        hub_jobs.resample_job,
+        [(work, cfg, t, refs) for t in cfg.targets],
+        workers=workers,
+        on_done=resample_done,
     )
 
     if ledger.stages.spent != before:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import hub_build as hb
+import hub_jobs
 import numpy as np
 import torch
 import zoo_build as zb
@@ -56,18 +57,11 @@ def partial_job(
     from tlreg.advisor.handoff.model import plan
 
     watch = zb.Stopwatch()
-    target = hb._target(work, cfg, target_name)
-    budget_key = stable_seed(*sorted(cfg.finetune.to_dict().items()))
-    path = (
-        work
-        / "pairs"
-        / target.name
-        / model_id
-        / f"partial{unfreeze}-{target.train_fp[:16]}-{target.test_fp[:16]}-{budget_key}.json"
-    )
+    target = hub_jobs.work_target(work, cfg, target_name)
+    path = hub_jobs.pair_file(work, cfg, target, model_id, f"partial{unfreeze}")
     if not path.exists():
         seed = stable_seed(cfg.seed, "finetune", model_id, target.name)  # the full fine-tune's seed
-        extractor = hb._registry(work).load(ref)
+        extractor = hb.work_registry(work).load(ref)
         pre = extractor.preprocessor
         x_train = pre.collate([pre(p) for p in target.train.items])
         x_test = pre.collate([pre(p) for p in target.test.items])
@@ -115,10 +109,10 @@ def profile_job(
     from tlreg.advisor.learning_curve import learning_curve
 
     watch = zb.Stopwatch()
-    target = hb._target(work, cfg, target_name)
+    target = hub_jobs.work_target(work, cfg, target_name)
     path = work / "pairs" / target.name / model_id / f"profile-{target.train_fp[:16]}-v2.json"
     if not path.exists():
-        registry = hb._registry(work)
+        registry = hb.work_registry(work)
         record = registry.get(ref)
         labels = np.asarray(target.train.labels)
         request = EmbedRequest(

@@ -77,7 +77,7 @@ def synthetic(seed: int = 0) -> dict:
         "pairs": pairs,
         "raw": raw,
         "repeats": repeats,
-        "config": {},
+        "config": {"repeat_top": 3, "extra_seeds": [1], "noisy_pp": 2.0},
     }
 
 
@@ -246,3 +246,77 @@ def test_paired_comparison_is_on_shared_targets_with_an_interval() -> None:
     doc = he.evaluate(synthetic())
     assert set(doc["combined_vs"]) == {*he.HEURISTICS, *he.ORACLES}
     assert doc["combined_vs"]["name_match"]["targets"] == 2  # counting matches no source
+
+
+def _with_repeats(results: dict, target: str, moved: dict[str, float]) -> dict:
+    """``results`` with one repeat per candidate in ``moved`` on ``target``: first accuracy + moved."""
+    first = {(p["model"], p["target"]): p["finetune_acc"] for p in results["pairs"]}
+    repeats = [r for r in results["repeats"] if r["target"] != target]
+    repeats += [
+        {"model": m, "target": target, "accuracy": first[m, target] + d, "extra": 1} for m, d in moved.items()
+    ]
+    return {**results, "repeats": repeats}
+
+
+def test_a_target_is_noisy_when_its_top_repeats_moved_more_than_the_threshold() -> None:
+    import hub_noise
+
+    results = synthetic()
+    pairs = hub_noise.pairs_of(results)
+    top3 = sorted(results["candidates"], key=lambda m: -pairs[m, "counting"]["finetune_acc"])[:3]
+    calm = _with_repeats(results, "counting", {m: 0.01 for m in top3})
+    below = _with_repeats(results, "counting", {top3[0]: 0.02, top3[1]: -0.02, top3[2]: 0.0})
+    # a big move of a model outside the top 3 is not the build's noise measure
+    outside = _with_repeats(results, "counting", {**{m: 0.0 for m in top3}, "lite0-shuffled": 0.2})
+
+    def noisy(doc: dict) -> list[str]:
+        return hub_noise.noisy_targets(
+            list(TARGETS), doc["candidates"], doc["repeats"], pairs, top=3, noisy_pp=2.0
+        )
+
+    assert noisy(calm) == [] and noisy(outside) == []
+    assert noisy(below) == []  # a mean |move| of 1.3 pts over the top 3
+    above = _with_repeats(results, "counting", {top3[0]: 0.03, top3[1]: -0.04, top3[2]: 0.0})
+    assert noisy(above) == ["counting"]  # 2.3 pts
+
+
+def test_the_truth_is_the_seed_mean_only_where_every_candidate_was_repeated() -> None:
+    import hub_noise
+
+    results = synthetic()
+    first = hub_noise.truth(results, seeds="first")
+    some = _with_repeats(results, "counting", {m: 0.1 for m in results["candidates"][:-1]})
+    assert hub_noise.averaged_targets(some) == [] and hub_noise.truth(some) == first
+    every = _with_repeats(results, "counting", {m: 0.1 for m in results["candidates"]})
+    assert hub_noise.averaged_targets(every) == ["counting"]
+    mean = hub_noise.truth(every)
+    for m in results["candidates"]:
+        assert mean[m, "counting"] == pytest.approx(first[m, "counting"] + 0.05)
+        assert mean[m, "digits"] == first[m, "digits"]  # one repeat on digits: not every candidate
+    for b in results["baselines"]:
+        assert mean[b, "counting"] == first[b, "counting"]  # random inits are baselines, not averaged
+    with pytest.raises(ValueError, match="seeds"):
+        hub_noise.truth(results, seeds="best")
+
+
+def test_regret_is_judged_against_the_seed_mean_and_the_first_seed_is_reported() -> None:
+    """On an averaged target the first seed's lucky winner is not the best: a ranker that picks the
+    seed-mean winner has no regret there, and the first seed's figures are kept for comparison."""
+    results = synthetic()
+    pairs = {(p["model"], p["target"]): p for p in results["pairs"]}
+    lucky, steady = "lite1-imagenet", "lite0-imagenet"  # the first seed's winner on counting, and another
+    assert max(results["candidates"], key=lambda m: pairs[m, "counting"]["finetune_acc"]) == lucky
+    moved = {m: 0.0 for m in results["candidates"]}
+    moved[lucky], moved[steady] = -0.1, +0.05
+    doc = _with_repeats(results, "counting", moved)
+    table = he.hub_table(doc)
+    assert max(table.accuracy["counting"], key=table.accuracy["counting"].get) == steady
+    judged = he.judge_values(table, "counting", {m: float(m == steady) for m in table.models}, 1.0)
+    assert judged["regret"] == 0.0
+    first = he.hub_table(doc, seeds="first")
+    on_first = he.judge_values(first, "counting", {m: float(m == steady) for m in first.models}, 1.0)
+    assert on_first["regret"] > 0
+    evaluated = he.evaluate(doc)
+    assert evaluated["realism"]["seed_noise"]["averaged_targets"] == ["counting"]
+    assert set(evaluated["first_seed"]) >= {"combined", *he.HEURISTICS}
+    assert "truth = the mean over the seeds" in he.report(evaluated)

@@ -1,0 +1,109 @@
+"""The Hub-like build's noise, and the ground truth it makes necessary.
+
+One fine-tune per (model, target) names a target's best model only when the seed noise is small
+next to the gaps between models. The build measures that noise by fine-tuning each target's best
+``repeat_top`` candidates again with other seeds (:func:`top_repeats`, :func:`spread_pp`). Where
+those repeats moved more than ``noisy_pp`` points on average, one seed cannot name the best: the
+build fine-tunes every candidate again there (:func:`noisy_targets`), and the ground truth of that
+target is the mean over the seeds (:func:`truth`). With 21 candidates whose accuracies each move by
+a few points, the best of one seed is partly luck (the winner's curse); the mean of two seeds halves
+the variance of each model's accuracy, and the regret of every ranker is measured against it.
+
+No torch here: the build (``hub_build``/``hub_run``) and the evaluation (``hub_eval``) both use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+Pairs = Mapping[tuple[str, str], Mapping[str, Any]]
+
+
+def top_repeats(
+    repeats: Sequence[Mapping[str, Any]], pairs: Pairs, candidates: Sequence[str], top: int
+) -> list[Mapping[str, Any]]:
+    """The repeats of each target's best ``top`` candidates by their first fine-tune: the build's
+    noise (candidates in their order, so ties fall as the build chose them)."""
+    out: list[Mapping[str, Any]] = []
+    for t in sorted({r["target"] for r in repeats}):
+        best = sorted(candidates, key=lambda m: -pairs[m, t]["finetune_acc"])[:top]
+        out += [r for r in repeats if r["target"] == t and r["model"] in best]
+    return out
+
+
+def spread_pp(repeats: Sequence[Mapping[str, Any]], pairs: Pairs) -> dict[str, float]:
+    """Per target: mean points between each repeat and the first fine-tune of its (model, target)."""
+    diffs: dict[str, list[float]] = {}
+    for r in repeats:
+        first = pairs[r["model"], r["target"]]["finetune_acc"]
+        diffs.setdefault(r["target"], []).append(100.0 * abs(r["accuracy"] - first))
+    return {t: float(np.mean(v)) for t, v in diffs.items()}
+
+
+def noisy_targets(
+    targets: Sequence[str],
+    candidates: Sequence[str],
+    repeats: Sequence[Mapping[str, Any]],
+    pairs: Pairs,
+    *,
+    top: int,
+    noisy_pp: float,
+) -> list[str]:
+    """The targets whose top repeats moved more than ``noisy_pp`` points on average."""
+    spread = spread_pp(top_repeats(repeats, pairs, candidates, top), pairs)
+    return [t for t in targets if spread.get(t, 0.0) > noisy_pp]
+
+
+def pairs_of(results: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The results document's (model, target) entries by key."""
+    return {(p["model"], p["target"]): p for p in results["pairs"]}
+
+
+def averaged_targets(results: Mapping[str, Any]) -> list[str]:
+    """The targets on which every candidate was fine-tuned with every seed of the build."""
+    seeds = len(results["config"]["extra_seeds"])
+    counts: dict[tuple[str, str], int] = {}
+    for r in results.get("repeats", []):
+        counts[r["model"], r["target"]] = counts.get((r["model"], r["target"]), 0) + 1
+    every = results["candidates"]
+    return [t for t in results["targets"] if all(counts.get((m, t), 0) >= seeds for m in every)]
+
+
+def truth(results: Mapping[str, Any], *, seeds: str = "mean") -> dict[tuple[str, str], float]:
+    """Each (model, target)'s fine-tuned test accuracy: ``seeds="mean"`` averages every seed of a
+    candidate on the targets where all candidates have them (:func:`averaged_targets`), else the
+    first fine-tune; ``seeds="first"``: the first fine-tune everywhere (the build's older truth)."""
+    if seeds not in ("mean", "first"):
+        raise ValueError(f"seeds must be 'mean' or 'first', not {seeds!r}")
+    acc = {key: float(p["finetune_acc"]) for key, p in pairs_of(results).items()}
+    if seeds == "first":
+        return acc
+    averaged = set(averaged_targets(results))
+    runs: dict[tuple[str, str], list[float]] = {}
+    for r in results.get("repeats", []):
+        if r["target"] in averaged and r["model"] in results["candidates"]:
+            runs.setdefault((r["model"], r["target"]), []).append(float(r["accuracy"]))
+    for key, more in runs.items():
+        acc[key] = float(np.mean([acc[key], *more]))
+    return acc
+
+
+def seed_noise(results: Mapping[str, Any]) -> dict[str, Any]:
+    """Points between the first fine-tune and the repeats of each target's top candidates (the
+    build's noise measure): mean, max, per target, and the targets too noisy for one seed."""
+    cfg = results["config"]
+    pairs = pairs_of(results)
+    tops = top_repeats(results.get("repeats", []), pairs, results["candidates"], cfg["repeat_top"])
+    flat = [100.0 * abs(r["accuracy"] - pairs[r["model"], r["target"]]["finetune_acc"]) for r in tops]
+    per = spread_pp(tops, pairs)
+    return {
+        "mean_pp": float(np.mean(flat)) if flat else float("nan"),
+        "max_pp": float(np.max(flat)) if flat else float("nan"),
+        "per_target_pp": per,
+        "repeats": len(flat),
+        "noisy_pp": cfg.get("noisy_pp"),
+        "averaged_targets": averaged_targets(results),
+    }
