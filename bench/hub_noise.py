@@ -22,25 +22,35 @@ import numpy as np
 Pairs = Mapping[tuple[str, str], Mapping[str, Any]]
 
 
+def top_candidates(candidates: Sequence[str], pairs: Pairs, target: str, top: int) -> list[str]:
+    """The target's best ``top`` candidates by their first fine-tune (candidates in their order, so
+    ties fall as the build chose them): the ones the build repeats to measure its noise."""
+    return sorted(candidates, key=lambda m: -pairs[m, target]["finetune_acc"])[:top]
+
+
 def top_repeats(
     repeats: Sequence[Mapping[str, Any]], pairs: Pairs, candidates: Sequence[str], top: int
 ) -> list[Mapping[str, Any]]:
-    """The repeats of each target's best ``top`` candidates by their first fine-tune: the build's
-    noise (candidates in their order, so ties fall as the build chose them)."""
+    """The repeats of each target's :func:`top_candidates`: the build's noise measure."""
     out: list[Mapping[str, Any]] = []
     for t in sorted({r["target"] for r in repeats}):
-        best = sorted(candidates, key=lambda m: -pairs[m, t]["finetune_acc"])[:top]
+        best = top_candidates(candidates, pairs, t, top)
         out += [r for r in repeats if r["target"] == t and r["model"] in best]
     return out
 
 
-def spread_pp(repeats: Sequence[Mapping[str, Any]], pairs: Pairs) -> dict[str, float]:
-    """Per target: mean points between each repeat and the first fine-tune of its (model, target)."""
+def moves_pp(repeats: Sequence[Mapping[str, Any]], pairs: Pairs) -> dict[str, list[float]]:
+    """Per target: the points between each repeat and the first fine-tune of its (model, target)."""
     diffs: dict[str, list[float]] = {}
     for r in repeats:
         first = pairs[r["model"], r["target"]]["finetune_acc"]
         diffs.setdefault(r["target"], []).append(100.0 * abs(r["accuracy"] - first))
-    return {t: float(np.mean(v)) for t, v in diffs.items()}
+    return diffs
+
+
+def spread_pp(repeats: Sequence[Mapping[str, Any]], pairs: Pairs) -> dict[str, float]:
+    """Per target: the mean of :func:`moves_pp`."""
+    return {t: float(np.mean(v)) for t, v in moves_pp(repeats, pairs).items()}
 
 
 def noisy_targets(
@@ -97,12 +107,12 @@ def seed_noise(results: Mapping[str, Any]) -> dict[str, Any]:
     cfg = results["config"]
     pairs = pairs_of(results)
     tops = top_repeats(results.get("repeats", []), pairs, results["candidates"], cfg["repeat_top"])
-    flat = [100.0 * abs(r["accuracy"] - pairs[r["model"], r["target"]]["finetune_acc"]) for r in tops]
-    per = spread_pp(tops, pairs)
+    moves = moves_pp(tops, pairs)
+    flat = [d for v in moves.values() for d in v]
     return {
         "mean_pp": float(np.mean(flat)) if flat else float("nan"),
         "max_pp": float(np.max(flat)) if flat else float("nan"),
-        "per_target_pp": per,
+        "per_target_pp": {t: float(np.mean(v)) for t, v in moves.items()},
         "repeats": len(flat),
         "noisy_pp": cfg.get("noisy_pp"),
         "averaged_targets": averaged_targets(results),

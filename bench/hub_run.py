@@ -142,7 +142,7 @@ def build(
     candidates = hb.candidate_ids(cfg)
     repeat_jobs = []
     for t in cfg.targets:
-        top = sorted(candidates, key=lambda m: -results[m, t]["finetune_acc"])[: cfg.repeat_top]
+        top = hub_noise.top_candidates(candidates, results, t, cfg.repeat_top)
         repeat_jobs += [(work, cfg, m, refs[m], t, extra) for m in top for extra in cfg.extra_seeds]
     repeats: list[dict[str, Any]] = []
     batch: list[dict[str, Any]] = []  # this batch's repeats (two batches: the tops, then noisy targets)

@@ -37,6 +37,7 @@ from typing import Any
 import hub_eval as he
 import hub_noise
 import transfer_eval as ev
+from hub_quality import write_json
 from tlreg.advisor import rank
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,12 +66,12 @@ def run_trial(work: Path, results: dict[str, Any], target: str, model: str) -> d
     path = trial_path(work, target, model)
     if path.exists():
         return json.loads(path.read_text())
+    from hub_build import work_registry
     from tlreg.advisor import finetune
-    from tlreg.registry import Registry
 
     n_train = results["config"]["target_train"]
     data = next((work / "targets").glob(f"{target}-v*-{n_train}-*")) / "train"
-    registry = Registry(f"sqlite:///{work / 'registry.db'}")
+    registry = work_registry(work)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         done = finetune(
@@ -90,10 +91,7 @@ def run_trial(work: Path, results: dict[str, Any], target: str, model: str) -> d
         "val": done.data["val"],
         "seconds": round(time.perf_counter() - start, 2),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = path.with_name(path.name + ".tmp")
-    tmp_path.write_text(json.dumps(doc, indent=1) + "\n")
-    tmp_path.replace(path)
+    write_json(path, doc)
     return doc
 
 
@@ -184,9 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{i}/{len(jobs)} {m} on {t}: {trials[-1]['val_acc']:.3f}", file=sys.stderr, flush=True)
     doc = evaluate(results, trials)
     if not args.report:
-        tmp = args.out.with_name(args.out.name + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=1) + "\n")
-        tmp.replace(args.out)
+        write_json(args.out, doc)
     print(report(doc))
     return 0
 
