@@ -49,12 +49,9 @@ def hub_table(
     targets too noisy for one seed, the mean over the seeds (``hub_noise.truth``; ``seeds="first"``:
     the first fine-tune everywhere)."""
     chosen = list(models or results["candidates"])
-    acc = hub_noise.truth(results, seeds=seeds)
-    pairs = [
-        {**p, "finetune_acc": acc[p["model"], p["target"]]} for p in results["pairs"] if p["model"] in chosen
-    ]
+    pairs = [p for p in results["pairs"] if p["model"] in chosen]
     sub = {**results, "models": {m: results["models"][m] for m in chosen}, "pairs": pairs}
-    return ev.table_from_results(sub)
+    return ev.table_from_results(sub, seeds=seeds)
 
 
 # --- realism -----------------------------------------------------------------------------------

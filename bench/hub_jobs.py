@@ -61,11 +61,8 @@ def raw_job(work: Path, cfg: HubConfig, target_name: str) -> tuple[dict[str, Any
 
 
 def pair_file(work: Path, cfg: HubConfig, target: zb.Target, model_id: str, kind: str) -> Path:
-    """Where one more result of ``kind`` on (model, target) is cached: keyed by the target's splits and
-    the fine-tuning budget, so a changed target or budget is computed afresh."""
-    budget_key = stable_seed(*sorted(cfg.finetune.to_dict().items()))
-    name = f"{kind}-{target.train_fp[:16]}-{target.test_fp[:16]}-{budget_key}.json"
-    return work / "pairs" / target.name / model_id / name
+    """Where one more result of ``kind`` on (model, target) is cached (``zoo_build.result_file``)."""
+    return zb.result_file(work, target, model_id, kind, cfg.finetune)
 
 
 def repeat_job(
@@ -74,29 +71,11 @@ def repeat_job(
     """One more full fine-tune of ``model_id`` on the target with seed number ``extra``."""
     watch = zb.Stopwatch()
     target = work_target(work, cfg, target_name)
-    path = pair_file(work, cfg, target, model_id, f"repeat{extra}")
-    if not path.exists():
-        seed = stable_seed(cfg.seed, "finetune", model_id, target.name, "repeat", extra)
-        extractor = work_registry(work).load(ref)
-        pre = extractor.preprocessor
-        x_train = pre.collate([pre(p) for p in target.train.items])
-        x_test = pre.collate([pre(p) for p in target.test.items])
-        result = zb._timed(
-            watch,
-            "finetune",
-            lambda: zoo_train.finetune(
-                extractor.module,
-                len(target.train.classes or []),
-                x_train,
-                np.asarray(target.train.labels),
-                x_test,
-                np.asarray(target.test.labels),
-                cfg.finetune,
-                seed=seed,
-            ),
-        )
-        write_json(path, {**result, "seed": seed, "extra": extra, "model": model_id, "target": target.name})
-    return read_json(path), watch.spent
+    seed = stable_seed(cfg.seed, "finetune", model_id, target.name, "repeat", extra)
+    result = zb.repeat_finetune(
+        work, work_registry(work), ref, model_id, target, cfg.finetune, seed=seed, extra=extra, watch=watch
+    )
+    return result, watch.spent
 
 
 #: Estimators scored on every resampling round, and how many rounds: the defaults of the first build

@@ -1,7 +1,8 @@
-"""The Hub-like build's noise, and the ground truth it makes necessary.
+"""A build's seed noise, and the ground truth it makes necessary (both benchmarks' builds).
 
 One fine-tune per (model, target) names a target's best model only when the seed noise is small
-next to the gaps between models. The build measures that noise by fine-tuning each target's best
+next to the gaps between models. Each build (``hub_run``; ``zoo_run`` for the first benchmark)
+measures that noise by fine-tuning each target's best
 ``repeat_top`` candidates again with other seeds (:func:`top_repeats`, :func:`spread_pp`). Where
 those repeats moved more than ``noisy_pp`` points on average, one seed cannot name the best: the
 build fine-tunes every candidate again there (:func:`noisy_targets`), and the ground truth of that
@@ -9,17 +10,21 @@ target is the mean over the seeds (:func:`truth`). With 21 candidates whose accu
 a few points, the best of one seed is partly luck (the winner's curse); the mean of two seeds halves
 the variance of each model's accuracy, and the regret of every ranker is measured against it.
 
-No torch here: the build (``hub_build``/``hub_run``) and the evaluation (``hub_eval``) both use it.
+No torch here: the builds (their seed-noise stage, :func:`seed_repeats`) and the evaluations
+(``transfer_eval``, ``hub_eval``) all use it. A results document without repeats (an older build)
+has no averaged targets: its truth is the first fine-tune.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 Pairs = Mapping[tuple[str, str], Mapping[str, Any]]
+#: ``run_jobs(fn, jobs, workers=, on_done=)``: runs ``fn(*job)`` for each job, ``on_done(job, result)``
+RunJobs = Callable[..., None]
 
 
 def top_candidates(candidates: Sequence[str], pairs: Pairs, target: str, top: int) -> list[str]:
@@ -74,7 +79,9 @@ def pairs_of(results: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]
 
 def averaged_targets(results: Mapping[str, Any]) -> list[str]:
     """The targets on which every candidate was fine-tuned with every seed of the build."""
-    seeds = len(results["config"]["extra_seeds"])
+    seeds = len(results["config"].get("extra_seeds", ()))
+    if not seeds or not results.get("repeats"):
+        return []
     counts: dict[tuple[str, str], int] = {}
     for r in results.get("repeats", []):
         counts[r["model"], r["target"]] = counts.get((r["model"], r["target"]), 0) + 1
@@ -94,7 +101,7 @@ def truth(results: Mapping[str, Any], *, seeds: str = "mean") -> dict[tuple[str,
     averaged = set(averaged_targets(results))
     runs: dict[tuple[str, str], list[float]] = {}
     for r in results.get("repeats", []):
-        if r["target"] in averaged and r["model"] in results["candidates"]:
+        if r["target"] in averaged and (r["model"], r["target"]) in acc:
             runs.setdefault((r["model"], r["target"]), []).append(float(r["accuracy"]))
     for key, more in runs.items():
         acc[key] = float(np.mean([acc[key], *more]))
@@ -117,3 +124,59 @@ def seed_noise(results: Mapping[str, Any]) -> dict[str, Any]:
         "noisy_pp": cfg.get("noisy_pp"),
         "averaged_targets": averaged_targets(results),
     }
+
+
+def seed_repeats(
+    run_jobs: RunJobs,
+    job: Callable[..., tuple[dict, dict]],
+    job_args: Callable[[str, str, int], tuple],
+    cfg: Any,
+    targets: Sequence[str],
+    candidates: Sequence[str],
+    pairs: Mapping[tuple[str, str], Mapping[str, Any]],
+    *,
+    workers: int,
+    log: Callable[[str], None],
+    progress: Callable[[int, int, str], None],
+    merge: Callable[[dict], None],
+) -> list[dict[str, Any]]:
+    """The seed-noise stage of both builds. First each target's best ``cfg.repeat_top`` candidates
+    (by their first fine-tune) again with every seed of ``cfg.extra_seeds``; then, on the targets whose
+    repeats moved more than ``cfg.noisy_pp`` points on average (``noisy_targets``), every
+    candidate again, so that their ground truth can be the mean over the seeds. ``job(*job_args(model,
+    target, extra))`` returns one repeat ({model, target, extra, accuracy, ...}) and its seconds;
+    ``run_jobs`` runs a batch of jobs (``zoo_run._run_jobs``: in worker processes)."""
+    repeats: list[dict[str, Any]] = []
+    jobs: list[tuple] = []
+    batch = [0]
+
+    def done(_job: tuple, result: tuple[dict, dict]) -> None:
+        r = result[0]
+        repeats.append(r)
+        merge(result[1])
+        batch[0] += 1
+        first = pairs[r["model"], r["target"]]["finetune_acc"]
+        progress(
+            batch[0],
+            len(jobs),
+            f"{r['model']} on {r['target']}, seed {r['extra']}: {r['accuracy']:.3f} (seed 0: {first:.3f})",
+        )
+
+    for t in targets:
+        top = top_candidates(candidates, pairs, t, cfg.repeat_top)
+        jobs += [job_args(m, t, extra) for m in top for extra in cfg.extra_seeds]
+    run_jobs(job, jobs, workers=workers, on_done=done)
+    have = {(r["model"], r["target"], r["extra"]) for r in repeats}
+    noisy = noisy_targets(targets, candidates, repeats, pairs, top=cfg.repeat_top, noisy_pp=cfg.noisy_pp)
+    jobs = [
+        job_args(m, t, extra)
+        for t in noisy
+        for m in candidates
+        for extra in cfg.extra_seeds
+        if (m, t, extra) not in have
+    ]
+    if jobs:
+        log(f"too noisy for one seed (> {cfg.noisy_pp} points): {', '.join(noisy)}; every candidate again")
+    batch[0] = 0
+    run_jobs(job, jobs, workers=workers, on_done=done)
+    return sorted(repeats, key=lambda r: (r["target"], r["model"], r["extra"]))

@@ -68,7 +68,9 @@ def build(
             (f"{lite}-{hb.ORIGINAL}", lambda lite=lite: hb.build_original(work, cfg, lite, registry)),
             (f"{lite}-{hb.RANDOM}", lambda lite=lite: hb.build_random(work, cfg, lite)),
         ):
-            refs[model_id] = hb.register(work, zb._timed(watch, "models", folder))
+            built = (hb.model_folder(work, cfg, model_id) / "meta.json").exists()
+            # a model already built is not work done: timing its cache read would add a run to the ledger
+            refs[model_id] = hb.register(work, folder() if built else zb._timed(watch, "models", folder))
     merge(watch.spent)
     descendants = [m for m in hb.candidate_ids(cfg) if m not in refs]
     todo = [m for m in descendants if not (hb.model_folder(work, cfg, m) / "meta.json").exists()]
@@ -138,43 +140,22 @@ def build(
 
     _run_jobs(hub_jobs.raw_job, [(work, cfg, t) for t in cfg.targets], workers=workers, on_done=raw_done)
 
-    # 4. the noise: each target's best candidates fine-tuned again with other seeds
+    # 4. the noise: each target's best candidates fine-tuned again with other seeds (every candidate
+    # where one seed is too noisy to name the best)
     candidates = hb.candidate_ids(cfg)
-    repeat_jobs = []
-    for t in cfg.targets:
-        top = hub_noise.top_candidates(candidates, results, t, cfg.repeat_top)
-        repeat_jobs += [(work, cfg, m, refs[m], t, extra) for m in top for extra in cfg.extra_seeds]
-    repeats: list[dict[str, Any]] = []
-    batch: list[dict[str, Any]] = []  # this batch's repeats (two batches: the tops, then noisy targets)
-
-    def repeat_done(job: tuple, result: tuple[dict, dict]) -> None:
-        repeats.append(result[0])
-        batch.append(result[0])
-        merge(result[1])
-        first = results[job[2], job[4]]["finetune_acc"]
-        progress(
-            len(batch),
-            len(repeat_jobs),
-            f"{job[2]} on {job[4]}, seed {job[5]}: {result[0]['accuracy']:.3f} (seed 0: {first:.3f})",
-        )
-
-    _run_jobs(hub_jobs.repeat_job, repeat_jobs, workers=workers, on_done=repeat_done)
-    # 4b. on a target too noisy for one seed (its top repeats say so), every candidate's repeats too
-    done = {(r["model"], r["target"], r["extra"]) for r in repeats}
-    noisy = hub_noise.noisy_targets(
-        cfg.targets, candidates, repeats, results, top=cfg.repeat_top, noisy_pp=cfg.noisy_pp
+    repeats = hub_noise.seed_repeats(
+        _run_jobs,
+        hub_jobs.repeat_job,
+        lambda m, t, extra: (work, cfg, m, refs[m], t, extra),
+        cfg,
+        cfg.targets,
+        candidates,
+        results,
+        workers=workers,
+        log=log,
+        progress=progress,
+        merge=merge,
     )
-    repeat_jobs = [
-        (work, cfg, m, refs[m], t, extra)
-        for t in noisy
-        for m in candidates
-        for extra in cfg.extra_seeds
-        if (m, t, extra) not in done
-    ]
-    if repeat_jobs:
-        log(f"too noisy for one seed (> {cfg.noisy_pp} points): {', '.join(noisy)}; every candidate again")
-    batch.clear()
-    _run_jobs(hub_jobs.repeat_job, repeat_jobs, workers=workers, on_done=repeat_done)
 
     # 5. the resampling rounds of every target (what recommend's confidence and verdicts look at)
     resamples: dict[str, dict[str, Any]] = {}
@@ -218,5 +199,5 @@ def build(
         "pairs": [_round(p) for p in pairs],
         "raw": {t: _round(raw[t]) for t in cfg.targets},
         "resamples": {t: resamples[t] for t in cfg.targets},
-        "repeats": sorted((_round(r) for r in repeats), key=lambda r: (r["target"], r["model"], r["extra"])),
+        "repeats": [_round(r) for r in repeats],
     }

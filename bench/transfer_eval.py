@@ -23,6 +23,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+import hub_noise
 import numpy as np
 from scipy.stats import weightedtau
 from tlreg.advisor import rank
@@ -69,8 +70,11 @@ def _num(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-def table_from_results(results: Mapping) -> Table:
-    """A :class:`Table` from the results document written by ``bench/transfer_quality.py``."""
+def table_from_results(results: Mapping, *, seeds: str = "mean") -> Table:
+    """A :class:`Table` from a results document (``bench/transfer_quality.py``'s; ``hub_eval.hub_table``
+    hands the Hub-like one): the fine-tuned accuracy is ``hub_noise.truth``'s, the mean over the seeds
+    on the targets the build found too noisy for one (``seeds="first"``: the first fine-tune)."""
+    truth = hub_noise.truth(results, seeds=seeds)
     models = list(results["models"])
     targets = list(results["targets"])
     accuracy: dict[str, dict[str, float]] = {t: {} for t in targets}
@@ -78,7 +82,7 @@ def table_from_results(results: Mapping) -> Table:
     scores: dict[str, dict[str, dict[str, float]]] = {t: {} for t in targets}
     for pair in results["pairs"]:
         t, m = pair["target"], pair["model"]
-        accuracy[t][m] = float(pair["finetune_acc"])
+        accuracy[t][m] = truth[m, t]
         probe[t][m] = float(pair["probe_acc"])
         scores[t][m] = {k: _num(v) for k, v in pair["scores"].items()}
     for t in targets:

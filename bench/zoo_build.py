@@ -53,6 +53,12 @@ class BuildConfig:
     sources: tuple[str, ...] = tuple(zoo_tasks.SOURCES)
     targets: tuple[str, ...] = tuple(zoo_tasks.TARGETS)
     lites: tuple[str, ...] = LITES
+    #: the seed noise, measured as in the Hub-like build (``hub_noise``): each target's best this many
+    #: models are fine-tuned again with each extra seed; on a target whose repeats moved more than
+    #: ``noisy_pp`` points on average, every model is, and its ground truth is the mean over the seeds
+    repeat_top: int = 3
+    extra_seeds: tuple[int, ...] = (1,)
+    noisy_pp: float = 2.0
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "pretrain": self.pretrain.to_dict(), "finetune": self.finetune.to_dict()}
@@ -72,6 +78,7 @@ def quick_config(seed: int = 0) -> BuildConfig:
         sources=("digits", "shuffled"),
         targets=("digits", "counting", "photos"),
         lites=("efficientnet_lite0",),
+        repeat_top=2,
     )
 
 
@@ -363,6 +370,52 @@ def evaluate_pair(
     }
 
 
+def result_file(work: Path, target: Target, model_id: str, kind: str, budget: Budget) -> Path:
+    """Where one more result of ``kind`` on (model, target) is cached: keyed by the target's splits and
+    the fine-tuning budget, so a changed target or budget is computed afresh (both builds)."""
+    budget_key = stable_seed(*sorted(budget.to_dict().items()))
+    name = f"{kind}-{target.train_fp[:16]}-{target.test_fp[:16]}-{budget_key}.json"
+    return work / "pairs" / target.name / model_id / name
+
+
+def repeat_finetune(
+    work: Path,
+    registry: Registry,
+    ref: str,
+    model_id: str,
+    target: Target,
+    budget: Budget,
+    *,
+    seed: int,
+    extra: int,
+    watch: Stopwatch,
+) -> dict[str, Any]:
+    """One more full fine-tune of (model, target) with seed number ``extra`` (cached): the repeats
+    that measure a build's seed noise (``hub_noise``; both builds)."""
+    path = result_file(work, target, model_id, f"repeat{extra}", budget)
+    if not path.exists():
+        extractor = registry.load(ref)
+        pre = extractor.preprocessor
+        x_train = pre.collate([pre(p) for p in target.train.items])
+        x_test = pre.collate([pre(p) for p in target.test.items])
+        result = _timed(
+            watch,
+            "finetune",
+            lambda: zoo_train.finetune(
+                extractor.module,
+                len(target.train.classes or []),
+                x_train,
+                np.asarray(target.train.labels),
+                x_test,
+                np.asarray(target.test.labels),
+                budget,
+                seed=seed,
+            ),
+        )
+        write_json(path, {**result, "seed": seed, "extra": extra, "model": model_id, "target": target.name})
+    return read_json(path)
+
+
 # --- jobs for the worker processes ---------------------------------------------------------------
 
 
@@ -402,3 +455,16 @@ def pair_job(
         work, cfg, _registry(work), cache, model_id, ref, _target(work, cfg, target), watch, lambda _m: None
     )
     return pair, watch.spent
+
+
+def repeat_job(
+    work: Path, cfg: BuildConfig, model_id: str, ref: str, target: str, extra: int
+) -> tuple[dict[str, Any], dict]:
+    """One more fine-tune of (model, target) with seed number ``extra`` (in a worker)."""
+    watch = Stopwatch()
+    data = _target(work, cfg, target)
+    seed = stable_seed(cfg.seed, "finetune", model_id, target, "repeat", extra)
+    result = repeat_finetune(
+        work, _registry(work), ref, model_id, data, cfg.finetune, seed=seed, extra=extra, watch=watch
+    )
+    return result, watch.spent

@@ -10,6 +10,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from tlreg.advisor import rank
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
+import hub_noise  # noqa: E402
 import joint_defaults as jd  # noqa: E402
 import transfer_eval as ev  # noqa: E402
 import transfer_quality as tq  # noqa: E402
@@ -276,3 +278,84 @@ def test_learned_weighting_finds_the_informative_estimator():
     ranks = jd.within_target_ranks(both["a"], "t1", ["logme", "params"])
     assert ranks.shape == (6, 2) and ranks.min() == 0.0 and ranks.max() == 1.0
     assert ranks[:, 1].tolist() == sorted(ranks[:, 1].tolist())  # the synthetic params grow with the index
+
+
+# --- the seed noise (the build's repeats) ---------------------------------------------------------
+
+
+def _repeat(results: dict, model: str, target: str, moved: float, extra: int = 1) -> dict:
+    first = next(p for p in results["pairs"] if p["model"] == model and p["target"] == target)
+    return {"model": model, "target": target, "extra": extra, "accuracy": first["finetune_acc"] + moved}
+
+
+def _with_noise(results: dict, repeats: list[dict]) -> dict:
+    config = {"repeat_top": 3, "extra_seeds": [1], "noisy_pp": 2.0}
+    return {**results, "config": config, "candidates": list(results["models"]), "repeats": repeats}
+
+
+def test_the_truth_is_the_seed_mean_where_every_model_was_repeated_else_the_first_fine_tune():
+    results = synthetic_results()
+    first = ev.table_from_results(results)
+    every = [_repeat(results, m, "t1", 0.1) for m in results["models"]]
+    some = [_repeat(results, m, "t2", 0.1) for m in list(results["models"])[:3]]
+    table = ev.table_from_results(_with_noise(results, every + some))
+    for m in results["models"]:
+        assert table.accuracy["t1"][m] == pytest.approx(first.accuracy["t1"][m] + 0.05)
+        assert table.accuracy["t2"][m] == first.accuracy["t2"][m]  # only a few repeated: first seed
+    plain = ev.table_from_results(_with_noise(results, every + some), seeds="first")
+    assert plain.accuracy == first.accuracy
+
+
+def test_the_build_repeats_each_targets_top_then_every_model_where_they_moved_too_much():
+    """hub_noise.seed_repeats, the stage both builds run, with the jobs run in this process: the top 3
+    of each target once more; t1's moved 4 points (> 2), so every model of t1 again; t2's 1 point."""
+    results = synthetic_results(targets=("t1", "t2"))
+    pairs = {(p["model"], p["target"]): p for p in results["pairs"]}
+    moved = {"t1": 0.04, "t2": 0.01}
+    calls: list[tuple[str, str, int]] = []
+
+    def job(model: str, target: str, extra: int) -> tuple[dict, dict]:
+        calls.append((model, target, extra))
+        return _repeat(results, model, target, moved[target], extra), {"finetune": {"seconds": 1.0}}
+
+    def run_here(fn, jobs, *, workers, on_done):
+        for j in jobs:
+            on_done(j, fn(*j))
+
+    spent: list[dict] = []
+    repeats = hub_noise.seed_repeats(
+        run_here,
+        job,
+        lambda m, t, extra: (m, t, extra),
+        SimpleNamespace(repeat_top=3, extra_seeds=(1,), noisy_pp=2.0),
+        ["t1", "t2"],
+        list(results["models"]),
+        pairs,
+        workers=1,
+        log=lambda _m: None,
+        progress=lambda *_a: None,
+        merge=spent.append,
+    )
+    top2 = hub_noise.top_candidates(list(results["models"]), pairs, "t2", 3)
+    assert sorted(calls) == sorted({(m, "t1", 1) for m in results["models"]} | {(m, "t2", 1) for m in top2})
+    assert len(calls) == len(set(calls)) == len(repeats) == len(spent)  # nothing fine-tuned twice
+    assert [(r["target"], r["model"]) for r in repeats] == sorted((r["target"], r["model"]) for r in repeats)
+    assert hub_noise.averaged_targets(_with_noise(results, repeats)) == ["t1"]
+
+
+def test_the_evaluation_judges_tlreg_against_the_priors_and_a_random_pick_within_the_noise():
+    results = synthetic_results()
+    repeats = [_repeat(results, m, t, 0.01) for t in results["targets"] for m in list(results["models"])[:3]]
+    doc = tq.evaluate(_with_noise(results, repeats))
+    assert doc["seed_noise"]["mean_pp"] == pytest.approx(1.0) and doc["seed_noise"]["averaged_targets"] == []
+    assert set(doc["against_the_obvious"]) == {"combined", "params", "imagenet_top1", "random"}
+    table = ev.table_from_results(results)
+    expected = np.mean([100 * (max(a.values()) - np.mean(list(a.values()))) for a in table.accuracy.values()])
+    assert doc["against_the_obvious"]["random"]["mean_regret"] == pytest.approx(expected, abs=1e-3)
+    params = doc["against_the_obvious"]["params"]
+    assert params["mean_regret"] == pytest.approx(doc["regret"]["params"], abs=1e-3)
+    within = np.mean([d["regret"] <= 1.0 for d in doc["per_target"]["params"].values()])
+    assert params["within_noise"] == pytest.approx(within)
+    goals = {"beats_every_heuristic", "mean_regret_at_most_1pp", "worst_regret_at_most_3pp"}
+    assert set(doc["goal"]) == goals
+    assert tq.evaluate(results)["seed_noise"] is None  # an older build: no repeats, no noise measure
