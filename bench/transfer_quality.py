@@ -11,8 +11,10 @@ shapes, procedural textures, and shapes with shuffled labels) and once left untr
 plus the three bundled ImageNet EfficientNet-Lites (``pkg:efficientnet_lite0/1/2``, run at 64 px).
 Seven 32x32 targets of varied relatedness (``bench/zoo_tasks.py``). For every (model, target): test
 accuracy after a full fine-tune under one fixed budget, and after a linear probe (logistic regression
-on frozen features); seeds fixed (``bench/zoo_train.py``). Every stage is cached in ``--work``
-(default: the user cache dir), never in the repository.
+on frozen features); seeds fixed (``bench/zoo_train.py``). The build states its noise as the Hub-like
+one does (``hub_noise.seed_repeats``): each target's top 3 fine-tuned again with a second seed, and
+every model where those moved more than 2 points; the truth there is the mean over the seeds.
+Every stage is cached in ``--work`` (default: the user cache dir), never in the repository.
 
 **Scores.** Every classification estimator on the target's training split, with the features
 tlreg itself extracts (``features_for`` on a registry holding the zoo; ``bench/zoo_build.py``).
@@ -24,7 +26,9 @@ leave-one-target-out.
 
 Outputs: ``data/bench/transfer_quality_results.json`` (the ground truth and every score, with seeds,
 versions and timings) and ``data/bench/transfer_quality.json`` (the evaluation: ``mean_tau_w``,
-``regret``, ``loto_combined``, ...). The report goes to stdout, progress to stderr.
+``regret``, ``loto_combined``, ``seed_noise``, ``against_the_obvious`` (the default against the
+priors and a random pick: mean and worst regret, within the noise), ``combined_vs``, ``first_seed``,
+``goal``, ...). The report goes to stdout, progress to stderr.
 """
 
 from __future__ import annotations
