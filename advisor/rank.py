@@ -20,7 +20,7 @@ must compute for that.
 
 The defaults (:data:`DEFAULT_ESTIMATORS`, :data:`DEFAULT_WEIGHTS`, :data:`DEFAULT_AGGREGATION`) come
 from the ground truth of both benchmarks: ``bench/transfer_quality.py`` (23 models fine-tuned on 7
-targets, an ImageNet model best on each) and ``bench/hub_quality.py`` (21 fine-tuned descendants and
+targets, an ImageNet model best on 6 of them) and ``bench/hub_quality.py`` (21 fine-tuned descendants and
 originals of three backbones on 8 targets, five distinct winners). Over their 15 targets pooled, the
 search space (subsets of up to 1-4 of the estimators a default can run on any candidate, rank or
 z-score aggregation) was chosen by leave-one-target-out, then the best combination in it
@@ -43,7 +43,7 @@ from .errors import EstimatorError
 #: need the source head's probabilities are used only for models that have a head.
 DEFAULT_ESTIMATORS: dict[str, tuple[str, ...]] = {
     # Shrinkage H-score (Ibrahim et al., ECML-PKDD 2022) + N-LEEP (Li et al., CVPR 2021), rank-aggregated:
-    # the combination both benchmarks' evidence selects (bench/joint_defaults.py; 14 of 15 folds).
+    # the combination both benchmarks' evidence selects (bench/joint_defaults.py; all 15 folds).
     "classification": ("hscore_shrinkage", "nleep"),
     "regression": ("logme",),
     "unlabelled": ("rankme",),
