@@ -1,0 +1,67 @@
+"""The builds' seed-noise job (``zoo_build.repeat_finetune``, run by both benchmarks' builds) on a real
+tiny model: saved as the build saves its zoo (``timm.models.save_for_hf``), registered through tlreg's
+registry, fine-tuned for a few steps. A repeat is cached atomically and read back on a resumed build
+without training again; another seed is another file.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import zoo_build as zb  # noqa: E402
+import zoo_train  # noqa: E402
+from tlreg.advisor.data import fingerprint, load_dataset, sample  # noqa: E402
+from tlreg.registry import Registry  # noqa: E402
+
+BUDGET = zoo_train.Budget(steps=3, batch_size=8, lr=1e-3, weight_decay=0.0, warmup=1)
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[Registry, str, zb.Target]:
+    model, args = zoo_train.create("resnet", num_classes=10, seed=0)
+    folder = zoo_train.save_model(
+        model, tmp_path / "models" / "resnet-x", input_px=32, model_args=args, meta={"source": "x"}
+    )
+    registry = Registry(f"sqlite:///{tmp_path / 'registry.db'}")
+    record, _ = registry.add_ref(str(folder))
+    rng = np.random.default_rng(0)
+    splits = []
+    for split, n in (("train", 24), ("test", 12)):
+        x = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+        y = np.arange(n) % 3
+        ds = sample(load_dataset(zb.image_folder(tmp_path / "target" / split, ["a", "b", "c"], x, y)))
+        splits += [ds, fingerprint(ds)]
+    train, train_fp, test, test_fp = splits
+    return registry, record.ref, zb.Target("tiny", train, test, train_fp, test_fp)
+
+
+def test_a_repeat_is_a_real_fine_tune_cached_once_per_seed(tmp_path: Path, setup) -> None:
+    registry, ref, target = setup
+    work = tmp_path / "work"
+
+    def repeat(extra: int, watch: zb.Stopwatch) -> dict:
+        return zb.repeat_finetune(
+            work, registry, ref, "resnet-x", target, BUDGET, seed=100 + extra, extra=extra, watch=watch
+        )
+
+    first_watch = zb.Stopwatch()
+    first = repeat(1, first_watch)
+    assert 0.0 <= first["accuracy"] <= 1.0 and first["extra"] == 1 and first["seed"] == 101
+    assert first["model"] == "resnet-x" and first["target"] == "tiny"
+    assert "finetune" in first_watch.spent  # trained here
+    path = zb.result_file(work, target, "resnet-x", "repeat1", BUDGET)
+    assert path.is_file() and not list(path.parent.glob("*.tmp*"))  # nothing half-written beside it
+
+    resumed = zb.Stopwatch()
+    assert repeat(1, resumed) == first and resumed.spent == {}  # a resumed build reads, does not train
+    other = repeat(2, zb.Stopwatch())
+    assert other["extra"] == 2 and zb.result_file(work, target, "resnet-x", "repeat2", BUDGET).is_file()
+    # a different budget is a different result: the cache never hands one budget's accuracy to another
+    assert zb.result_file(work, target, "resnet-x", "repeat1", zoo_train.Budget(4, 8, 1e-3, 0.0, 1)) != path
