@@ -2,8 +2,8 @@
 
 One fine-tune per (model, target) names a target's best model only when the seed noise is small
 next to the gaps between models. Each build (``hub_run``; ``zoo_run`` for the first benchmark)
-measures that noise by fine-tuning each target's best
-``repeat_top`` candidates again with other seeds (:func:`top_repeats`, :func:`spread_pp`). Where
+measures that noise by fine-tuning each target's best ``repeat_top`` candidates again with other
+seeds (:func:`seed_repeats`; the measure: :func:`top_repeats`, :func:`spread_pp`). Where
 those repeats moved more than ``noisy_pp`` points on average, one seed cannot name the best: the
 build fine-tunes every candidate again there (:func:`noisy_targets`), and the ground truth of that
 target is the mean over the seeds (:func:`truth`). With 21 candidates whose accuracies each move by
@@ -133,7 +133,7 @@ def seed_repeats(
     cfg: Any,
     targets: Sequence[str],
     candidates: Sequence[str],
-    pairs: Mapping[tuple[str, str], Mapping[str, Any]],
+    pairs: Pairs,
     *,
     workers: int,
     log: Callable[[str], None],

@@ -55,11 +55,6 @@ def build(
     def progress(done: int, total: int, what: str) -> None:
         log(f"[{time.perf_counter() - started:7.0f}s] {done}/{total} {what}")
 
-    def merge(spent: dict) -> None:
-        if spent:
-            ledger.stages.merge(spent)
-            ledger.save()
-
     # 1. models: originals and random inits here (quick), descendants in the workers (their parents first)
     watch = zb.Stopwatch()
     refs: dict[str, str] = {}
@@ -71,14 +66,14 @@ def build(
             built = (hb.model_folder(work, cfg, model_id) / "meta.json").exists()
             # a model already built is not work done: timing its cache read would add a run to the ledger
             refs[model_id] = hb.register(work, folder() if built else zb._timed(watch, "models", folder))
-    merge(watch.spent)
+    ledger.add(watch.spent)
     descendants = [m for m in hb.candidate_ids(cfg) if m not in refs]
     todo = [m for m in descendants if not (hb.model_folder(work, cfg, m) / "meta.json").exists()]
     count = [0]
 
     def descendant_done(job: tuple, result: tuple[str, dict]) -> None:
         count[0] += 1
-        merge(result[1])
+        ledger.add(result[1])
         meta = read_json(Path(result[0]) / "meta.json")
         progress(
             count[0],
@@ -110,7 +105,7 @@ def build(
             "n_test": len(target.test),
             "fingerprint": target.train_fp,
         }
-    merge(watch.spent)
+    ledger.add(watch.spent)
     ids = hb.candidate_ids(cfg) + hb.baseline_ids(cfg)
     jobs = sorted(((work, cfg, m, refs[m], t) for t in cfg.targets for m in ids), key=lambda j: -_cost(j[2]))
     results: dict[tuple[str, str], dict[str, Any]] = {}
@@ -120,7 +115,7 @@ def build(
         pair, spent = result
         count[0] += 1
         results[pair["model"], pair["target"]] = pair
-        merge(spent)
+        ledger.add(spent)
         progress(
             count[0],
             len(jobs),
@@ -135,7 +130,7 @@ def build(
 
     def raw_done(job: tuple, result: tuple[dict, dict]) -> None:
         raw[job[2]] = result[0]
-        merge(result[1])
+        ledger.add(result[1])
         progress(len(raw), len(cfg.targets), f"raw pixels on {job[2]}: probe {result[0]['probe_acc']:.3f}")
 
     _run_jobs(hub_jobs.raw_job, [(work, cfg, t) for t in cfg.targets], workers=workers, on_done=raw_done)
@@ -154,7 +149,7 @@ def build(
         workers=workers,
         log=log,
         progress=progress,
-        merge=merge,
+        merge=ledger.add,
     )
 
     # 5. the resampling rounds of every target (what recommend's confidence and verdicts look at)
@@ -162,7 +157,7 @@ def build(
 
     def resample_done(job: tuple, result: tuple[dict, dict]) -> None:
         resamples[job[2]] = result[0]
-        merge(result[1])
+        ledger.add(result[1])
         progress(len(resamples), len(cfg.targets), f"resampling rounds on {job[2]}")
 
     _run_jobs(

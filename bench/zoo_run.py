@@ -54,6 +54,12 @@ class Ledger:
     def save(self) -> None:
         write_json(self.path, {"stages": self.stages.spent, "runs": self.runs})
 
+    def add(self, spent: dict[str, dict[str, float]]) -> None:
+        """Add a job's seconds and save (a job that only read its cache spent none: nothing to add)."""
+        if spent:
+            self.stages.merge(spent)
+            self.save()
+
 
 def _run_jobs(
     fn: Callable[..., Any],
@@ -125,8 +131,7 @@ def build(
 
     def model_done(job: tuple, result: tuple[str, dict]) -> None:
         count[0] += 1
-        ledger.stages.merge(result[1])
-        ledger.save()
+        ledger.add(result[1])
         meta = read_json(Path(result[0]) / "meta.json")
         acc = meta.get("pretrain", {}).get("val_accuracy")
         progress(count[0], len(todo), f"model {job[2]}" + (f": source val accuracy {acc:.3f}" if acc else ""))
@@ -160,8 +165,7 @@ def build(
             "n_test": len(target.test),
             "fingerprint": target.train_fp,
         }
-    ledger.stages.merge(watch.spent)
-    ledger.save()
+    ledger.add(watch.spent)
 
     # 3. every (model, target): scores, linear probe, fine-tune
     jobs = sorted(((work, cfg, m, refs[m], t) for t in cfg.targets for m in ids), key=lambda j: -_cost(j[2]))
@@ -172,9 +176,7 @@ def build(
         pair, spent = result
         count[0] += 1
         results[pair["model"], pair["target"]] = pair
-        if spent:
-            ledger.stages.merge(spent)
-            ledger.save()
+        ledger.add(spent)
         progress(
             count[0],
             len(jobs),
@@ -187,11 +189,6 @@ def build(
 
     # 4. the seed noise: the top fine-tunes of each target again with other seeds (every model's
     # where one seed is too noisy to name the best)
-    def merge(spent: dict) -> None:
-        if spent:
-            ledger.stages.merge(spent)
-            ledger.save()
-
     repeats = hub_noise.seed_repeats(
         _run_jobs,
         zb.repeat_job,
@@ -203,7 +200,7 @@ def build(
         workers=workers,
         log=log,
         progress=progress,
-        merge=merge,
+        merge=ledger.add,
     )
 
     if ledger.stages.spent != before:  # a run that only read the caches adds nothing to the cost
