@@ -21,7 +21,7 @@ import hub_tasks
 import zoo_build as zb
 from tlreg.registry import Registry
 from zoo_run import Ledger, _round, _run_jobs, cores, environment
-from zoo_train import read_json, stable_seed
+from zoo_train import read_json
 
 #: Relative cost of one job per backbone, for scheduling the longest jobs first.
 COST = {"efficientnet_lite2": 1.25, "efficientnet_lite1": 1.1, "efficientnet_lite0": 1.0}
@@ -38,7 +38,7 @@ def build(
     workers = workers or cores()
     started, cpu0 = time.perf_counter(), time.process_time()
     work.mkdir(parents=True, exist_ok=True)
-    ledger = Ledger(work / f"ledger-{stable_seed(repr(cfg.to_dict()))}.json")
+    ledger = Ledger.for_build(work, cfg)
     before = json.loads(json.dumps(ledger.stages.spent))
     registry = Registry(f"sqlite:///{work / 'registry.db'}")
     report = registry.import_from("bundled")

@@ -7,6 +7,7 @@ results document ``bench/transfer_plan.py`` evaluates and commits.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,6 @@ import hub_build as hb
 import plan_build as pb
 from tlreg.registry import Registry
 from zoo_run import Ledger, _round, _run_jobs, cores, environment
-from zoo_train import stable_seed
 
 
 def top_candidates(hub: dict[str, Any], target: str, k: int = pb.TOP) -> list[str]:
@@ -35,12 +35,13 @@ def build(
 ) -> dict[str, Any]:
     workers = workers or cores()
     started = time.perf_counter()
-    ledger = Ledger(work / f"ledger-plan-{stable_seed(repr(cfg.to_dict()))}.json")
+    ledger = Ledger.for_build(work, cfg, "ledger-plan")
+    before = json.loads(json.dumps(ledger.stages.spent))
     registry = Registry(f"sqlite:///{work / 'registry.db'}")
     refs = {m: hub["models"][m]["ref"] for m in hub["models"]}
     chosen = {t: top_candidates(hub, t) for t in cfg.targets}
     blocks = {}
-    for model_id in {m for ms in chosen.values() for m in ms}:
+    for model_id in sorted({m for ms in chosen.values() for m in ms}):
         from tlreg.advisor.handoff.model import find_blocks
 
         blocks[model_id] = len(find_blocks(registry.load(refs[model_id]).module) or [])
@@ -48,17 +49,12 @@ def build(
     def progress(done: int, total: int, what: str) -> None:
         log(f"[{time.perf_counter() - started:7.0f}s] {done}/{total} {what}")
 
-    def merge(spent: dict) -> None:
-        if spent:
-            ledger.stages.merge(spent)
-            ledger.save()
-
     profiles: dict[tuple[str, str], dict] = {}
     jobs = [(work, cfg, m, refs[m], t) for t, ms in chosen.items() for m in ms]
 
     def profile_done(job: tuple, result: tuple[dict, dict]) -> None:
         profiles[job[2], job[4]] = result[0]
-        merge(result[1])
+        ledger.add(result[1])
         curve = result[0]["curve"]
         pred = curve.get("prediction") or {}
         progress(
@@ -80,7 +76,7 @@ def build(
 
     def partial_done(job: tuple, result: tuple[dict, dict]) -> None:
         partials[job[2], job[4], job[5]] = result[0]
-        merge(result[1])
+        ledger.add(result[1])
         progress(
             len(partials),
             len(partial_jobs),
@@ -88,8 +84,9 @@ def build(
         )
 
     _run_jobs(pb.partial_job, partial_jobs, workers=workers, on_done=partial_done)
-    ledger.runs.append({"wall_seconds": round(time.perf_counter() - started, 1)})
-    ledger.save()
+    if ledger.stages.spent != before:  # a run that only read the caches adds nothing to the cost
+        ledger.runs.append({"wall_seconds": round(time.perf_counter() - started, 1)})
+        ledger.save()
     return {
         "about": "tlreg transfer-plan ground truth: see bench/transfer_plan.py",
         "hub_results": "data/bench/hub_quality_results.json",

@@ -42,8 +42,22 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+#: The knobs of the seed-noise stage (``hub_noise.seed_repeats``): it runs after every other stage and
+#: changes none of their work, so changing these keeps the build's ledger (:meth:`Ledger.for_build`).
+NOISE_KNOBS = ("repeat_top", "extra_seeds", "noisy_pp")
+
+
 class Ledger:
     """Seconds spent per stage (and per run) for one build configuration, kept in the work folder."""
+
+    @classmethod
+    def for_build(cls, work: Path, cfg: Any, prefix: str = "ledger") -> Ledger:
+        """The ledger of ``cfg``'s build in ``work``: one per configuration, so that a quick build and
+        a full one in the same folder keep their own costs; the seed-noise knobs are not part of the
+        key, since changing them adds work without redoing any (a lowered ``repeat_top`` then counts
+        repeats a fresh build would not run: the cost errs high, never loses the earlier stages)."""
+        key = {k: v for k, v in cfg.to_dict().items() if k not in NOISE_KNOBS}
+        return cls(work / f"{prefix}-{stable_seed(repr(key))}.json")
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -106,7 +120,7 @@ def build(
     workers = workers or cores()
     started, cpu0 = time.perf_counter(), time.process_time()
     work.mkdir(parents=True, exist_ok=True)
-    ledger = Ledger(work / f"ledger-{stable_seed(repr(cfg.to_dict()))}.json")
+    ledger = Ledger.for_build(work, cfg)
     before = json.loads(json.dumps(ledger.stages.spent))
     registry = Registry(f"sqlite:///{work / 'registry.db'}")
     report = registry.import_from("bundled")

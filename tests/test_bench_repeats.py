@@ -65,3 +65,22 @@ def test_a_repeat_is_a_real_fine_tune_cached_once_per_seed(tmp_path: Path, setup
     assert other["extra"] == 2 and zb.result_file(work, target, "resnet-x", "repeat2", BUDGET).is_file()
     # a different budget is a different result: the cache never hands one budget's accuracy to another
     assert zb.result_file(work, target, "resnet-x", "repeat1", zoo_train.Budget(4, 8, 1e-3, 0.0, 1)) != path
+
+
+def test_a_builds_ledger_outlives_changes_of_the_seed_noise_knobs_only(tmp_path: Path) -> None:
+    """The time ledger is one per configuration, but the seed-noise stage only adds work after every
+    other stage: changing its knobs keeps the earlier stages' seconds (they were lost twice before)."""
+    import dataclasses
+
+    import zoo_run
+
+    cfg = zb.BuildConfig()
+    same = zoo_run.Ledger.for_build(tmp_path, cfg).path
+    for knob in zoo_run.NOISE_KNOBS:
+        assert knob in cfg.to_dict()
+    noisier = dataclasses.replace(cfg, repeat_top=5, extra_seeds=(1, 2), noisy_pp=1.0)
+    assert zoo_run.Ledger.for_build(tmp_path, noisier).path == same
+    other_budget = dataclasses.replace(cfg, finetune=zoo_train.Budget(60, 32, 1e-3, 0.01, 10))
+    assert zoo_run.Ledger.for_build(tmp_path, other_budget).path != same
+    assert zoo_run.Ledger.for_build(tmp_path, zb.quick_config()).path != same
+    assert zoo_run.Ledger.for_build(tmp_path, cfg, "ledger-plan").path != same
