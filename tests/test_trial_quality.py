@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import trial_quality as tq  # noqa: E402
-from test_hub_quality import synthetic  # noqa: E402
+from hub_results import synthetic  # noqa: E402
 
 
 def _trials(results: dict, val: dict[tuple[str, str], float]) -> list[dict]:
