@@ -8,7 +8,6 @@ from scratch costs.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +38,6 @@ def build(
     started, cpu0 = time.perf_counter(), time.process_time()
     work.mkdir(parents=True, exist_ok=True)
     ledger = Ledger.for_build(work, cfg)
-    before = json.loads(json.dumps(ledger.stages.spent))
     registry = Registry(f"sqlite:///{work / 'registry.db'}")
     report = registry.import_from("bundled")
     missing = [
@@ -167,10 +165,7 @@ def build(
         on_done=resample_done,
     )
 
-    if ledger.stages.spent != before:
-        wall, cpu = round(time.perf_counter() - started, 1), round(time.process_time() - cpu0, 1)
-        ledger.runs.append({"wall_seconds": wall, "parent_cpu_seconds": cpu})
-        ledger.save()
+    ledger.end_run(wall_seconds=time.perf_counter() - started, parent_cpu_seconds=time.process_time() - cpu0)
     pairs = [results[m, t] for t in cfg.targets for m in ids]
     for p in pairs:
         p.pop("estimator_seconds", None)

@@ -7,7 +7,6 @@ results document ``bench/transfer_plan.py`` evaluates and commits.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +35,6 @@ def build(
     workers = workers or cores()
     started = time.perf_counter()
     ledger = Ledger.for_build(work, cfg, "ledger-plan")
-    before = json.loads(json.dumps(ledger.stages.spent))
     registry = Registry(f"sqlite:///{work / 'registry.db'}")
     refs = {m: hub["models"][m]["ref"] for m in hub["models"]}
     chosen = {t: top_candidates(hub, t) for t in cfg.targets}
@@ -84,9 +82,7 @@ def build(
         )
 
     _run_jobs(pb.partial_job, partial_jobs, workers=workers, on_done=partial_done)
-    if ledger.stages.spent != before:  # a run that only read the caches adds nothing to the cost
-        ledger.runs.append({"wall_seconds": round(time.perf_counter() - started, 1)})
-        ledger.save()
+    ledger.end_run(wall_seconds=time.perf_counter() - started)
     return {
         "about": "tlreg transfer-plan ground truth: see bench/transfer_plan.py",
         "hub_results": "data/bench/hub_quality_results.json",

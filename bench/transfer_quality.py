@@ -194,25 +194,13 @@ def against_the_obvious(results: Mapping[str, Any], table: ev.Table) -> dict[str
     per = judged(table)
     summary = {n: {k: _r(v) for k, v in he.summarise(p).items()} for n, p in per.items()}
     first = judged(ev.table_from_results(results, seeds="first"))
-    combined = summary[ev.COMBINED]
-    beats = {
-        h: {
-            "tau_w": combined["mean_tau_w"] > summary[h]["mean_tau_w"],
-            "regret": combined["mean_regret"] < summary[h]["mean_regret"],
-        }
-        for h in OBVIOUS
-    }
     return {
         "seed_noise": noise,
         "against_the_obvious": summary,
         "picks": {n: {t: v["pick"] for t, v in p.items()} for n, p in per.items()},
         "combined_vs": {h: he.paired(per, ev.COMBINED, h) for h in OBVIOUS},
         "first_seed": {n: {k: _r(v) for k, v in he.summarise(p).items()} for n, p in first.items()},
-        "goal": {
-            "beats_every_heuristic": all(v["tau_w"] and v["regret"] for v in beats.values()),
-            "mean_regret_at_most_1pp": combined["mean_regret"] <= 1.0,
-            "worst_regret_at_most_3pp": combined["worst_regret"] <= 3.0,
-        },
+        "goal": he.goal(summary[ev.COMBINED], he.combined_beats(summary, OBVIOUS)),
     }
 
 

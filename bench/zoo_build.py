@@ -330,25 +330,7 @@ def evaluate_pair(
     if not ft_path.exists():
         seed = stable_seed(cfg.seed, "finetune", model_id, target.name)
         log(f"fine-tuning {model_id} on {target.name}")
-        extractor = registry.load(ref)
-        pre = extractor.preprocessor
-        x_train = pre.collate([pre(p) for p in target.train.items])
-        x_test = pre.collate([pre(p) for p in target.test.items])
-        n_classes = len(target.train.classes or [])
-        result = _timed(
-            watch,
-            "finetune",
-            lambda: zoo_train.finetune(
-                extractor.module,
-                n_classes,
-                x_train,
-                labels_train,
-                x_test,
-                labels_test,
-                cfg.finetune,
-                seed=seed,
-            ),
-        )
+        result = finetune_on(registry, ref, target, cfg.finetune, seed=seed, watch=watch)
         write_json(ft_path, {**result, "seed": seed, "budget": cfg.finetune.to_dict()})
     finetuned = read_json(ft_path)
     return {
@@ -368,6 +350,31 @@ def evaluate_pair(
         },
         "estimator_seconds": scored["seconds"],
     }
+
+
+def finetune_on(
+    registry: Registry, ref: str, target: Target, budget: Budget, *, seed: int, watch: Stopwatch
+) -> dict[str, Any]:
+    """A full fine-tune of the registered model on the target's training split, scored on its test
+    split (``zoo_train.finetune``; the seconds go to ``watch``'s "finetune" stage)."""
+    extractor = registry.load(ref)
+    pre = extractor.preprocessor
+    x_train = pre.collate([pre(p) for p in target.train.items])
+    x_test = pre.collate([pre(p) for p in target.test.items])
+    return _timed(
+        watch,
+        "finetune",
+        lambda: zoo_train.finetune(
+            extractor.module,
+            len(target.train.classes or []),
+            x_train,
+            np.asarray(target.train.labels),
+            x_test,
+            np.asarray(target.test.labels),
+            budget,
+            seed=seed,
+        ),
+    )
 
 
 def result_file(work: Path, target: Target, model_id: str, kind: str, budget: Budget) -> Path:
@@ -394,24 +401,7 @@ def repeat_finetune(
     that measure a build's seed noise (``hub_noise``; both builds)."""
     path = result_file(work, target, model_id, f"repeat{extra}", budget)
     if not path.exists():
-        extractor = registry.load(ref)
-        pre = extractor.preprocessor
-        x_train = pre.collate([pre(p) for p in target.train.items])
-        x_test = pre.collate([pre(p) for p in target.test.items])
-        result = _timed(
-            watch,
-            "finetune",
-            lambda: zoo_train.finetune(
-                extractor.module,
-                len(target.train.classes or []),
-                x_train,
-                np.asarray(target.train.labels),
-                x_test,
-                np.asarray(target.test.labels),
-                budget,
-                seed=seed,
-            ),
-        )
+        result = finetune_on(registry, ref, target, budget, seed=seed, watch=watch)
         write_json(path, {**result, "seed": seed, "extra": extra, "model": model_id, "target": target.name})
     return read_json(path)
 

@@ -64,9 +64,17 @@ class Ledger:
         data = read_json(path) if path.exists() else {}
         self.stages = zb.Stopwatch(data.get("stages"))
         self.runs: list[dict[str, float]] = data.get("runs", [])
+        self._opened = json.loads(json.dumps(self.stages.spent))
 
     def save(self) -> None:
         write_json(self.path, {"stages": self.stages.spent, "runs": self.runs})
+
+    def end_run(self, **seconds: float) -> None:
+        """Record this run (its wall and CPU seconds) if it did any work: a run that only read the
+        caches adds nothing to what a build from scratch costs."""
+        if self.stages.spent != self._opened:
+            self.runs.append({k: round(v, 1) for k, v in seconds.items()})
+            self.save()
 
     def add(self, spent: dict[str, dict[str, float]]) -> None:
         """Add a job's seconds and save (a job that only read its cache spent none: nothing to add)."""
@@ -121,7 +129,6 @@ def build(
     started, cpu0 = time.perf_counter(), time.process_time()
     work.mkdir(parents=True, exist_ok=True)
     ledger = Ledger.for_build(work, cfg)
-    before = json.loads(json.dumps(ledger.stages.spent))
     registry = Registry(f"sqlite:///{work / 'registry.db'}")
     report = registry.import_from("bundled")
     bundled = {r.ref for r in registry.list(source="bundled")}
@@ -217,10 +224,7 @@ def build(
         merge=ledger.add,
     )
 
-    if ledger.stages.spent != before:  # a run that only read the caches adds nothing to the cost
-        wall, cpu = round(time.perf_counter() - started, 1), round(time.process_time() - cpu0, 1)
-        ledger.runs.append({"wall_seconds": wall, "parent_cpu_seconds": cpu})
-        ledger.save()
+    ledger.end_run(wall_seconds=time.perf_counter() - started, parent_cpu_seconds=time.process_time() - cpu0)
     return results_document(cfg, ledger, models, targets, pairs, repeats, workers)
 
 
