@@ -68,6 +68,8 @@ class HubConfig:
     #: with the extra seeds there, and its ground truth is the mean over the seeds
     #: (``hub_eval.hub_table``)
     noisy_pp: float = 2.0
+    #: how many seeds every candidate gets on such a target, the first included (``hub_noise``)
+    noisy_seeds: int = 4
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "descend": self.descend.to_dict(), "finetune": self.finetune.to_dict()}
@@ -80,6 +82,8 @@ def config_from_dict(doc: dict[str, Any]) -> HubConfig:
         fields[budget] = Budget(**fields[budget])
     for seq in ("lites", "sources", "targets", "extra_seeds"):
         fields[seq] = tuple(fields[seq])
+    # a document older than the knob averaged its noisy targets over the extra seeds only
+    fields.setdefault("noisy_seeds", 1 + len(fields["extra_seeds"]))
     return HubConfig(**fields)
 
 
@@ -97,6 +101,7 @@ def quick_config(seed: int = 0) -> HubConfig:
         sources=("digits", "shuffled"),
         targets=("digits", "photos"),
         repeat_top=2,
+        noisy_seeds=2,
     )
 
 

@@ -338,11 +338,7 @@ def _averaged_lines(doc: Mapping[str, Any]) -> list[str]:
     if not averaged:
         return []
     first = doc.get("first_seed", {})
-    spread = ", ".join(f"{t} {noise['per_target_pp'][t]:.1f}" for t in averaged)
-    lines = [
-        f"  too noisy for one seed (top repeats moved > {noise['noisy_pp']:.1f} pts: {spread}): every "
-        "candidate fine-tuned again there; truth = the mean over the seeds",
-    ]
+    lines = ["  " + hub_noise.averaged_line(noise)]
     if first:
         lines.append(
             "  on the first seed alone (mean tau_w / mean regret / worst): "

@@ -6,9 +6,12 @@ measures that noise by fine-tuning each target's best ``repeat_top`` candidates 
 seeds (:func:`seed_repeats`; the measure: :func:`top_repeats`, :func:`spread_pp`). Where
 those repeats moved more than ``noisy_pp`` points on average, one seed cannot name the best: the
 build fine-tunes every candidate again there (:func:`noisy_targets`), and the ground truth of that
-target is the mean over the seeds (:func:`truth`). With 21 candidates whose accuracies each move by
-a few points, the best of one seed is partly luck (the winner's curse); the mean of two seeds halves
-the variance of each model's accuracy, and the regret of every ranker is measured against it.
+target is the mean over ``noisy_seeds`` seeds (:func:`truth`). With 21 candidates whose accuracies
+each move by a few points, the best of one seed is partly luck (the winner's curse); the mean of
+``n`` seeds divides the variance of each model's accuracy by ``n`` (4 seeds: half the single seed's
+standard deviation, about 1.3 points on the noisy targets where one seed's is 2.5-2.8), and the
+regret of every ranker is measured against it. The noise measure (:func:`seed_noise`) stays the
+first stage's: the top candidates' ``extra_seeds`` repeats, which decide where the build averages.
 
 No torch here: the builds (their seed-noise stage, :func:`seed_repeats`) and the evaluations
 (``transfer_eval``, ``hub_eval``) all use it. A results document without repeats (an older build)
@@ -34,14 +37,35 @@ def top_candidates(candidates: Sequence[str], pairs: Pairs, target: str, top: in
 
 
 def top_repeats(
-    repeats: Sequence[Mapping[str, Any]], pairs: Pairs, candidates: Sequence[str], top: int
+    repeats: Sequence[Mapping[str, Any]],
+    pairs: Pairs,
+    candidates: Sequence[str],
+    top: int,
+    seeds: Sequence[int] | None = None,
 ) -> list[Mapping[str, Any]]:
-    """The repeats of each target's :func:`top_candidates`: the build's noise measure."""
+    """The repeats of each target's :func:`top_candidates` (with ``seeds``: only those extra seeds,
+    the first stage's): the build's noise measure."""
     out: list[Mapping[str, Any]] = []
     for t in sorted({r["target"] for r in repeats}):
         best = top_candidates(candidates, pairs, t, top)
-        out += [r for r in repeats if r["target"] == t and r["model"] in best]
+        out += [
+            r
+            for r in repeats
+            if r["target"] == t and r["model"] in best and (seeds is None or r["extra"] in seeds)
+        ]
     return out
+
+
+def noisy_extra_seeds(extra_seeds: Sequence[int], noisy_seeds: int | None) -> tuple[int, ...]:
+    """The extra seeds every candidate gets on a noisy target: ``extra_seeds``, then the next ones
+    until ``noisy_seeds`` seeds in all, the first fine-tune included (``None``: a results document
+    older than the knob, whose noisy targets had ``extra_seeds`` only)."""
+    extras = list(extra_seeds)
+    more = max(extras, default=0) + 1
+    while noisy_seeds is not None and len(extras) + 1 < noisy_seeds:
+        extras.append(more)
+        more += 1
+    return tuple(extras)
 
 
 def moves_pp(repeats: Sequence[Mapping[str, Any]], pairs: Pairs) -> dict[str, list[float]]:
@@ -78,8 +102,10 @@ def pairs_of(results: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]
 
 
 def averaged_targets(results: Mapping[str, Any]) -> list[str]:
-    """The targets on which every candidate was fine-tuned with every seed of the build."""
-    seeds = len(results["config"].get("extra_seeds", ()))
+    """The targets on which every candidate was fine-tuned with every seed of a noisy target
+    (:func:`noisy_extra_seeds`)."""
+    cfg = results["config"]
+    seeds = len(noisy_extra_seeds(cfg.get("extra_seeds", ()), cfg.get("noisy_seeds")))
     if not seeds or not results.get("repeats"):
         return []
     counts: dict[tuple[str, str], int] = {}
@@ -113,7 +139,8 @@ def seed_noise(results: Mapping[str, Any]) -> dict[str, Any]:
     build's noise measure): mean, max, per target, and the targets too noisy for one seed."""
     cfg = results["config"]
     pairs = pairs_of(results)
-    tops = top_repeats(results.get("repeats", []), pairs, results["candidates"], cfg["repeat_top"])
+    repeats = results.get("repeats", [])
+    tops = top_repeats(repeats, pairs, results["candidates"], cfg["repeat_top"], cfg.get("extra_seeds"))
     moves = moves_pp(tops, pairs)
     flat = [d for v in moves.values() for d in v]
     return {
@@ -123,7 +150,44 @@ def seed_noise(results: Mapping[str, Any]) -> dict[str, Any]:
         "repeats": len(flat),
         "noisy_pp": cfg.get("noisy_pp"),
         "averaged_targets": averaged_targets(results),
+        "seeds_averaged": 1 + len(noisy_extra_seeds(cfg.get("extra_seeds", ()), cfg.get("noisy_seeds"))),
+        "seed_sd_pp": seed_sd_pp(results),
     }
+
+
+def seed_sd_pp(results: Mapping[str, Any]) -> dict[str, float]:
+    """Per averaged target: one seed's standard deviation in points, pooled over the candidates (the
+    within-candidate spread of their seeds), and what the truth's mean over the seeds is left with."""
+    first = pairs_of(results)
+    out: dict[str, float] = {}
+    for t in averaged_targets(results):
+        runs: dict[str, list[float]] = {}
+        for r in results["repeats"]:
+            if r["target"] == t:
+                runs.setdefault(r["model"], [100.0 * first[r["model"], t]["finetune_acc"]]).append(
+                    100.0 * r["accuracy"]
+                )
+        ss = sum(float(np.sum((np.asarray(v) - np.mean(v)) ** 2)) for v in runs.values())
+        dof = sum(len(v) - 1 for v in runs.values())
+        out[t] = float(np.sqrt(ss / dof)) if dof else float("nan")
+    return out
+
+
+def averaged_line(noise: Mapping[str, Any], *, who: str = "candidate") -> str:
+    """The report's line on the targets whose truth is a seed mean (``noise``: :func:`seed_noise`):
+    how far their top repeats moved, how many seeds, one seed's sd and the mean's."""
+    averaged = noise["averaged_targets"]
+    moved = ", ".join(f"{t} {noise['per_target_pp'][t]:.1f}" for t in averaged)
+    line = (
+        f"too noisy for one seed (top repeats moved > {noise['noisy_pp']:.1f} pts: {moved}): every {who} "
+        f"fine-tuned with {noise.get('seeds_averaged', 2)} seeds there; truth = the mean over the seeds"
+    )
+    sd = noise.get("seed_sd_pp") or {}
+    if sd:
+        n = noise.get("seeds_averaged", 2)
+        each = ", ".join(f"{t} {sd[t]:.1f} ({sd[t] / np.sqrt(n):.1f})" for t in averaged if t in sd)
+        line += f" (one seed's sd, pooled over the {who}s, and the mean's, pts: {each})"
+    return line
 
 
 def seed_repeats(
@@ -143,7 +207,8 @@ def seed_repeats(
     """The seed-noise stage of both builds. First each target's best ``cfg.repeat_top`` candidates
     (by their first fine-tune) again with every seed of ``cfg.extra_seeds``; then, on the targets whose
     repeats moved more than ``cfg.noisy_pp`` points on average (``noisy_targets``), every
-    candidate again, so that their ground truth can be the mean over the seeds. ``job(*job_args(model,
+    candidate with ``cfg.noisy_seeds`` seeds in all (:func:`noisy_extra_seeds`), so that their
+    ground truth can be the mean over the seeds. ``job(*job_args(model,
     target, extra))`` returns one repeat ({model, target, extra, accuracy, ...}) and its seconds;
     ``run_jobs`` runs a batch of jobs (``zoo_run._run_jobs``: in worker processes)."""
     repeats: list[dict[str, Any]] = []
@@ -168,15 +233,19 @@ def seed_repeats(
     run_jobs(job, jobs, workers=workers, on_done=done)
     have = {(r["model"], r["target"], r["extra"]) for r in repeats}
     noisy = noisy_targets(targets, candidates, repeats, pairs, top=cfg.repeat_top, noisy_pp=cfg.noisy_pp)
+    extras = noisy_extra_seeds(cfg.extra_seeds, cfg.noisy_seeds)
     jobs = [
         job_args(m, t, extra)
         for t in noisy
         for m in candidates
-        for extra in cfg.extra_seeds
+        for extra in extras
         if (m, t, extra) not in have
     ]
     if jobs:
-        log(f"too noisy for one seed (> {cfg.noisy_pp} points): {', '.join(noisy)}; every candidate again")
+        log(
+            f"too noisy for one seed (> {cfg.noisy_pp} points): {', '.join(noisy)}; every candidate "
+            f"with {1 + len(extras)} seeds"
+        )
     batch[0] = 0
     run_jobs(job, jobs, workers=workers, on_done=done)
     return sorted(repeats, key=lambda r: (r["target"], r["model"], r["extra"]))

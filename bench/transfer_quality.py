@@ -311,10 +311,7 @@ def _obvious_lines(doc: Mapping[str, Any]) -> list[str]:
             f"repeats of each target's top fine-tunes; per target: {per})"
         ]
         if noise["averaged_targets"]:
-            lines.append(
-                f"  too noisy for one seed (> {noise['noisy_pp']:.1f} pts): "
-                f"{', '.join(noise['averaged_targets'])}: every model fine-tuned again; truth = the seed mean"
-            )
+            lines.append("  " + hub_noise.averaged_line(noise, who="model"))
     else:
         lines = ["Seed noise: not measured (the results hold no repeats); 'within noise' = the best"]
     head = (

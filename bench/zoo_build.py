@@ -55,10 +55,12 @@ class BuildConfig:
     lites: tuple[str, ...] = LITES
     #: the seed noise, measured as in the Hub-like build (``hub_noise``): each target's best this many
     #: models are fine-tuned again with each extra seed; on a target whose repeats moved more than
-    #: ``noisy_pp`` points on average, every model is, and its ground truth is the mean over the seeds
+    #: ``noisy_pp`` points on average, every model is, with ``noisy_seeds`` seeds in all (the first
+    #: included), and its ground truth is the mean over the seeds
     repeat_top: int = 3
     extra_seeds: tuple[int, ...] = (1,)
     noisy_pp: float = 2.0
+    noisy_seeds: int = 4
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "pretrain": self.pretrain.to_dict(), "finetune": self.finetune.to_dict()}
@@ -79,6 +81,7 @@ def quick_config(seed: int = 0) -> BuildConfig:
         targets=("digits", "counting", "photos"),
         lites=("efficientnet_lite0",),
         repeat_top=2,
+        noisy_seeds=2,
     )
 
 

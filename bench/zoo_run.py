@@ -44,7 +44,7 @@ def cores() -> int:
 
 #: The knobs of the seed-noise stage (``hub_noise.seed_repeats``): it runs after every other stage and
 #: changes none of their work, so changing these keeps the build's ledger (:meth:`Ledger.for_build`).
-NOISE_KNOBS = ("repeat_top", "extra_seeds", "noisy_pp")
+NOISE_KNOBS = ("repeat_top", "extra_seeds", "noisy_pp", "noisy_seeds")
 
 
 class Ledger:

@@ -296,8 +296,10 @@ def _repeat(results: dict, model: str, target: str, moved: float, extra: int = 1
     return {"model": model, "target": target, "extra": extra, "accuracy": first["finetune_acc"] + moved}
 
 
-def _with_noise(results: dict, repeats: list[dict]) -> dict:
+def _with_noise(results: dict, repeats: list[dict], noisy_seeds: int | None = None) -> dict:
     config = {"repeat_top": 3, "extra_seeds": [1], "noisy_pp": 2.0}
+    if noisy_seeds is not None:
+        config["noisy_seeds"] = noisy_seeds
     return {**results, "config": config, "candidates": list(results["models"]), "repeats": repeats}
 
 
@@ -316,7 +318,8 @@ def test_the_truth_is_the_seed_mean_where_every_model_was_repeated_else_the_firs
 
 def test_the_build_repeats_each_targets_top_then_every_model_where_they_moved_too_much():
     """hub_noise.seed_repeats, the stage both builds run, with the jobs run in this process: the top 3
-    of each target once more; t1's moved 4 points (> 2), so every model of t1 again; t2's 1 point."""
+    of each target once more; t1's moved 4 points (> 2), so every model of t1 again, with 3 seeds in
+    all (noisy_seeds); t2's 1 point: only its top 3, with the one extra seed."""
     results = synthetic_results(targets=("t1", "t2"))
     pairs = {(p["model"], p["target"]): p for p in results["pairs"]}
     moved = {"t1": 0.04, "t2": 0.01}
@@ -335,7 +338,7 @@ def test_the_build_repeats_each_targets_top_then_every_model_where_they_moved_to
         run_here,
         job,
         lambda m, t, extra: (m, t, extra),
-        SimpleNamespace(repeat_top=3, extra_seeds=(1,), noisy_pp=2.0),
+        SimpleNamespace(repeat_top=3, extra_seeds=(1,), noisy_pp=2.0, noisy_seeds=3),
         ["t1", "t2"],
         list(results["models"]),
         pairs,
@@ -345,10 +348,34 @@ def test_the_build_repeats_each_targets_top_then_every_model_where_they_moved_to
         merge=spent.append,
     )
     top2 = hub_noise.top_candidates(list(results["models"]), pairs, "t2", 3)
-    assert sorted(calls) == sorted({(m, "t1", 1) for m in results["models"]} | {(m, "t2", 1) for m in top2})
+    every = {(m, "t1", extra) for m in results["models"] for extra in (1, 2)}
+    assert sorted(calls) == sorted(every | {(m, "t2", 1) for m in top2})
     assert len(calls) == len(set(calls)) == len(repeats) == len(spent)  # nothing fine-tuned twice
     assert [(r["target"], r["model"]) for r in repeats] == sorted((r["target"], r["model"]) for r in repeats)
-    assert hub_noise.averaged_targets(_with_noise(results, repeats)) == ["t1"]
+    noisy = _with_noise(results, repeats, noisy_seeds=3)
+    assert hub_noise.averaged_targets(noisy) == ["t1"]
+    # with two seeds only, t1 would not count as averaged over the build's noisy seeds
+    assert hub_noise.averaged_targets({**noisy, "repeats": [r for r in repeats if r["extra"] == 1]}) == []
+    # the noise measure stays the first stage's (top 3, extra seed 1): t1 moved 4 points, not more
+    assert hub_noise.seed_noise(noisy)["per_target_pp"] == pytest.approx({"t1": 4.0, "t2": 1.0})
+
+
+def test_the_noisy_targets_seeds_and_the_pooled_sd_of_one_seed():
+    assert hub_noise.noisy_extra_seeds((1,), 4) == (1, 2, 3)
+    assert hub_noise.noisy_extra_seeds((1,), None) == (1,)  # a document older than the knob
+    assert hub_noise.noisy_extra_seeds((1, 5), 2) == (1, 5)  # never fewer than the top's seeds
+    results = synthetic_results(targets=("t1",))
+    models = list(results["models"])
+    # seeds of each model at +0, +2, -2 points around its first fine-tune: sd 2 points, pooled
+    repeats = [_repeat(results, m, "t1", d, extra) for m in models for extra, d in ((1, 0.02), (2, -0.02))]
+    doc = _with_noise(results, repeats, noisy_seeds=3)
+    assert hub_noise.seed_sd_pp(doc) == {"t1": pytest.approx(2.0)}
+    naive = np.mean([np.var([0.0, 2.0, -2.0], ddof=1) for _ in models]) ** 0.5
+    assert hub_noise.seed_noise(doc)["seed_sd_pp"]["t1"] == pytest.approx(naive)
+    assert hub_noise.seed_noise(doc)["seeds_averaged"] == 3
+    table = ev.table_from_results(doc)
+    first = ev.table_from_results(results)
+    assert table.accuracy["t1"] == pytest.approx(first.accuracy["t1"])  # the mean of +2 and -2 is +0
 
 
 def test_the_evaluation_judges_tlreg_against_the_priors_and_a_random_pick_within_the_noise():
