@@ -48,8 +48,8 @@ ETA = 2
 MAX_STAGES = 3
 #: The first stage holds at least this many items of every class (others: :data:`MIN_FIRST_ITEMS`).
 #: Measured on the Hub-like benchmark's targets cut to 200 images (20-25 a class): with a first stage
-#: of 5 a class the estimators dropped the true contenders (mean pick regret 4.5 points against 2.8
-#: for ``full``, worst 31); from 8 a class, ``auto`` picked as ``full`` did (``bench/halving.py``).
+#: of 5 a class the estimators dropped the true contenders (mean pick regret 4.7 points against 3.0
+#: for ``full``, worst 31); from 8 a class, ``auto`` had 2.95, as ``full`` (``bench/halving.py``).
 MIN_FIRST_PER_CLASS = 8
 MIN_FIRST_ITEMS = 48
 #: The best this many by a stage's combined score always survive it.

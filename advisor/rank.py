@@ -43,7 +43,7 @@ from .errors import EstimatorError
 #: need the source head's probabilities are used only for models that have a head.
 DEFAULT_ESTIMATORS: dict[str, tuple[str, ...]] = {
     # Shrinkage H-score (Ibrahim et al., ECML-PKDD 2022) + N-LEEP (Li et al., CVPR 2021), rank-aggregated:
-    # the combination both benchmarks' evidence selects (bench/joint_defaults.py; all 15 folds).
+    # the combination both benchmarks' 15 targets select (bench/joint_defaults.py; 9 of 15 folds held out).
     "classification": ("hscore_shrinkage", "nleep"),
     "regression": ("logme",),
     "unlabelled": ("rankme",),

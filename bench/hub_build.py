@@ -13,7 +13,8 @@ interrupted build resumes where it stopped and a rerun costs nothing:
    benchmark).
 3. **raw.** Each target's raw-pixel baseline, exactly as ``recommend`` computes it, scored and probed.
 4. **repeats.** Each target's top candidates fine-tuned again with other seeds: the build's noise;
-   on a target where they moved more than ``noisy_pp`` points, every candidate (``bench/hub_noise.py``).
+   on a target where they moved more than ``noisy_pp`` points, every candidate with ``noisy_seeds``
+   seeds in all (``bench/hub_noise.py``).
 5. **resamples.** Each target's resampling rounds, as ``recommend``'s confidence draws them, for every
    candidate and baseline.
 

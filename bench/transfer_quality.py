@@ -13,7 +13,8 @@ Seven 32x32 targets of varied relatedness (``bench/zoo_tasks.py``). For every (m
 accuracy after a full fine-tune under one fixed budget, and after a linear probe (logistic regression
 on frozen features); seeds fixed (``bench/zoo_train.py``). The build states its noise as the Hub-like
 one does (``hub_noise.seed_repeats``): each target's top 3 fine-tuned again with a second seed, and
-every model where those moved more than 2 points; the truth there is the mean over the seeds.
+every model with four seeds in all where those moved more than 2 points; the truth there is the mean
+over the seeds.
 Every stage is cached in ``--work`` (default: the user cache dir), never in the repository.
 
 **Scores.** Every classification estimator on the target's training split, with the features

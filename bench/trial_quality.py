@@ -16,7 +16,7 @@ train the same way, briefly: a trial is 25 optimiser steps to the truth's 60, on
 A pick among the top ``k`` takes the best trial accuracy, ties to the estimators' order.
 
 **Judged** against the benchmark's truth (``hub_noise.truth``: test accuracy after the full
-fine-tune; the mean of two seeds on the noisy targets), for every ``k`` up to :data:`TOP`: mean and
+fine-tune; the mean over the seeds on the noisy targets), for every ``k`` up to :data:`TOP`: mean and
 worst regret of the pick, and the cost (trials run, their seconds).
 
 Trials are cached per (model, target, recipe) in ``WORK/trials`` (written atomically), so an
