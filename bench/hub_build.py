@@ -65,11 +65,10 @@ class HubConfig:
     repeat_top: int = 3
     extra_seeds: tuple[int, ...] = (1,)
     #: a target whose top repeats differ from their first fine-tune by more than this many points on
-    #: average is too noisy for one seed to name its best model: every candidate is fine-tuned again
-    #: with the extra seeds there, and its ground truth is the mean over the seeds
-    #: (``hub_eval.hub_table``)
+    #: average is too noisy for one seed to name its best model: every candidate is fine-tuned there
+    #: with ``noisy_seeds`` seeds in all (the first included), and its ground truth is the mean over
+    #: the seeds (``hub_noise.truth``); two seeds left 1.6-1.9 points of noise in each model's truth
     noisy_pp: float = 2.0
-    #: how many seeds every candidate gets on such a target, the first included (``hub_noise``)
     noisy_seeds: int = 4
 
     def to_dict(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ build fine-tunes every candidate again there (:func:`noisy_targets`), and the gr
 target is the mean over ``noisy_seeds`` seeds (:func:`truth`). With 21 candidates whose accuracies
 each move by a few points, the best of one seed is partly luck (the winner's curse); the mean of
 ``n`` seeds divides the variance of each model's accuracy by ``n`` (4 seeds: half the single seed's
-standard deviation, about 1.3 points on the noisy targets where one seed's is 2.5-2.8), and the
+standard deviation, 1.2-1.4 points on the noisy targets where one seed's is 2.3-2.7), and the
 regret of every ranker is measured against it. The noise measure (:func:`seed_noise`) stays the
 first stage's: the top candidates' ``extra_seeds`` repeats, which decide where the build averages.
 
@@ -157,7 +157,7 @@ def seed_noise(results: Mapping[str, Any]) -> dict[str, Any]:
 
 def seed_sd_pp(results: Mapping[str, Any]) -> dict[str, float]:
     """Per averaged target: one seed's standard deviation in points, pooled over the candidates (the
-    within-candidate spread of their seeds), and what the truth's mean over the seeds is left with."""
+    within-candidate spread of their seeds); the truth's mean over ``n`` seeds has this over √n."""
     first = pairs_of(results)
     out: dict[str, float] = {}
     for t in averaged_targets(results):
