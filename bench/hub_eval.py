@@ -338,7 +338,7 @@ def _averaged_lines(doc: Mapping[str, Any]) -> list[str]:
     if not averaged:
         return []
     first = doc.get("first_seed", {})
-    lines = ["  " + hub_noise.averaged_line(noise)]
+    lines = ["  " + line for line in hub_noise.averaged_lines(noise)]
     if first:
         lines.append(
             "  on the first seed alone (mean tau_w / mean regret / worst): "

@@ -68,6 +68,12 @@ def noisy_extra_seeds(extra_seeds: Sequence[int], noisy_seeds: int | None) -> tu
     return tuple(extras)
 
 
+def seeds_averaged(config: Mapping[str, Any]) -> int:
+    """How many seeds a results document's noisy targets average, the first included
+    (:func:`noisy_extra_seeds` of its configuration)."""
+    return 1 + len(noisy_extra_seeds(config.get("extra_seeds", ()), config.get("noisy_seeds")))
+
+
 def moves_pp(repeats: Sequence[Mapping[str, Any]], pairs: Pairs) -> dict[str, list[float]]:
     """Per target: the points between each repeat and the first fine-tune of its (model, target)."""
     diffs: dict[str, list[float]] = {}
@@ -104,8 +110,7 @@ def pairs_of(results: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]
 def averaged_targets(results: Mapping[str, Any]) -> list[str]:
     """The targets on which every candidate was fine-tuned with every seed of a noisy target
     (:func:`noisy_extra_seeds`)."""
-    cfg = results["config"]
-    seeds = len(noisy_extra_seeds(cfg.get("extra_seeds", ()), cfg.get("noisy_seeds")))
+    seeds = seeds_averaged(results["config"]) - 1
     if not seeds or not results.get("repeats"):
         return []
     counts: dict[tuple[str, str], int] = {}
@@ -150,7 +155,7 @@ def seed_noise(results: Mapping[str, Any]) -> dict[str, Any]:
         "repeats": len(flat),
         "noisy_pp": cfg.get("noisy_pp"),
         "averaged_targets": averaged_targets(results),
-        "seeds_averaged": 1 + len(noisy_extra_seeds(cfg.get("extra_seeds", ()), cfg.get("noisy_seeds"))),
+        "seeds_averaged": seeds_averaged(cfg),
         "seed_sd_pp": seed_sd_pp(results),
     }
 
@@ -173,21 +178,17 @@ def seed_sd_pp(results: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def averaged_line(noise: Mapping[str, Any], *, who: str = "candidate") -> str:
-    """The report's line on the targets whose truth is a seed mean (``noise``: :func:`seed_noise`):
-    how far their top repeats moved, how many seeds, one seed's sd and the mean's."""
-    averaged = noise["averaged_targets"]
+def averaged_lines(noise: Mapping[str, Any], *, who: str = "candidate") -> list[str]:
+    """The report's lines on the targets whose truth is a seed mean (``noise``: :func:`seed_noise`):
+    how far their top repeats moved, how many seeds, then one seed's sd and the mean's."""
+    averaged, n, sd = noise["averaged_targets"], noise["seeds_averaged"], noise["seed_sd_pp"]
     moved = ", ".join(f"{t} {noise['per_target_pp'][t]:.1f}" for t in averaged)
-    line = (
+    each = ", ".join(f"{t} {sd[t]:.1f} ({sd[t] / np.sqrt(n):.1f})" for t in averaged)
+    return [
         f"too noisy for one seed (top repeats moved > {noise['noisy_pp']:.1f} pts: {moved}): every {who} "
-        f"fine-tuned with {noise.get('seeds_averaged', 2)} seeds there; truth = the mean over the seeds"
-    )
-    sd = noise.get("seed_sd_pp") or {}
-    if sd:
-        n = noise.get("seeds_averaged", 2)
-        each = ", ".join(f"{t} {sd[t]:.1f} ({sd[t] / np.sqrt(n):.1f})" for t in averaged if t in sd)
-        line += f" (one seed's sd, pooled over the {who}s, and the mean's, pts: {each})"
-    return line
+        f"fine-tuned with {n} seeds there; truth = the mean over the seeds",
+        f"  one seed's sd, pooled over the {who}s (the {n} seeds' mean's), pts: {each}",
+    ]
 
 
 def seed_repeats(

@@ -312,7 +312,7 @@ def _obvious_lines(doc: Mapping[str, Any]) -> list[str]:
             f"repeats of each target's top fine-tunes; per target: {per})"
         ]
         if noise["averaged_targets"]:
-            lines.append("  " + hub_noise.averaged_line(noise, who="model"))
+            lines += ["  " + line for line in hub_noise.averaged_lines(noise, who="model")]
     else:
         lines = ["Seed noise: not measured (the results hold no repeats); 'within noise' = the best"]
     head = (

@@ -373,6 +373,8 @@ def test_the_noisy_targets_seeds_and_the_pooled_sd_of_one_seed():
     naive = np.mean([np.var([0.0, 2.0, -2.0], ddof=1) for _ in models]) ** 0.5
     assert hub_noise.seed_noise(doc)["seed_sd_pp"]["t1"] == pytest.approx(naive)
     assert hub_noise.seed_noise(doc)["seeds_averaged"] == 3
+    moved, sd = hub_noise.averaged_lines(hub_noise.seed_noise(doc), who="model")
+    assert "every model fine-tuned with 3 seeds" in moved and sd.endswith("pts: t1 2.0 (1.2)")  # 2/√3
     table = ev.table_from_results(doc)
     first = ev.table_from_results(results)
     assert table.accuracy["t1"] == pytest.approx(first.accuracy["t1"])  # the mean of +2 and -2 is +0
