@@ -61,11 +61,7 @@ def partial_job(
     path = hub_jobs.pair_file(work, cfg, target, model_id, f"partial{unfreeze}")
     if not path.exists():
         seed = stable_seed(cfg.seed, "finetune", model_id, target.name)  # the full fine-tune's seed
-        extractor = hb.work_registry(work).load(ref)
-        pre = extractor.preprocessor
-        x_train = pre.collate([pre(p) for p in target.train.items])
-        x_test = pre.collate([pre(p) for p in target.test.items])
-        module = extractor.module
+        module, x_train, x_test = zb.finetune_inputs(hb.work_registry(work), ref, target)
         torch.manual_seed(seed)
         module.reset_classifier(len(target.train.classes or []))
         chosen = plan(module, "partial", unfreeze=unfreeze, ref=model_id)

@@ -29,6 +29,7 @@ from tlreg.advisor.embed import EmbedRequest, EmbedSettings, features_for
 from tlreg.advisor.errors import EstimatorError
 from tlreg.advisor.estimators.ncti import components as ncti_components
 from tlreg.registry import Registry
+from torch import nn
 from zoo_train import Budget, read_json, stable_seed, write_json
 
 LITES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
@@ -355,20 +356,29 @@ def evaluate_pair(
     }
 
 
+def finetune_inputs(
+    registry: Registry, ref: str, target: Target
+) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """The registered model's module and the target's train and test images through its own
+    preprocessor: what every fine-tune of the benchmarks starts from (full, partial, re-run)."""
+    extractor = registry.load(ref)
+    pre = extractor.preprocessor
+    x_train = pre.collate([pre(p) for p in target.train.items])
+    x_test = pre.collate([pre(p) for p in target.test.items])
+    return extractor.module, x_train, x_test
+
+
 def finetune_on(
     registry: Registry, ref: str, target: Target, budget: Budget, *, seed: int, watch: Stopwatch
 ) -> dict[str, Any]:
     """A full fine-tune of the registered model on the target's training split, scored on its test
     split (``zoo_train.finetune``; the seconds go to ``watch``'s "finetune" stage)."""
-    extractor = registry.load(ref)
-    pre = extractor.preprocessor
-    x_train = pre.collate([pre(p) for p in target.train.items])
-    x_test = pre.collate([pre(p) for p in target.test.items])
+    module, x_train, x_test = finetune_inputs(registry, ref, target)
     return _timed(
         watch,
         "finetune",
         lambda: zoo_train.finetune(
-            extractor.module,
+            module,
             len(target.train.classes or []),
             x_train,
             np.asarray(target.train.labels),
