@@ -133,14 +133,12 @@ def lfc_of(features: np.ndarray, labels: np.ndarray) -> float:
 # --- computing the scores from the builds ----------------------------------------------------------
 
 
-def cached_features(work: Path, ref: str, target: Any) -> np.ndarray:
-    """A model's features of a target's training split, from the build's feature cache (the build
-    embedded every pair; nothing is recomputed)."""
+def cached_features(registry: Any, work: Path, ref: str, target: Any) -> np.ndarray:
+    """A model's features of a target's training split, from the build's feature cache: the features
+    the build scored every estimator on (an uncached pair is an error, not embedded afresh)."""
     from tlreg.advisor.cache import FeatureCache
     from tlreg.advisor.embed import EmbedRequest, EmbedSettings, features_for
-    from tlreg.registry import Registry
 
-    registry = Registry(f"sqlite:///{work / 'registry.db'}")
     request = EmbedRequest(
         registry,
         target.train,
@@ -149,7 +147,10 @@ def cached_features(work: Path, ref: str, target: Any) -> np.ndarray:
         device=torch.device("cpu"),
         settings=EmbedSettings(batch_size=128, workers=0),
     )
-    return features_for(request, registry.get(ref)).features
+    got = features_for(request, registry.get(ref))
+    if not got.from_cache:
+        raise RuntimeError(f"{ref} on {target.name}: not in {work / 'cache'}; build the benchmark first")
+    return got.features
 
 
 def compute(work: Path, results: dict[str, Any], *, n: int, directions: int, seed: int) -> dict[str, Any]:
@@ -186,7 +187,7 @@ def compute(work: Path, results: dict[str, Any], *, n: int, directions: int, see
                 got = measure(module, x, labels_all[idx], directions=directions, seed=seed)
                 write_json(path, {**got, "seconds": round(time.perf_counter() - start, 2)})
                 print(f"{name} {model_id}: {got}", file=sys.stderr, flush=True)
-            lfc = lfc_of(cached_features(work, ref, target), labels_all)
+            lfc = lfc_of(cached_features(registry, work, ref, target), labels_all)
             scores[name][model_id] = {**read_json(path), "lfc": lfc}
     return {"config": {"n": n, "directions": directions, "seed": seed}, "scores": scores}
 
@@ -194,20 +195,19 @@ def compute(work: Path, results: dict[str, Any], *, n: int, directions: int, see
 def compute_first(work: Path, results: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
     """LFC on the whole training split of every (model, target) of the first benchmark
     (``bench/transfer_quality.py``), from its work folder's feature cache."""
+    import hub_build as hb
     import zoo_build as zb
 
     cfg = zb.BuildConfig(seed=results["config"]["seed"])
+    registry = hb.work_registry(work)  # WORK/registry.db, as in every build
     out: dict[str, dict[str, dict[str, float]]] = {}
     for name in results["targets"]:
         target = zb.load_target(work, cfg, name, zb.Stopwatch())
         labels = np.asarray(target.train.labels)
+        refs = {m: f"local-dir:{zb.model_folder(work, cfg, m)}" for m in results["models"]}
         out[name] = {
-            m: {
-                "lfc": lfc_of(
-                    cached_features(work, f"local-dir:{zb.model_folder(work, cfg, m)}", target), labels
-                )
-            }
-            for m in results["models"]
+            m: {"lfc": lfc_of(cached_features(registry, work, ref, target), labels)}
+            for m, ref in refs.items()
         }
     return out
 

@@ -46,32 +46,16 @@ RANKERS = (
 )
 
 
-def seeds_of(results: dict[str, Any], model: str, target: str) -> list[int]:
-    """The build's fine-tune seeds of (model, target): the first fine-tune's, then each repeat's in
-    the order of its seed number."""
+def runs_of(results: dict[str, Any], model: str, target: str) -> list[tuple[int, float]]:
+    """The build's fine-tunes of (model, target) as (seed, recorded accuracy): the first fine-tune,
+    then each repeat in the order of its seed number."""
     pair = next(p for p in results["pairs"] if p["model"] == model and p["target"] == target)
     repeats = sorted(
         (r for r in results.get("repeats", []) if r["model"] == model and r["target"] == target),
         key=lambda r: r["extra"],
     )
-    return [int(pair["finetune_seed"]), *(int(r["seed"]) for r in repeats)]
-
-
-def recorded(results: dict[str, Any], model: str, target: str) -> list[float]:
-    """The accuracies the build recorded for those seeds, in the same order."""
-    pair = next(p for p in results["pairs"] if p["model"] == model and p["target"] == target)
-    repeats = sorted(
-        (r for r in results.get("repeats", []) if r["model"] == model and r["target"] == target),
-        key=lambda r: r["extra"],
-    )
-    return [float(pair["finetune_acc"]), *(float(r["accuracy"]) for r in repeats)]
-
-
-@torch.inference_mode()
-def predictions(model: torch.nn.Module, x: torch.Tensor, *, batch_size: int = 256) -> np.ndarray:
-    """The predicted class of each input (what ``zoo_train.accuracy`` compares with the labels)."""
-    model.eval()
-    return torch.cat([model(x[s : s + batch_size]).argmax(1) for s in range(0, len(x), batch_size)]).numpy()
+    first = (int(pair["finetune_seed"]), float(pair["finetune_acc"]))
+    return [first, *((int(r["seed"]), float(r["accuracy"])) for r in repeats)]
 
 
 def predict_job(work: Path, config: dict[str, Any], ref: str, target_name: str, seed: int) -> list[int]:
@@ -90,7 +74,7 @@ def predict_job(work: Path, config: dict[str, Any], ref: str, target_name: str, 
     zoo_train.train(
         module, x_train, torch.as_tensor(np.asarray(target.train.labels)), cfg.finetune, seed=seed
     )
-    return [int(v) for v in predictions(module, x_test)]
+    return [int(v) for v in zoo_train.predict(module, x_test)]
 
 
 def compute(work: Path, results: dict[str, Any], target: str, *, workers: int = 2) -> dict[str, Any]:
@@ -104,7 +88,7 @@ def compute(work: Path, results: dict[str, Any], target: str, *, workers: int = 
     labels = [int(v) for v in hb.load_target(work, cfg, target, zb.Stopwatch()).test.labels]
     jobs = {}
     for m in results["candidates"]:
-        for seed in seeds_of(results, m, target):
+        for seed, _ in runs_of(results, m, target):
             path = work / "predictions" / target / f"{m}-{seed}.json"
             if not path.exists():
                 jobs[path] = (work, results["config"], results["models"][m]["ref"], target, seed)
@@ -117,10 +101,11 @@ def compute(work: Path, results: dict[str, Any], target: str, *, workers: int = 
                 print(f"  {done}/{len(jobs)} {path.name}", file=sys.stderr, flush=True)
     models = {}
     for m in results["candidates"]:
-        seeds = seeds_of(results, m, target)
+        runs = runs_of(results, m, target)
+        seeds = [seed for seed, _ in runs]
         models[m] = {
             "seeds": seeds,
-            "recorded": recorded(results, m, target),
+            "recorded": [acc for _, acc in runs],
             "predictions": [
                 read_json(work / "predictions" / target / f"{m}-{s}.json")["predictions"] for s in seeds
             ],
@@ -154,7 +139,6 @@ def evaluate(doc: dict[str, Any], picks: dict[str, str], *, rounds: int = ROUNDS
     acc = np.stack([hits[:, rng.integers(0, n, n)].mean(1) for _ in range(rounds)])  # [rounds, models]
     full = hits.mean(1)
     best = models[int(np.argmax(full))]
-    ordered = np.sort(acc, axis=1)
     p_best = np.bincount(acc.argmax(1), minlength=len(models)) / rounds
     regrets = {}
     for name, pick in picks.items():
@@ -179,7 +163,6 @@ def evaluate(doc: dict[str, Any], picks: dict[str, str], *, rounds: int = ROUNDS
             "full": float(100.0 * (np.sort(full)[-1] - np.sort(full)[-2])),
             "interval": [float(np.quantile(lead, 0.05)), float(np.quantile(lead, 0.95))],
         },
-        "top_spread_pp": float(np.mean(100.0 * (ordered[:, -1] - ordered[:, -2]))),
         "regret": regrets,
     }
 

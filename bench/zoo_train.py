@@ -118,14 +118,16 @@ def train(
 
 
 @torch.inference_mode()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 256) -> float:
+def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
+    """The predicted class of each input, in eval mode, batch by batch."""
     model.eval()
-    correct = 0
-    for start in range(0, len(x), batch_size):
-        correct += int(
-            (model(x[start : start + batch_size]).argmax(1) == y[start : start + batch_size]).sum()
-        )
-    return correct / max(1, len(x))
+    return torch.cat([model(x[s : s + batch_size]).argmax(1) for s in range(0, len(x), batch_size)])
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 256) -> float:
+    if len(x) == 0:
+        return 0.0
+    return int((predict(model, x, batch_size=batch_size) == y).sum()) / len(x)
 
 
 def create(arch: str, *, num_classes: int, seed: int) -> tuple[nn.Module, dict[str, Any]]:
