@@ -215,9 +215,27 @@ def build_random(work: Path, cfg: HubConfig, lite: str) -> Path:
     return zoo_train.save_model(module, folder, input_px=cfg.px, model_args={}, meta=meta)
 
 
-def build_descendant(work: Path, cfg: HubConfig, model_id: str, watch: zb.Stopwatch) -> Path:
-    """``LITE-SOURCE``: the ImageNet original fine-tuned on the source task, saved as the Hub would."""
-    folder = model_folder(work, cfg, model_id)
+def sibling_folder(work: Path, cfg: HubConfig, model_id: str, sibling: int) -> Path:
+    """Where a descendant is saved: the build's own (``sibling`` 0) among the models, another made by
+    the same recipe with another seed (``bench/descent_noise.py``) apart from them."""
+    if sibling == 0:
+        return model_folder(work, cfg, model_id)
+    return work / "siblings" / f"{model_id}-s{sibling}-{model_key(cfg)}"
+
+
+def descent_seed(cfg: HubConfig, model_id: str, sibling: int = 0) -> int:
+    """The seed of a descendant's fine-tune on its source: the build's own for ``sibling`` 0."""
+    if sibling == 0:
+        return stable_seed(cfg.seed, "descend", model_id)
+    return stable_seed(cfg.seed, "descend", model_id, "sibling", sibling)
+
+
+def build_descendant(
+    work: Path, cfg: HubConfig, model_id: str, watch: zb.Stopwatch, *, sibling: int = 0
+) -> Path:
+    """``LITE-SOURCE``: the ImageNet original fine-tuned on the source task, saved as the Hub would.
+    ``sibling`` k > 0 makes the k-th other checkpoint of the same recipe (only the seed differs)."""
+    folder = sibling_folder(work, cfg, model_id, sibling)
     if (folder / "meta.json").exists():
         return folder
     lite, source = split_id(model_id)
@@ -225,7 +243,7 @@ def build_descendant(work: Path, cfg: HubConfig, model_id: str, watch: zb.Stopwa
     parent = registry.get(f"local-dir:{model_folder(work, cfg, f'{lite}-{ORIGINAL}')}")
     extractor = registry.load(parent.ref)
     data = task_data(work, cfg, "source", source, watch)
-    seed = stable_seed(cfg.seed, "descend", model_id)
+    seed = descent_seed(cfg, model_id, sibling)
     start, cpu = time.perf_counter(), time.process_time()
     pre = extractor.preprocessor
     x = zoo_train.preprocess(pre, data.x_train)
@@ -253,6 +271,8 @@ def build_descendant(work: Path, cfg: HubConfig, model_id: str, watch: zb.Stopwa
             "budget": cfg.descend.to_dict(),
             "n_train": len(data.x_train),
             "seed": seed,
+            # only on a sibling, so that the build's own models record what they always have
+            **({"sibling": sibling} if sibling else {}),
         },
     }
     return zoo_train.save_model(module, folder, input_px=cfg.px, model_args={}, meta=meta)
