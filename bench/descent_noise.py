@@ -279,14 +279,13 @@ def main() -> None:
         doc = json.loads(RESULTS.read_text())
     else:
         from hub_quality import default_work
+        from zoo_train import write_json
 
         recipes = args.recipes or default_recipes(
             results, json.loads(HUB_EVALUATION.read_text()), args.target
         )
         doc = compute(args.work or default_work(), results, args.target, recipes, args.siblings)
-        tmp = RESULTS.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, indent=1) + "\n")
-        tmp.replace(RESULTS)
+        write_json(RESULTS, doc)
         print(f"wrote {RESULTS.relative_to(ROOT)}", file=sys.stderr)
     print(report(evaluate(doc, results)))
 
