@@ -191,7 +191,7 @@ def evaluate(doc: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
             "remade_ranks": [int(1 + sum(v > x for v in rest)) for x in means],
         }
     controls = {}
-    for m, accs in doc.get("controls", {}).items():
+    for m, accs in doc["controls"].items():
         recorded = [acc for _, acc in truth_resample.runs_of(results, m, target)]
         controls[m] = {
             "here": float(100.0 * np.mean(accs)),

@@ -11,6 +11,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -161,3 +163,18 @@ def write_image_folder(
             pixels[..., c % 3] += 150
             Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(folder / f"{i:03d}.png")
     return root
+
+
+def bench_report(script: str, *args: str) -> str:
+    """``python bench/SCRIPT --report`` run as a user runs it (its own process, from the bench
+    folder), from the committed results; its stdout. Fails the test with the script's stderr."""
+    bench = Path(__file__).resolve().parents[1] / "bench"
+    done = subprocess.run(
+        [sys.executable, str(bench / script), "--report", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=bench,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout

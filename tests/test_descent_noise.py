@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import hub_noise  # noqa: E402
 import truth_resample as tr  # noqa: E402
 import zoo_build as zb  # noqa: E402
 import zoo_train  # noqa: E402
+from helpers import bench_report  # noqa: E402
 from tlreg.registry import Registry  # noqa: E402
 
 RESULTS = json.loads(dn.HUB_RESULTS.read_text())
@@ -176,11 +176,7 @@ def test_committed_results_are_the_builds_recipes_and_the_report_runs() -> None:
     assert set(doc["controls"]) == {f"{hb.split_id(m)[0]}-{hb.ORIGINAL}" for m in doc["recipes"]}
     ev = dn.evaluate(doc, RESULTS)
     assert ev["remade"] >= 4 and ev["seeds"] == 4
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "descent_noise.py"), "--report"], capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
-    assert f"the descent's own: {ev['descent_sd_pp']:.1f}" in done.stdout
+    assert f"the descent's own: {ev['descent_sd_pp']:.1f}" in bench_report("descent_noise.py")
 
 
 def test_the_control_says_whether_the_fine_tune_itself_is_reproduced() -> None:

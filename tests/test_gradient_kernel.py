@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 import gradient_kernel as gk  # noqa: E402
+from helpers import bench_report  # noqa: E402
 
 
 def naive_alignment(k1: np.ndarray, k2: np.ndarray) -> float:
@@ -164,11 +164,5 @@ def test_evaluation_of_the_committed_scores_agrees_with_both_benchmarks() -> Non
 
 
 def test_report_runs_from_the_committed_scores() -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "gradient_kernel.py"), "--report"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "combined + lgc" in done.stdout and "[name_match]" in done.stdout
+    out = bench_report("gradient_kernel.py")
+    assert "combined + lgc" in out and "[name_match]" in out

@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 import history_quality as hq  # noqa: E402
+from helpers import bench_report  # noqa: E402
 
 
 def committed() -> tuple[dict, dict]:
@@ -34,15 +35,8 @@ def test_the_held_out_target_never_reaches_its_own_history() -> None:
 
 
 def test_report_runs_from_the_committed_signatures() -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "history_quality.py"), "--report"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT / "bench",
-    )
-    assert done.returncode == 0, done.stderr
-    assert "combined + history" in done.stdout and "adding the history changes mean τw by" in done.stdout
+    out = bench_report("history_quality.py")
+    assert "combined + history" in out and "adding the history changes mean τw by" in out
     doc = hq.evaluate(*committed())
     assert set(doc["mean_tau_w"]) == {"combined (default)", "history alone", "combined + history"}
     assert all(-1.0 <= v <= 1.0 for v in doc["mean_tau_w"].values())

@@ -4,7 +4,6 @@ bootstrap against a direct re-derivation, degenerate inputs, and the committed p
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import hub_noise  # noqa: E402
 import truth_resample as tr  # noqa: E402
+from helpers import bench_report  # noqa: E402
 
 
 def synthetic(seed: int = 0) -> dict:
@@ -114,11 +114,5 @@ def test_committed_predictions_reproduce_the_build_and_its_truth() -> None:
 
 
 def test_report_runs_from_the_committed_predictions() -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "truth_resample.py"), "--report"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "combined" in done.stdout and "how often each model is best" in done.stdout
+    out = bench_report("truth_resample.py")
+    assert "combined" in out and "how often each model is best" in out
