@@ -62,8 +62,12 @@ def one_thread():
 
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
-    """A fresh TLREG_HOME and Hugging Face cache per test, offline, whatever the developer's environment."""
+    """A fresh TLREG_HOME and Hugging Face cache per test, offline, whatever the developer's environment.
+    COLUMNS and LINES go too: a piped table is as wide as COLUMNS says, and pytest-xdist's workers (or a
+    CI shell) set COLUMNS=80, which folds the cells that tests read; a test that needs a width sets one."""
     home = tmp_path_factory.mktemp("home")
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
     monkeypatch.setenv("TLREG_HOME", str(home / "tlreg"))
     monkeypatch.delenv("TLREG_DB", raising=False)
     monkeypatch.delenv("TLREG_CACHE", raising=False)
