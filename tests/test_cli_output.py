@@ -34,7 +34,7 @@ def run(*args: str, **kwargs: object):
 
 
 def tlreg(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {"NO_COLOR": "1"}
+    env = os.environ | {"NO_COLOR": "1"}  # no COLUMNS: conftest.isolated_home unsets it
     return subprocess.run(
         [shutil.which("tlreg"), *args], capture_output=True, text=True, env=env, timeout=300
     )
@@ -44,7 +44,7 @@ def in_terminal(*args: str, columns: int) -> str:
     """What the installed ``tlreg`` writes to a terminal ``columns`` wide (a pseudo-terminal)."""
     main, side = pty.openpty()
     fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | {"NO_COLOR": "1", "TERM": "xterm"}
+    env = os.environ | {"NO_COLOR": "1", "TERM": "xterm"}
     proc = subprocess.Popen([shutil.which("tlreg"), *args], stdin=side, stdout=side, stderr=side, env=env)
     os.close(side)
     out = b""
