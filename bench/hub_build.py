@@ -14,7 +14,8 @@ interrupted build resumes where it stopped and a rerun costs nothing:
 3. **raw.** Each target's raw-pixel baseline, exactly as ``recommend`` computes it, scored and probed.
 4. **repeats.** Each target's top candidates fine-tuned again with other seeds: the build's noise;
    on a target where they moved more than ``noisy_pp`` points, every candidate with ``noisy_seeds``
-   seeds in all (``bench/hub_noise.py``).
+   seeds in all, then with as many more as one seed's pooled sd needs for a mean within
+   ``truth_sd_pp`` points (``bench/hub_noise.py``).
 5. **resamples.** Each target's resampling rounds, as ``recommend``'s confidence draws them, for every
    candidate and baseline.
 
@@ -70,6 +71,12 @@ class HubConfig:
     #: the seeds (``hub_noise.truth``); two seeds left 1.6-1.9 points of noise in each model's truth
     noisy_pp: float = 2.0
     noisy_seeds: int = 4
+    #: then, on each noisy target, every candidate gets the fewest seeds (at most ``max_seeds``) whose
+    #: mean's sd is at most ``truth_sd_pp`` points, one seed's sd measured on its ``noisy_seeds``
+    #: (``hub_noise.seed_repeats``): four seeds left photos' truth 1.4-1.9 points of noise per model,
+    #: too much for the advice's 1-point regret goal (fixed before the seeds run; None: no such stage)
+    truth_sd_pp: float | None = 1.0
+    max_seeds: int = 16
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "descend": self.descend.to_dict(), "finetune": self.finetune.to_dict()}
@@ -84,6 +91,8 @@ def config_from_dict(doc: dict[str, Any]) -> HubConfig:
         fields[seq] = tuple(fields[seq])
     # a document older than the knob averaged its noisy targets over the extra seeds only
     fields.setdefault("noisy_seeds", 1 + len(fields["extra_seeds"]))
+    # ... and one older than the sd rule stopped at noisy_seeds
+    fields.setdefault("truth_sd_pp", None)
     return HubConfig(**fields)
 
 
@@ -102,6 +111,7 @@ def quick_config(seed: int = 0) -> HubConfig:
         targets=("digits", "photos"),
         repeat_top=2,
         noisy_seeds=2,
+        max_seeds=3,
     )
 
 

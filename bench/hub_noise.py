@@ -155,27 +155,53 @@ def seed_noise(results: Mapping[str, Any]) -> dict[str, Any]:
         "repeats": len(flat),
         "noisy_pp": cfg.get("noisy_pp"),
         "averaged_targets": averaged_targets(results),
-        "seeds_averaged": seeds_averaged(cfg),
+        "seeds_averaged": seeds_per_target(results),
         "seed_sd_pp": seed_sd_pp(results),
     }
 
 
+def runs_pp(repeats: Sequence[Mapping[str, Any]], pairs: Pairs, target: str) -> dict[str, list[float]]:
+    """Per model: every fine-tune of it on ``target`` in points, the first one first."""
+    runs: dict[str, list[float]] = {}
+    for r in repeats:
+        if r["target"] == target:
+            runs.setdefault(r["model"], [100.0 * pairs[r["model"], target]["finetune_acc"]]).append(
+                100.0 * r["accuracy"]
+            )
+    return runs
+
+
+def pooled_sd_pp(runs: Mapping[str, Sequence[float]]) -> float:
+    """One seed's standard deviation, pooled over the models (the within-model spread of their
+    seeds, each model around its own mean): NaN without two seeds of any model."""
+    ss = sum(float(np.sum((np.asarray(v) - np.mean(v)) ** 2)) for v in runs.values())
+    dof = sum(len(v) - 1 for v in runs.values())
+    return float(np.sqrt(ss / dof)) if dof else float("nan")
+
+
+def seeds_needed(sd_pp: float, truth_sd_pp: float, floor: int, cap: int) -> int:
+    """The seeds whose mean has a standard deviation of at most ``truth_sd_pp`` points when one
+    seed's is ``sd_pp`` (sd/√n <= truth_sd_pp, so n = ceil((sd/truth_sd)^2)), within [floor, cap]."""
+    if not np.isfinite(sd_pp):
+        return floor
+    return int(min(cap, max(floor, int(np.ceil((sd_pp / truth_sd_pp) ** 2 - 1e-9)))))
+
+
 def seed_sd_pp(results: Mapping[str, Any]) -> dict[str, float]:
-    """Per averaged target: one seed's standard deviation in points, pooled over the candidates (the
-    within-candidate spread of their seeds); the truth's mean over ``n`` seeds has this over √n."""
+    """Per averaged target: one seed's standard deviation in points, pooled over the candidates
+    (:func:`pooled_sd_pp`); the truth's mean over ``n`` seeds has this over √n."""
     first = pairs_of(results)
-    out: dict[str, float] = {}
-    for t in averaged_targets(results):
-        runs: dict[str, list[float]] = {}
-        for r in results["repeats"]:
-            if r["target"] == t:
-                runs.setdefault(r["model"], [100.0 * first[r["model"], t]["finetune_acc"]]).append(
-                    100.0 * r["accuracy"]
-                )
-        ss = sum(float(np.sum((np.asarray(v) - np.mean(v)) ** 2)) for v in runs.values())
-        dof = sum(len(v) - 1 for v in runs.values())
-        out[t] = float(np.sqrt(ss / dof)) if dof else float("nan")
-    return out
+    return {t: pooled_sd_pp(runs_pp(results["repeats"], first, t)) for t in averaged_targets(results)}
+
+
+def seeds_per_target(results: Mapping[str, Any]) -> dict[str, int]:
+    """Per averaged target: the seeds each candidate's truth there averages, the first included
+    (every candidate has as many: the build gives a target's candidates the same seeds)."""
+    first = pairs_of(results)
+    return {
+        t: min(len(v) for v in runs_pp(results["repeats"], first, t).values())
+        for t in averaged_targets(results)
+    }
 
 
 def averaged_lines(noise: Mapping[str, Any], *, who: str = "candidate") -> list[str]:
@@ -183,11 +209,12 @@ def averaged_lines(noise: Mapping[str, Any], *, who: str = "candidate") -> list[
     how far their top repeats moved, how many seeds, then one seed's sd and the mean's."""
     averaged, n, sd = noise["averaged_targets"], noise["seeds_averaged"], noise["seed_sd_pp"]
     moved = ", ".join(f"{t} {noise['per_target_pp'][t]:.1f}" for t in averaged)
-    each = ", ".join(f"{t} {sd[t]:.1f} ({sd[t] / np.sqrt(n):.1f})" for t in averaged)
+    seeds = ", ".join(f"{t} {n[t]}" for t in averaged)
+    each = ", ".join(f"{t} {sd[t]:.1f} ({sd[t] / np.sqrt(n[t]):.1f})" for t in averaged)
     return [
         f"too noisy for one seed (top repeats moved > {noise['noisy_pp']:.1f} pts: {moved}): every {who} "
-        f"fine-tuned with {n} seeds there; truth = the mean over the seeds",
-        f"  one seed's sd, pooled over the {who}s (the {n} seeds' mean's), pts: {each}",
+        f"fine-tuned with as many seeds there ({seeds}); truth = the mean over the seeds",
+        f"  one seed's sd, pooled over the {who}s (in parentheses: their seeds' mean's), pts: {each}",
     ]
 
 
@@ -204,12 +231,18 @@ def seed_repeats(
     log: Callable[[str], None],
     progress: Callable[[int, int, str], None],
     merge: Callable[[dict], None],
+    truth_sd_pp: float | None = None,
+    max_seeds: int | None = None,
 ) -> list[dict[str, Any]]:
     """The seed-noise stage of both builds. First each target's best ``cfg.repeat_top`` candidates
     (by their first fine-tune) again with every seed of ``cfg.extra_seeds``; then, on the targets whose
     repeats moved more than ``cfg.noisy_pp`` points on average (``noisy_targets``), every
     candidate with ``cfg.noisy_seeds`` seeds in all (:func:`noisy_extra_seeds`), so that their
-    ground truth can be the mean over the seeds. ``job(*job_args(model,
+    ground truth can be the mean over the seeds. With ``truth_sd_pp``, a last stage: on each noisy
+    target, one seed's sd pooled over the candidates' ``cfg.noisy_seeds`` seeds (:func:`pooled_sd_pp`)
+    sets the seeds every candidate gets there in all, the fewest whose mean's sd is at most
+    ``truth_sd_pp`` points (:func:`seeds_needed`, at most ``max_seeds``): the rule looks at the
+    spread of each model's seeds, never at which model leads. ``job(*job_args(model,
     target, extra))`` returns one repeat ({model, target, extra, accuracy, ...}) and its seconds;
     ``run_jobs`` runs a batch of jobs (``zoo_run._run_jobs``: in worker processes)."""
     repeats: list[dict[str, Any]] = []
@@ -249,4 +282,18 @@ def seed_repeats(
         )
     batch[0] = 0
     run_jobs(job, jobs, workers=workers, on_done=done)
+    if truth_sd_pp is not None:
+        jobs = []
+        floor = 1 + len(extras)
+        for t in noisy:
+            sd = pooled_sd_pp(runs_pp(repeats, pairs, t))
+            more = noisy_extra_seeds(extras, seeds_needed(sd, truth_sd_pp, floor, max_seeds or floor))
+            if len(more) > len(extras):
+                log(
+                    f"{t}: one seed's sd {sd:.2f} points; every candidate with {1 + len(more)} seeds "
+                    f"(their mean's sd <= {truth_sd_pp} points, at most {max_seeds})"
+                )
+            jobs += [job_args(m, t, extra) for m in candidates for extra in more[len(extras) :]]
+        batch[0] = 0
+        run_jobs(job, jobs, workers=workers, on_done=done)
     return sorted(repeats, key=lambda r: (r["target"], r["model"], r["extra"]))

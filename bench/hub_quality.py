@@ -17,9 +17,10 @@ negative-transfer truth's baseline). Inputs are 32x32 images run at 64 px.
 under one fixed budget, and after a linear probe on frozen features; the same for the random-init
 architectures and (probe) the raw pixels. Each target's top candidates are fine-tuned again with
 another seed: the spread is the build's noise. On a target where it exceeds ``noisy_pp`` (2 points)
-every candidate is fine-tuned with ``noisy_seeds`` (4) seeds in all, and the truth there is the mean
-over the seeds (``bench/hub_noise.py``). The build checks its own realism (distinct winners, how
-often the largest model wins).
+every candidate is fine-tuned with ``noisy_seeds`` (4) seeds, then with the fewest seeds in all (at
+most ``max_seeds``, 16) whose mean's sd, from one seed's sd pooled over the candidates, is at most
+``truth_sd_pp`` (1) point; the truth there is the mean over the seeds (``bench/hub_noise.py``).
+The build checks its own realism (distinct winners, how often the largest model wins).
 
 Outputs: ``data/bench/hub_quality_results.json`` (the ground truth, every score, seeds, versions,
 timings) and ``data/bench/hub_quality.json`` (the evaluation). The report goes to stdout, progress

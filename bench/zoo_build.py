@@ -62,6 +62,10 @@ class BuildConfig:
     extra_seeds: tuple[int, ...] = (1,)
     noisy_pp: float = 2.0
     noisy_seeds: int = 4
+    #: the Hub-like build's last noise stage (``HubConfig.truth_sd_pp``); None: this build's noisy
+    #: targets stop at ``noisy_seeds``, as its committed results did
+    truth_sd_pp: float | None = None
+    max_seeds: int = 16
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "pretrain": self.pretrain.to_dict(), "finetune": self.finetune.to_dict()}

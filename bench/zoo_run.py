@@ -44,7 +44,7 @@ def cores() -> int:
 
 #: The knobs of the seed-noise stage (``hub_noise.seed_repeats``): it runs after every other stage and
 #: changes none of their work, so changing these keeps the build's ledger (:meth:`Ledger.for_build`).
-NOISE_KNOBS = ("repeat_top", "extra_seeds", "noisy_pp", "noisy_seeds")
+NOISE_KNOBS = ("repeat_top", "extra_seeds", "noisy_pp", "noisy_seeds", "truth_sd_pp", "max_seeds")
 
 
 class Ledger:
@@ -222,6 +222,8 @@ def build(
         log=log,
         progress=progress,
         merge=ledger.add,
+        truth_sd_pp=cfg.truth_sd_pp,
+        max_seeds=cfg.max_seeds,
     )
 
     ledger.end_run(wall_seconds=time.perf_counter() - started, parent_cpu_seconds=time.process_time() - cpu0)

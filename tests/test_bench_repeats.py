@@ -78,9 +78,17 @@ def test_a_builds_ledger_outlives_changes_of_the_seed_noise_knobs_only(tmp_path:
     same = zoo_run.Ledger.for_build(tmp_path, cfg).path
     for knob in zoo_run.NOISE_KNOBS:
         assert knob in cfg.to_dict()
-    noisier = dataclasses.replace(cfg, repeat_top=5, extra_seeds=(1, 2), noisy_pp=1.0)
+    noisier = dataclasses.replace(cfg, repeat_top=5, extra_seeds=(1, 2), noisy_pp=1.0, truth_sd_pp=0.5)
     assert zoo_run.Ledger.for_build(tmp_path, noisier).path == same
     other_budget = dataclasses.replace(cfg, finetune=zoo_train.Budget(60, 32, 1e-3, 0.01, 10))
     assert zoo_run.Ledger.for_build(tmp_path, other_budget).path != same
     assert zoo_run.Ledger.for_build(tmp_path, zb.quick_config()).path != same
+    # the Hub-like build's ledger too: its sd rule (added while a build was under way) keeps its key
+    import hub_build
+
+    hub = hub_build.HubConfig()
+    assert all(knob in hub.to_dict() for knob in zoo_run.NOISE_KNOBS)
+    hub_ledger = zoo_run.Ledger.for_build(tmp_path, hub).path
+    for changed in (dict(truth_sd_pp=None), dict(max_seeds=4), dict(noisy_seeds=6)):
+        assert zoo_run.Ledger.for_build(tmp_path, dataclasses.replace(hub, **changed)).path == hub_ledger
     assert zoo_run.Ledger.for_build(tmp_path, cfg, "ledger-plan").path != same

@@ -372,12 +372,78 @@ def test_the_noisy_targets_seeds_and_the_pooled_sd_of_one_seed():
     assert hub_noise.seed_sd_pp(doc) == {"t1": pytest.approx(2.0)}
     naive = np.mean([np.var([0.0, 2.0, -2.0], ddof=1) for _ in models]) ** 0.5
     assert hub_noise.seed_noise(doc)["seed_sd_pp"]["t1"] == pytest.approx(naive)
-    assert hub_noise.seed_noise(doc)["seeds_averaged"] == 3
+    assert hub_noise.seed_noise(doc)["seeds_averaged"] == {"t1": 3}
     moved, sd = hub_noise.averaged_lines(hub_noise.seed_noise(doc), who="model")
-    assert "every model fine-tuned with 3 seeds" in moved and sd.endswith("pts: t1 2.0 (1.2)")  # 2/√3
+    assert "every model fine-tuned with as many seeds there (t1 3)" in moved
+    assert sd.endswith("pts: t1 2.0 (1.2)")  # 2/√3
     table = ev.table_from_results(doc)
     first = ev.table_from_results(results)
     assert table.accuracy["t1"] == pytest.approx(first.accuracy["t1"])  # the mean of +2 and -2 is +0
+
+
+def test_seeds_needed_is_the_fewest_whose_mean_is_within_the_sd_asked():
+    for sd, want, floor, cap in [
+        (2.7, 1.0, 4, 16),
+        (3.8, 1.0, 4, 16),
+        (4.0, 1.0, 4, 16),
+        (1.5, 1.0, 4, 16),
+        (9.0, 1.0, 4, 16),
+        (2.0, 1.0, 4, 16),
+        (3.0, 1.5, 2, 10),
+    ]:
+        n = floor
+        while n < cap and sd / np.sqrt(n) > want + 1e-12:  # the direct search the formula replaces
+            n += 1
+        assert hub_noise.seeds_needed(sd, want, floor, cap) == n, (sd, want)
+    assert hub_noise.seeds_needed(float("nan"), 1.0, 4, 16) == 4  # no spread measured: the floor
+
+
+def test_the_sd_rule_gives_every_model_of_a_noisy_target_the_seeds_its_spread_needs():
+    """seed_repeats' last stage: t1's models' three seeds sit at +0, +4, -4 points (one seed's sd 4),
+    so a mean within 1.5 points needs ceil((4/1.5)^2) = 8 seeds, every model the same; with at most 6
+    seeds allowed, 6. t2 (quiet) keeps its top 3's one repeat; the stage never asks which model leads."""
+    results = synthetic_results(targets=("t1", "t2"))
+    pairs = {(p["model"], p["target"]): p for p in results["pairs"]}
+    models = list(results["models"])
+
+    def offset(target: str, extra: int) -> float:
+        return {1: 0.04, 2: -0.04}.get(extra, 0.0) if target == "t1" else 0.005
+
+    def build(max_seeds: int) -> tuple[list[dict], list[str]]:
+        logged: list[str] = []
+        repeats = hub_noise.seed_repeats(
+            lambda fn, jobs, *, workers, on_done: [on_done(j, fn(*j)) for j in jobs],
+            lambda m, t, extra: (_repeat(results, m, t, offset(t, extra), extra), {}),
+            lambda m, t, extra: (m, t, extra),
+            SimpleNamespace(repeat_top=3, extra_seeds=(1,), noisy_pp=2.0, noisy_seeds=3),
+            ["t1", "t2"],
+            models,
+            pairs,
+            workers=1,
+            log=logged.append,
+            progress=lambda *_a: None,
+            merge=lambda _s: None,
+            truth_sd_pp=1.5,
+            max_seeds=max_seeds,
+        )
+        return repeats, logged
+
+    for cap, seeds in ((10, 8), (6, 6)):
+        repeats, logged = build(cap)
+        per_model = {
+            m: sorted(r["extra"] for r in repeats if r["target"] == "t1" and r["model"] == m) for m in models
+        }
+        assert all(extras == list(range(1, seeds)) for extras in per_model.values()), per_model
+        assert len({(r["model"], r["target"], r["extra"]) for r in repeats}) == len(repeats)
+        assert sorted(r["model"] for r in repeats if r["target"] == "t2") == sorted(
+            hub_noise.top_candidates(models, pairs, "t2", 3)
+        )
+        assert any(f"every candidate with {seeds} seeds" in line for line in logged)
+        doc = _with_noise(results, repeats, noisy_seeds=3)
+        assert hub_noise.seeds_per_target(doc) == {"t1": seeds}
+        # the pooled sd of the eight (+0, +4, -4, 0, ...) seeds, re-derived
+        naive = np.std([0.0, 4.0, -4.0] + [0.0] * (seeds - 3), ddof=1)
+        assert hub_noise.seed_sd_pp(doc)["t1"] == pytest.approx(naive)
 
 
 def test_the_evaluation_judges_tlreg_against_the_priors_and_a_random_pick_within_the_noise():
