@@ -26,10 +26,10 @@ often tlreg makes the claim and how often it is true; precision and recall over 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+import jsonio
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     feats, y, own = embed(work, folder)
     doc = evaluate(feats, y, own, args.samples, args.seed)
     if args.json:
-        args.json.write_text(json.dumps(doc, indent=1) + "\n")
+        jsonio.write_json(args.json, doc)
     print(report(doc))
     return 0
 

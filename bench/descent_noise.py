@@ -89,7 +89,8 @@ def compute(
     import hub_build as hb
     import truth_resample
     import zoo_build as zb
-    from zoo_train import read_json, write_json
+    from jsonio import read_json
+    from zoo_train import write_json
 
     cfg = hb.config_from_dict(results["config"])
     work.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jsonio
 import numpy as np
 import torch
 import transfer_eval as ev
@@ -159,7 +160,8 @@ def compute(work: Path, results: dict[str, Any], *, n: int, directions: int, see
     targets, its feature cache); each pair's gradient measures cached there."""
     import hub_build as hb
     import zoo_build as zb
-    from zoo_train import read_json, stable_seed, write_json
+    from jsonio import read_json
+    from zoo_train import stable_seed, write_json
 
     cfg = hb.config_from_dict(results["config"])
     registry = hb.work_registry(work)
@@ -342,9 +344,7 @@ def main() -> None:
 
         doc = compute(args.work or hub_work(), results, n=args.n, directions=args.directions, seed=SEED)
         doc["first"] = compute_first(args.first_work or first_work(), first)
-        tmp = SCORES.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, indent=1) + "\n")
-        tmp.replace(SCORES)
+        jsonio.write_json(SCORES, doc)
         print(f"wrote {SCORES.relative_to(ROOT)}", file=sys.stderr)
     evaluation = evaluate(results, first, doc)
     print(report(evaluation, doc["config"], json.loads(HUB_EVALUATION.read_text())))

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import hub_noise
+import jsonio
 import numpy as np
 from scipy.stats import kendalltau
 from tlreg.advisor.data import fingerprint, load_dataset, sample
@@ -379,10 +380,7 @@ def main(argv: list[str] | None = None) -> int:
 
         doc["shell"] = shell(args.repeats, [int(s) for s in args.sizes.split(",")])
     if args.what:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(args.out.name + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=1) + "\n")
-        tmp.replace(args.out)
+        jsonio.write_json(args.out, doc)
     if not doc:
         raise SystemExit(
             f"error: no figures in {args.out}; run `python bench/halving.py hub` or `shell` first"

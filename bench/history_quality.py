@@ -30,6 +30,7 @@ import statistics
 import sys
 from pathlib import Path
 
+import jsonio
 import torch
 import transfer_eval as ev
 from tlreg.advisor import rank
@@ -252,7 +253,7 @@ def main() -> None:
             from transfer_quality import default_work
 
         signatures = compute_signatures(args.work or default_work(), results, hub=args.hub)
-        signatures_file.write_text(json.dumps(signatures, indent=0) + "\n")
+        jsonio.write_json(signatures_file, signatures, indent=0)
         print(f"wrote {signatures_file.relative_to(ROOT)}", file=sys.stderr)
     doc = evaluate(results, signatures)
     if args.hub:

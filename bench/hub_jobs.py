@@ -16,9 +16,10 @@ import torch
 import zoo_build as zb
 import zoo_train
 from hub_build import HubConfig, baseline_ids, build_descendant, candidate_ids, load_target, work_registry
+from jsonio import read_json
 from PIL import Image
 from tlreg.advisor.cache import FeatureCache
-from zoo_train import read_json, stable_seed, write_json
+from zoo_train import stable_seed, write_json
 
 # --- per (model, target) ---------------------------------------------------------------------------
 

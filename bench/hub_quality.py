@@ -35,6 +35,8 @@ import json
 import sys
 from pathlib import Path
 
+from jsonio import write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "data" / "bench" / "hub_quality_results.json"
 EVALUATION = ROOT / "data" / "bench" / "hub_quality.json"
@@ -48,13 +50,6 @@ def default_work() -> Path:
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def write_json(path: Path, doc: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    tmp.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:

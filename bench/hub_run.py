@@ -18,9 +18,9 @@ import hub_jobs
 import hub_noise
 import hub_tasks
 import zoo_build as zb
+from jsonio import read_json
 from tlreg.registry import Registry
 from zoo_run import Ledger, _round, _run_jobs, cores, environment
-from zoo_train import read_json
 
 #: Relative cost of one job per backbone, for scheduling the longest jobs first.
 COST = {"efficientnet_lite2": 1.25, "efficientnet_lite1": 1.1, "efficientnet_lite0": 1.0}

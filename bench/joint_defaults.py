@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import hub_eval as he
+import jsonio
 import numpy as np
 import transfer_eval as ev
 from tlreg.advisor import rank
@@ -260,7 +261,7 @@ def main() -> None:
     doc = evaluate(args.pool)
     print(report(doc))
     if args.json:
-        args.json.write_text(json.dumps(doc, indent=1) + "\n")
+        jsonio.write_json(args.json, doc)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,10 @@ import numpy as np
 import torch
 import zoo_build as zb
 import zoo_train
+from jsonio import read_json
 from tlreg.advisor.cache import FeatureCache
 from tlreg.advisor.embed import EmbedRequest, EmbedSettings, features_for
-from zoo_train import read_json, stable_seed, write_json
+from zoo_train import stable_seed, write_json
 
 TOP = 5
 PROFILE_ESTIMATORS = ("logme", "hscore_shrinkage")

@@ -31,7 +31,8 @@ EVALUATION = ROOT / "data" / "bench" / "transfer_plan.json"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hub_quality import default_work, sha256, write_json
+    from hub_quality import default_work, sha256
+    from jsonio import write_json
 
     parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
     parser.add_argument(

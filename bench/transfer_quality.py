@@ -47,6 +47,7 @@ from typing import Any
 import hub_eval as he
 import hub_noise
 import joint_defaults
+import jsonio
 import transfer_eval as ev
 from tlreg.advisor import rank
 
@@ -383,10 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         write_json(results_path, results)
     doc = evaluate(results)
     doc["results_file"] = {"name": results_path.name, "sha256": sha256(results_path)}
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    tmp.replace(out_path)
+    jsonio.write_json(out_path, doc)
     print(report(doc, results))
     if args.quick:
         print("(a --quick smoke run: a handful of steps on 3 targets; its figures are not evidence)")

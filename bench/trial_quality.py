@@ -37,7 +37,7 @@ from typing import Any
 import hub_eval as he
 import hub_noise
 import transfer_eval as ev
-from hub_quality import write_json
+from jsonio import write_json
 from tlreg.advisor import rank
 
 ROOT = Path(__file__).resolve().parents[1]

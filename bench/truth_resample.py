@@ -24,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import jsonio
 import numpy as np
 import torch
 
@@ -82,7 +83,8 @@ def compute(work: Path, results: dict[str, Any], target: str, *, workers: int = 
     run cached in the work folder), with the accuracies the build recorded for them."""
     import hub_build as hb
     import zoo_build as zb
-    from zoo_train import read_json, write_json
+    from jsonio import read_json
+    from zoo_train import write_json
 
     cfg = hb.config_from_dict(results["config"])
     labels = [int(v) for v in hb.load_target(work, cfg, target, zb.Stopwatch()).test.labels]
@@ -209,9 +211,7 @@ def main() -> None:
         from hub_quality import default_work
 
         doc = compute(args.work or default_work(), json.loads(HUB_RESULTS.read_text()), args.target)
-        tmp = PREDICTIONS.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
-        tmp.replace(PREDICTIONS)
+        jsonio.write_json(PREDICTIONS, doc, compact=True)
         print(f"wrote {PREDICTIONS.relative_to(ROOT)}", file=sys.stderr)
     print(report(evaluate(doc, picks_of(doc["target"]))))
 

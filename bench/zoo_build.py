@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import zoo_tasks
 import zoo_train
+from jsonio import read_json
 from PIL import Image
 from tlreg.advisor import estimators as est
 from tlreg.advisor.cache import FeatureCache
@@ -30,7 +31,7 @@ from tlreg.advisor.errors import EstimatorError
 from tlreg.advisor.estimators.ncti import components as ncti_components
 from tlreg.registry import Registry
 from torch import nn
-from zoo_train import Budget, read_json, stable_seed, write_json
+from zoo_train import Budget, stable_seed, write_json
 
 LITES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 #: Scores computed from components the build already has (identical by the estimators' definitions).

@@ -25,8 +25,9 @@ from typing import Any
 import hub_noise
 import zoo_build as zb
 import zoo_tasks
+from jsonio import read_json
 from tlreg.registry import Registry
-from zoo_train import read_json, stable_seed, write_json
+from zoo_train import stable_seed, write_json
 
 #: Relative cost of one fine-tune, for scheduling the longest jobs first (measured on this machine).
 COST = {

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonio
 import numpy as np
 import timm
 import torch
@@ -215,15 +216,8 @@ def stable_seed(*parts: str | int) -> int:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temporary file, then rename): a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
+    """The builds' caches and results: :func:`jsonio.write_json` (atomic) with sorted keys."""
+    jsonio.write_json(path, data, sort_keys=True)
 
 
 def n_params(module: nn.Module, *, exclude: Sequence[str] = ()) -> int:

@@ -92,3 +92,28 @@ def test_a_builds_ledger_outlives_changes_of_the_seed_noise_knobs_only(tmp_path:
     for changed in (dict(truth_sd_pp=None), dict(max_seeds=4), dict(noisy_seeds=6)):
         assert zoo_run.Ledger.for_build(tmp_path, dataclasses.replace(hub, **changed)).path == hub_ledger
     assert zoo_run.Ledger.for_build(tmp_path, cfg, "ledger-plan").path != same
+
+
+def test_the_benchmarks_json_writes_are_atomic_and_keep_their_formats(tmp_path: Path) -> None:
+    """bench/jsonio.write_json, every benchmark document's one writer: the committed documents keep
+    their layouts (indented in insertion order, sorted for the builds' caches, compact for per-image
+    predictions), and a document that cannot be written leaves neither a file nor a temporary."""
+    import json
+
+    import jsonio
+
+    doc = {"b": [1, 2], "a": {"x": 0.5}}
+    path = tmp_path / "deep" / "doc.json"
+    jsonio.write_json(path, doc)
+    assert path.read_text() == json.dumps(doc, indent=1) + "\n" and jsonio.read_json(path) == doc
+    jsonio.write_json(path, doc, sort_keys=True)
+    assert path.read_text().index('"a"') < path.read_text().index('"b"')
+    jsonio.write_json(path, doc, compact=True)
+    assert path.read_text() == '{"b":[1,2],"a":{"x":0.5}}\n'
+    zoo_train.write_json(path, doc)  # the builds' caches: sorted keys
+    assert path.read_text() == json.dumps(doc, indent=1, sort_keys=True) + "\n"
+
+    with pytest.raises(TypeError):
+        jsonio.write_json(tmp_path / "bad.json", {"x": object()})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deep"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["doc.json"]

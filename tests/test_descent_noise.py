@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import descent_noise as dn  # noqa: E402
 import hub_build as hb  # noqa: E402
 import hub_noise  # noqa: E402
+import jsonio  # noqa: E402
 import truth_resample as tr  # noqa: E402
 import zoo_build as zb  # noqa: E402
 import zoo_train  # noqa: E402
@@ -63,7 +64,7 @@ def test_a_sibling_is_a_real_descent_and_the_builds_own_is_reproduced(tmp_path: 
 
     own, sibling = descend(tmp_path / "a", 0), descend(tmp_path / "a", 1)
     again = descend(tmp_path / "b", 0)  # another work folder: the build's own descent from scratch
-    meta = {k: zoo_train.read_json(f / "meta.json")["descend"] for k, f in (("own", own), ("sib", sibling))}
+    meta = {k: jsonio.read_json(f / "meta.json")["descend"] for k, f in (("own", own), ("sib", sibling))}
     assert meta["own"]["seed"] == hb.descent_seed(cfg, f"{lite}-digits") and "sibling" not in meta["own"]
     assert meta["sib"]["seed"] == hb.descent_seed(cfg, f"{lite}-digits", 1) and meta["sib"]["sibling"] == 1
     assert sibling.parent == tmp_path / "a" / "siblings"
