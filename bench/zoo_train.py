@@ -78,6 +78,16 @@ def _schedule(budget: Budget) -> Any:
     return factor
 
 
+def _batch(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """A batch of images in the channels-last memory layout (``channels_last``), else as it is.
+
+    oneDNN's CPU convolutions prefer it, and a convolution given a channels-last input runs in that
+    layout, forward and backward: the benchmarks' nets train about 1.7x faster (``python
+    bench/layout.py`` measures it side by side), the same arithmetic up to float rounding. The
+    weights keep their layout (safetensors, in ``save_for_hf``, saves only contiguous tensors)."""
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
 def train(
     model: nn.Module,
     x: torch.Tensor,
@@ -86,11 +96,13 @@ def train(
     *,
     seed: int,
     keep_eval: Sequence[nn.Module] = (),
+    channels_last: bool = True,
 ) -> float:
     """Train ``model`` in place for the budget (batches drawn epoch by epoch from a seeded permutation).
 
     Only parameters that require gradients are optimised; ``keep_eval`` (the normalisation layers of
     frozen blocks) stay in eval mode, so their running statistics stay the pretrained ones.
+    ``channels_last``: the batches' faster layout (:func:`_batch`); off only to measure it.
     Returns the mean loss of the last 10 % of steps (recorded, to spot a diverged run).
     """
     generator = torch.Generator().manual_seed(seed)
@@ -107,7 +119,7 @@ def train(
             order, cursor = torch.randperm(len(x), generator=generator), 0
         idx = order[cursor : cursor + budget.batch_size]
         cursor += budget.batch_size
-        loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+        loss = nn.functional.cross_entropy(model(_batch(x[idx], channels_last)), y[idx])
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -119,10 +131,13 @@ def train(
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
-    """The predicted class of each input, in eval mode, batch by batch."""
+def predict(
+    model: nn.Module, x: torch.Tensor, *, batch_size: int = 256, channels_last: bool = True
+) -> torch.Tensor:
+    """The predicted class of each input, in eval mode, batch by batch (layout: :func:`_batch`)."""
     model.eval()
-    return torch.cat([model(x[s : s + batch_size]).argmax(1) for s in range(0, len(x), batch_size)])
+    batches = (_batch(x[s : s + batch_size], channels_last) for s in range(0, len(x), batch_size))
+    return torch.cat([model(b).argmax(1) for b in batches])
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 256) -> float:

@@ -80,6 +80,18 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     return batch.to(device, non_blocking=True)
 
 
+def _channels_last(batch: Any) -> Any:
+    """An image batch in the channels-last memory layout; anything else (text) as it is.
+
+    oneDNN's CPU convolutions prefer it, and a convolution given a channels-last input runs in that
+    layout: a convolutional net embeds 1.4-1.7x faster (``python bench/recommend.py throughput``),
+    the same arithmetic up to float rounding (features within 1e-5). The weights are left as they
+    are (a fine-tune or an export saves them with safetensors, which takes contiguous tensors only)."""
+    if isinstance(batch, torch.Tensor) and batch.dim() == 4:
+        return batch.contiguous(memory_format=torch.channels_last)
+    return batch
+
+
 class FeatureExtractor:
     """A model ready to embed: ``preprocessor`` for the workers, :meth:`forward` for the batches."""
 
@@ -115,8 +127,9 @@ class FeatureExtractor:
 
     @torch.inference_mode()
     def forward(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(features ``[B, D]``, probabilities ``[B, K]`` or ``None``), float32 on the model's device."""
-        feats, logits = self._features_and_logits(_to_device(batch, self.device))
+        """(features ``[B, D]``, probabilities ``[B, K]`` or ``None``), float32 on the model's device;
+        images run in the channels-last layout (:func:`_channels_last`)."""
+        feats, logits = self._features_and_logits(_channels_last(_to_device(batch, self.device)))
         probs = None if logits is None else torch.softmax(logits.float(), dim=-1)
         return feats.float(), probs
 

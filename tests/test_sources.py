@@ -229,6 +229,26 @@ def test_local_safetensors_with_arch(registry: Registry, resnet_file: tuple[Path
     assert probs.shape == (2, 5)
 
 
+def test_images_embed_in_the_channels_last_layout_and_the_weights_keep_theirs(
+    registry: Registry, resnet_file: tuple[Path, torch.nn.Module], tmp_path: Path
+) -> None:
+    """The faster layout for CPU convolutions: every convolution sees a channels-last batch, the
+    features are timm's own within float rounding, and the weights stay contiguous (a fine-tune or an
+    export saves them with safetensors, which refuses other layouts)."""
+    path, model = resnet_file
+    extractor = registry.load(registry.add_ref(str(path), arch="test_resnet")[0].ref)
+    seen: list[bool] = []
+    for conv in (m for m in extractor.module.modules() if isinstance(m, torch.nn.Conv2d)):
+        conv.register_forward_pre_hook(
+            lambda _m, args: seen.append(args[0].is_contiguous(memory_format=torch.channels_last))
+        )
+    feats, _ = extractor.embed(rgb_images(3))
+    assert seen and all(seen)
+    np.testing.assert_allclose(feats, timm_features(model, rgb_images(3)), rtol=1e-5, atol=1e-5)
+    assert all(p.is_contiguous() for p in extractor.module.parameters())
+    save_file(extractor.module.state_dict(), str(tmp_path / "again.safetensors"))
+
+
 def test_local_pth_loads_with_weights_only(
     registry: Registry, resnet_file: tuple[Path, torch.nn.Module], tmp_path: Path
 ) -> None:
