@@ -135,8 +135,9 @@ class FeatureExtractor:
 
     def features(self, batch: Any) -> torch.Tensor:
         """Penultimate features ``[B, D]`` with autograd on (no ``inference_mode``): what fine-tuning
-        trains a new head on, and back-propagates through when the backbone is unfrozen."""
-        feats, _ = self._features_and_logits(_to_device(batch, self.device))
+        trains a new head on, and back-propagates through when the backbone is unfrozen (images in
+        the channels-last layout, as :meth:`forward`: the backward pass gains as much)."""
+        feats, _ = self._features_and_logits(_channels_last(_to_device(batch, self.device)))
         return feats
 
     def embed(self, items: Sequence[Any], *, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray | None]:

@@ -248,6 +248,19 @@ def test_images_embed_in_the_channels_last_layout_and_the_weights_keep_theirs(
     assert all(p.is_contiguous() for p in extractor.module.parameters())
     save_file(extractor.module.state_dict(), str(tmp_path / "again.safetensors"))
 
+    # the fine-tune's path (features with autograd) too, and its step leaves the layout as it was
+    seen.clear()
+    pre = extractor.preprocessor
+    batch = pre.collate([pre(im) for im in rgb_images(3)])
+    extractor.module.train()
+    torch.optim.SGD(extractor.module.parameters(), lr=0.1).zero_grad()
+    extractor.features(batch).square().sum().backward()
+    assert seen and all(seen)
+    assert all(p.grad is not None for p in extractor.module.parameters() if p.dim() == 4)
+    torch.optim.SGD(extractor.module.parameters(), lr=0.1).step()
+    assert all(p.is_contiguous() for p in extractor.module.parameters())
+    save_file(extractor.module.state_dict(), str(tmp_path / "trained.safetensors"))
+
 
 def test_local_pth_loads_with_weights_only(
     registry: Registry, resnet_file: tuple[Path, torch.nn.Module], tmp_path: Path
