@@ -81,12 +81,15 @@ def _to_device(batch: Any, device: torch.device) -> Any:
 
 
 def _channels_last(batch: Any) -> Any:
-    """An image batch in the channels-last memory layout; anything else (text) as it is.
+    """An image batch in the channels-last memory layout; anything else as it is.
 
     oneDNN's CPU convolutions prefer it, and a convolution given a channels-last input runs in that
-    layout: a convolutional net embeds 1.4-1.7x faster (``python bench/recommend.py throughput``),
-    the same arithmetic up to float rounding (features within 1e-5). The weights are left as they
-    are (a fine-tune or an export saves them with safetensors, which takes contiguous tensors only)."""
+    layout: a convolutional net embeds 1.4-1.7x faster (``python bench/recommend.py throughput``)
+    and trains 1.4x faster (``python bench/layout.py``), the same arithmetic up to float rounding
+    (features within 1e-5). The weights are left as they are (a fine-tune or an export saves them
+    with safetensors, which takes contiguous tensors only). Only for extractors that declare
+    :attr:`FeatureExtractor.channels_last` (timm's models support the layout throughout; a
+    transformers model may ``view`` a feature map, which that layout refuses)."""
     if isinstance(batch, torch.Tensor) and batch.dim() == 4:
         return batch.contiguous(memory_format=torch.channels_last)
     return batch
@@ -94,6 +97,9 @@ def _channels_last(batch: Any) -> Any:
 
 class FeatureExtractor:
     """A model ready to embed: ``preprocessor`` for the workers, :meth:`forward` for the batches."""
+
+    #: image batches go to the model in the channels-last layout (:func:`_channels_last`)
+    channels_last: bool = False
 
     def __init__(
         self,
@@ -122,22 +128,27 @@ class FeatureExtractor:
         self.module.to(self.device)
         return self
 
+    def _ready(self, batch: Any) -> Any:
+        """The batch on the model's device, in the layout the model runs fastest in."""
+        batch = _to_device(batch, self.device)
+        return _channels_last(batch) if self.channels_last else batch
+
     def _features_and_logits(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         raise NotImplementedError
 
     @torch.inference_mode()
     def forward(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(features ``[B, D]``, probabilities ``[B, K]`` or ``None``), float32 on the model's device;
-        images run in the channels-last layout (:func:`_channels_last`)."""
-        feats, logits = self._features_and_logits(_channels_last(_to_device(batch, self.device)))
+        timm's images run in the channels-last layout (:func:`_channels_last`)."""
+        feats, logits = self._features_and_logits(self._ready(batch))
         probs = None if logits is None else torch.softmax(logits.float(), dim=-1)
         return feats.float(), probs
 
     def features(self, batch: Any) -> torch.Tensor:
         """Penultimate features ``[B, D]`` with autograd on (no ``inference_mode``): what fine-tuning
-        trains a new head on, and back-propagates through when the backbone is unfrozen (images in
-        the channels-last layout, as :meth:`forward`: the backward pass gains as much)."""
-        feats, _ = self._features_and_logits(_channels_last(_to_device(batch, self.device)))
+        trains a new head on, and back-propagates through when the backbone is unfrozen (the layout
+        of :meth:`forward`: the backward pass gains as much)."""
+        feats, _ = self._features_and_logits(self._ready(batch))
         return feats
 
     def embed(self, items: Sequence[Any], *, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray | None]:
@@ -155,6 +166,8 @@ class FeatureExtractor:
 
 class TimmExtractor(FeatureExtractor):
     """timm models: ``forward_features``, then the head with and without ``pre_logits``."""
+
+    channels_last = True
 
     def _features_and_logits(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         spatial = self.module.forward_features(batch)
