@@ -231,17 +231,15 @@ def seed_repeats(
     log: Callable[[str], None],
     progress: Callable[[int, int, str], None],
     merge: Callable[[dict], None],
-    truth_sd_pp: float | None = None,
-    max_seeds: int | None = None,
 ) -> list[dict[str, Any]]:
     """The seed-noise stage of both builds. First each target's best ``cfg.repeat_top`` candidates
     (by their first fine-tune) again with every seed of ``cfg.extra_seeds``; then, on the targets whose
     repeats moved more than ``cfg.noisy_pp`` points on average (``noisy_targets``), every
     candidate with ``cfg.noisy_seeds`` seeds in all (:func:`noisy_extra_seeds`), so that their
-    ground truth can be the mean over the seeds. With ``truth_sd_pp``, a last stage: on each noisy
+    ground truth can be the mean over the seeds. With ``cfg.truth_sd_pp``, a last stage: on each noisy
     target, one seed's sd pooled over the candidates' ``cfg.noisy_seeds`` seeds (:func:`pooled_sd_pp`)
     sets the seeds every candidate gets there in all, the fewest whose mean's sd is at most
-    ``truth_sd_pp`` points (:func:`seeds_needed`, at most ``max_seeds``): the rule looks at the
+    ``cfg.truth_sd_pp`` points (:func:`seeds_needed`, at most ``cfg.max_seeds``): the rule looks at the
     spread of each model's seeds, never at which model leads. ``job(*job_args(model,
     target, extra))`` returns one repeat ({model, target, extra, accuracy, ...}) and its seconds;
     ``run_jobs`` runs a batch of jobs (``zoo_run._run_jobs``: in worker processes)."""
@@ -282,16 +280,16 @@ def seed_repeats(
         )
     batch[0] = 0
     run_jobs(job, jobs, workers=workers, on_done=done)
-    if truth_sd_pp is not None:
+    if cfg.truth_sd_pp is not None:
         jobs = []
-        floor = 1 + len(extras)
         for t in noisy:
             sd = pooled_sd_pp(runs_pp(repeats, pairs, t))
-            more = noisy_extra_seeds(extras, seeds_needed(sd, truth_sd_pp, floor, max_seeds or floor))
+            needed = seeds_needed(sd, cfg.truth_sd_pp, 1 + len(extras), cfg.max_seeds)
+            more = noisy_extra_seeds(extras, needed)
             if len(more) > len(extras):
                 log(
                     f"{t}: one seed's sd {sd:.2f} points; every candidate with {1 + len(more)} seeds "
-                    f"(their mean's sd <= {truth_sd_pp} points, at most {max_seeds})"
+                    f"(their mean's sd <= {cfg.truth_sd_pp} points, at most {cfg.max_seeds})"
                 )
             jobs += [job_args(m, t, extra) for m in candidates for extra in more[len(extras) :]]
         batch[0] = 0

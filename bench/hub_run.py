@@ -148,8 +148,6 @@ def build(
         log=log,
         progress=progress,
         merge=ledger.add,
-        truth_sd_pp=cfg.truth_sd_pp,
-        max_seeds=cfg.max_seeds,
     )
 
     # 5. the resampling rounds of every target (what recommend's confidence and verdicts look at)

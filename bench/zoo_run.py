@@ -223,8 +223,6 @@ def build(
         log=log,
         progress=progress,
         merge=ledger.add,
-        truth_sd_pp=cfg.truth_sd_pp,
-        max_seeds=cfg.max_seeds,
     )
 
     ledger.end_run(wall_seconds=time.perf_counter() - started, parent_cpu_seconds=time.process_time() - cpu0)

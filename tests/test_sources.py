@@ -253,11 +253,11 @@ def test_images_embed_in_the_channels_last_layout_and_the_weights_keep_theirs(
     pre = extractor.preprocessor
     batch = pre.collate([pre(im) for im in rgb_images(3)])
     extractor.module.train()
-    torch.optim.SGD(extractor.module.parameters(), lr=0.1).zero_grad()
+    optimiser = torch.optim.SGD(extractor.module.parameters(), lr=0.1)
     extractor.features(batch).square().sum().backward()
     assert seen and all(seen)
     assert all(p.grad is not None for p in extractor.module.parameters() if p.dim() == 4)
-    torch.optim.SGD(extractor.module.parameters(), lr=0.1).step()
+    optimiser.step()
     assert all(p.is_contiguous() for p in extractor.module.parameters())
     save_file(extractor.module.state_dict(), str(tmp_path / "trained.safetensors"))
 

@@ -338,7 +338,7 @@ def test_the_build_repeats_each_targets_top_then_every_model_where_they_moved_to
         run_here,
         job,
         lambda m, t, extra: (m, t, extra),
-        SimpleNamespace(repeat_top=3, extra_seeds=(1,), noisy_pp=2.0, noisy_seeds=3),
+        SimpleNamespace(repeat_top=3, extra_seeds=(1,), noisy_pp=2.0, noisy_seeds=3, truth_sd_pp=None),
         ["t1", "t2"],
         list(results["models"]),
         pairs,
@@ -415,7 +415,14 @@ def test_the_sd_rule_gives_every_model_of_a_noisy_target_the_seeds_its_spread_ne
             lambda fn, jobs, *, workers, on_done: [on_done(j, fn(*j)) for j in jobs],
             lambda m, t, extra: (_repeat(results, m, t, offset(t, extra), extra), {}),
             lambda m, t, extra: (m, t, extra),
-            SimpleNamespace(repeat_top=3, extra_seeds=(1,), noisy_pp=2.0, noisy_seeds=3),
+            SimpleNamespace(
+                repeat_top=3,
+                extra_seeds=(1,),
+                noisy_pp=2.0,
+                noisy_seeds=3,
+                truth_sd_pp=1.5,
+                max_seeds=max_seeds,
+            ),
             ["t1", "t2"],
             models,
             pairs,
@@ -423,8 +430,6 @@ def test_the_sd_rule_gives_every_model_of_a_noisy_target_the_seeds_its_spread_ne
             log=logged.append,
             progress=lambda *_a: None,
             merge=lambda _s: None,
-            truth_sd_pp=1.5,
-            max_seeds=max_seeds,
         )
         return repeats, logged
 
