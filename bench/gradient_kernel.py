@@ -19,6 +19,7 @@ learning kernels based on centered alignment", JMLR 2012), which is invariant to
 
     python bench/gradient_kernel.py            # compute from the Hub-like build's work folder, evaluate
     python bench/gradient_kernel.py --report   # evaluate the committed scores only (seconds)
+    python bench/gradient_kernel.py --keep-first   # only the Hub-like scores (after a Hub-like rebuild)
 
 Per-(model, target) results are cached in the work folder (written atomically), so an interrupted run
 resumes. Scores: ``data/bench/hub_gradient_kernel.json``. The evaluation judges them as
@@ -331,6 +332,11 @@ def main() -> None:
     parser.add_argument(
         "--first-work", type=Path, help="the first benchmark's work folder (default: its own)"
     )
+    parser.add_argument(
+        "--keep-first",
+        action="store_true",
+        help="keep the committed first-benchmark scores (that build unchanged); recompute the Hub-like ones",
+    )
     parser.add_argument("--n", type=int, default=N_IMAGES, help="training images per target")
     parser.add_argument("--directions", type=int, default=DIRECTIONS, help="random output directions")
     args = parser.parse_args()
@@ -343,9 +349,12 @@ def main() -> None:
         from transfer_quality import default_work as first_work
 
         doc = compute(args.work or hub_work(), results, n=args.n, directions=args.directions, seed=SEED)
-        doc["first"] = compute_first(args.first_work or first_work(), first)
+        if args.keep_first:
+            doc["first"] = json.loads(SCORES.read_text())["first"]
+        else:
+            doc["first"] = compute_first(args.first_work or first_work(), first)
         jsonio.write_json(SCORES, doc)
-        print(f"wrote {SCORES.relative_to(ROOT)}", file=sys.stderr)
+        print(f"wrote {SCORES}", file=sys.stderr)
     evaluation = evaluate(results, first, doc)
     print(report(evaluation, doc["config"], json.loads(HUB_EVALUATION.read_text())))
 

@@ -166,3 +166,28 @@ def test_evaluation_of_the_committed_scores_agrees_with_both_benchmarks() -> Non
 def test_report_runs_from_the_committed_scores() -> None:
     out = bench_report("gradient_kernel.py")
     assert "combined + lgc" in out and "[name_match]" in out
+
+
+def test_keep_first_recomputes_only_the_hub_scores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a Hub-like rebuild the first benchmark's build is unchanged (and its work folder may be
+    gone): --keep-first carries its committed scores over and never opens its work folder."""
+    committed = json.loads(gk.SCORES.read_text())
+    scores = tmp_path / "hub_gradient_kernel.json"
+    scores.write_text(json.dumps(committed))
+    recomputed = {k: v for k, v in committed.items() if k != "first"}
+    calls: list[Path] = []
+
+    def compute(work: Path, results: dict, **_: object) -> dict:
+        calls.append(work)
+        return json.loads(json.dumps(recomputed))
+
+    def compute_first(*_: object) -> dict:
+        raise AssertionError("--keep-first must not open the first benchmark's work folder")
+
+    monkeypatch.setattr(gk, "SCORES", scores)
+    monkeypatch.setattr(gk, "compute", compute)
+    monkeypatch.setattr(gk, "compute_first", compute_first)
+    monkeypatch.setattr(sys, "argv", ["gradient_kernel.py", "--keep-first", "--work", str(tmp_path)])
+    gk.main()
+    assert calls == [tmp_path]
+    assert json.loads(scores.read_text()) == committed
