@@ -329,10 +329,11 @@ def main() -> None:
         "--report", action="store_true", help="evaluate the committed scores; compute nothing"
     )
     parser.add_argument("--work", type=Path, help="the Hub-like build's work folder (default: its own)")
-    parser.add_argument(
+    first_scores = parser.add_mutually_exclusive_group()
+    first_scores.add_argument(
         "--first-work", type=Path, help="the first benchmark's work folder (default: its own)"
     )
-    parser.add_argument(
+    first_scores.add_argument(
         "--keep-first",
         action="store_true",
         help="keep the committed first-benchmark scores (that build unchanged); recompute the Hub-like ones",
