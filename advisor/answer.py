@@ -47,17 +47,18 @@ class Standings:
     ranked: list[str]
     tied: list[str]  # sharing the best combined score, the pick first
     ranks: dict[str, int]
+    method: str  # the aggregation: rank or zscore (advisor/rank.py)
 
 
-def standings(board: Scoreboard, refs: Sequence[str], names: Sequence[str]) -> Standings:
+def standings(board: Scoreboard, refs: Sequence[str], names: Sequence[str], *, method: str) -> Standings:
     scores = board.scores
-    combined = combine({r: scores[r] for r in refs}, names)
+    combined = combine({r: scores[r] for r in refs}, names, method=method)
     shown = pooled({r: scores[r] for r in refs}, names)  # ETran / NCTI by their pool values
     shown.update({b: v for b, v in pooled(scores, names).items() if b not in shown})
     params = {r: board.records[r].params for r in refs}
     ranked = order(combined, {r: float(params[r] or 0) for r in refs})  # ties: the cheaper model first
     tied = [r for r in ranked if r in tied_with_best(combined)]
-    return Standings(list(names), combined, shown, params, ranked, tied, competition_ranks(combined))
+    return Standings(list(names), combined, shown, params, ranked, tied, competition_ranks(combined), method)
 
 
 def baseline_labels(board: Scoreboard, candidates: Sequence[ModelRecord]) -> list[str]:
@@ -92,6 +93,7 @@ def resample(
         "fixed": {r: {signal: board.scores[r][signal]} for r in refs if signal in board.scores[r]},
         "baselines": {b: (feats[b].features, feats[b].probs) for b in baselines},
         "also": verdict_names(board.task, board.names),
+        "method": standing.method,
     }
 
     def compute() -> dict[str, Any]:
@@ -238,6 +240,7 @@ def answer(
             "format": sample.format,
         },
         estimators=standing.names,
+        aggregation=standing.method,
         ranking=ranking,
         baselines=baselines,
         reason=explain(standing.ranked, board.scores, standing.combined, standing.names, facts),

@@ -127,6 +127,7 @@ def bootstrap(
     baselines: Mapping[str, tuple[np.ndarray, np.ndarray | None]] | None = None,
     also: Sequence[str] = (),
     progress: Callable[[int], None] | None = None,
+    method: str | None = None,
 ) -> Confidence:
     """P(best) and rank intervals for the models in ``features`` ({ref: (features, probs)}).
 
@@ -155,7 +156,7 @@ def bootstrap(
         round_scores.append({r: {**scorers[r](idx), **(fixed or {}).get(r, {})} for r in everyone})
         if progress:
             progress(1)
-    return from_rounds(round_scores, refs, names, ranked, weights=weights, fixed=fixed)
+    return from_rounds(round_scores, refs, names, ranked, weights=weights, fixed=fixed, method=method)
 
 
 def from_rounds(
@@ -166,6 +167,7 @@ def from_rounds(
     *,
     weights: Mapping[str, float] | None = None,
     fixed: Mapping[str, Mapping[str, float]] | None = None,
+    method: str | None = None,
 ) -> Confidence:
     """P(best), rank intervals and the runner-up test from rounds already scored ({label: {estimator:
     value}} per round; labels not in ``refs``, the baselines, are kept but not ranked).
@@ -182,7 +184,7 @@ def from_rounds(
     first = dict.fromkeys(refs, 0.0)
     ahead = 0
     for scores in round_scores:
-        combined = combine({r: scores[r] for r in refs}, [*names, *extra], weights)
+        combined = combine({r: scores[r] for r in refs}, [*names, *extra], weights, method=method)
         for r, position in competition_ranks(combined).items():
             ranks[r].append(position)
         winners = tied_with_best(combined)

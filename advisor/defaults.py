@@ -25,6 +25,11 @@ DEVICE = "auto"
 BUDGETS = ("auto", "full")
 BUDGET = "auto"
 HALVING_FROM = 12
+#: How the estimators' scores become one: each one's ranks, or z-scores, over the candidates, averaged
+#: (``advisor/rank.py``). The default is what both benchmarks' ground truth selects
+#: (``bench/joint_defaults.py``); runs recorded before it was an option used ``rank``.
+AGGREGATIONS = ("rank", "zscore")
+AGGREGATION = "zscore"
 
 # --- finetune -------------------------------------------------------------------------------------
 

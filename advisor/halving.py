@@ -137,6 +137,7 @@ def decide(
     *,
     rounds: int,
     seed: int,
+    method: str | None = None,
 ) -> dict[str, Any]:
     """One stage's decision on the survivors' features: who stays, and for those who leave the
     combined score, the rank interval and the reason. JSON-ready (it is cached: :mod:`.memo`)."""
@@ -147,13 +148,20 @@ def decide(
     scored = {r: scores[r] for r in features if r not in unscored}
     if len(scored) <= KEEP_AT_LEAST:
         return {"kept": list(features), "dropped": []}
-    combined = combine(scored, names)
+    combined = combine(scored, names, method=method)
     ranked = order(combined, params)
     kept = set(ranked[:KEEP_AT_LEAST]) | set(unscored)
     intervals: dict[str, tuple[int, int]] = {}
     if rounds > 0:
         conf = bootstrap(
-            {r: features[r] for r in scored}, labels, task, names, ranked, rounds=rounds, seed=seed
+            {r: features[r] for r in scored},
+            labels,
+            task,
+            names,
+            ranked,
+            rounds=rounds,
+            seed=seed,
+            method=method,
         )
         intervals = conf.rank_interval
         kept |= {r for r in ranked if intervals[r][0] <= 1}
@@ -185,6 +193,7 @@ def halve(
     *,
     rounds: int,
     seed: int,
+    method: str | None = None,
     memo: Memo | None = None,
 ) -> tuple[list[str], list[Stage]]:
     """The survivors of every stage but the last, and the stages. ``features_on(refs, k)`` gives the
@@ -207,6 +216,7 @@ def halve(
             "params": {r: params.get(r, 0.0) for r in alive},
             "rounds": rounds,
             "seed": seed,
+            "method": method,
         }
         decision = (
             memo.get_or_compute("halving", inputs, lambda inputs=inputs: decide(**inputs))

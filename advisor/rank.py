@@ -36,23 +36,25 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from . import defaults
 from . import estimators as est
 from .errors import EstimatorError
 
 #: The estimators ``recommend`` runs when the caller names none, by target task. Estimators that
 #: need the source head's probabilities are used only for models that have a head.
 DEFAULT_ESTIMATORS: dict[str, tuple[str, ...]] = {
-    # Shrinkage H-score (Ibrahim et al., ECML-PKDD 2022) + N-LEEP (Li et al., CVPR 2021), rank-aggregated:
-    # the combination both benchmarks' 15 targets select (bench/joint_defaults.py; 9 of 15 folds held out).
-    "classification": ("hscore_shrinkage", "nleep"),
+    # Shrinkage H-score (Ibrahim et al., ECML-PKDD 2022) + LogME (You et al., ICML 2021) + NCE (Tran et
+    # al., ICCV 2019), z-score-aggregated: the combination both benchmarks' 15 targets select
+    # (bench/joint_defaults.py; 12 of 15 folds held out).
+    "classification": ("hscore_shrinkage", "logme", "nce"),
     "regression": ("logme",),
     "unlabelled": ("rankme",),
 }
 #: Relative weights of estimators in :func:`combine` when the caller gives none (missing: 1). Equal:
 #: weighting each estimator by its benchmark tau did worse when judged leave-one-target-out.
 DEFAULT_WEIGHTS: dict[str, float] = {}
-AGGREGATIONS = ("rank", "zscore")
-DEFAULT_AGGREGATION = "rank"
+AGGREGATIONS = defaults.AGGREGATIONS
+DEFAULT_AGGREGATION = defaults.AGGREGATION
 
 Scores = Mapping[str, Mapping[str, float]]
 

@@ -56,6 +56,7 @@ class Options:
     tags: list[str] = field(default_factory=list)
     max_params: int | None = None
     estimators: list[str] | None = None
+    aggregation: str | None = None  # None: defaults.AGGREGATION
     per_class: int | None = None
     max_samples: int | None = None
     seed: int = defaults.SEED
@@ -76,6 +77,11 @@ class Options:
     include_unavailable: bool = False
     plan: str = "pick"  # pick | all | none: which candidates get a transfer plan and learning curve
     budget: str = defaults.BUDGET  # auto | full: successive halving from HALVING_FROM candidates (.halving)
+
+    @property
+    def method(self) -> str:
+        """The aggregation this run combines the estimators with (``aggregation``, else the default)."""
+        return self.aggregation or defaults.AGGREGATION
 
 
 def recommend(
@@ -107,6 +113,10 @@ def recommend(
     check_budget(opts.budget)
     if opts.bootstrap < 0:
         raise BadInputError(f"--bootstrap must be 0 (off) or a number of rounds, not {opts.bootstrap}.")
+    if opts.method not in defaults.AGGREGATIONS:
+        raise BadInputError(
+            f"Unknown --aggregation {opts.method!r}.", hint=f"Use one of: {', '.join(defaults.AGGREGATIONS)}."
+        )
     registry = registry or Registry(db)
     recorder = RunRecorder(registry, record=record)
     warns: list[str] = []
@@ -246,7 +256,7 @@ def _decide(
         if history.get("used"):
             ranked_by.append(HISTORY)
 
-    standing = answer.standings(board, refs, ranked_by)
+    standing = answer.standings(board, refs, ranked_by, method=opts.method)
     baselines = answer.baseline_labels(board, candidates)
     conf = answer.resample(board, refs, baselines, standing, rounds=opts.bootstrap, seed=opts.seed, memo=memo)
     ranked_rows = answer.rows(board, standing, conf, baselines)
@@ -286,6 +296,7 @@ def _halved(
         {r: float(c.params or 0) for r, c in records.items()},
         rounds=STAGE_ROUNDS if opts.bootstrap else 0,
         seed=opts.seed,
+        method=opts.method,
         memo=memo,
     )
     for ref in alive:

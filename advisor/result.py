@@ -124,6 +124,8 @@ class RecommendResult:
     estimators: list[str]
     ranking: list[RankingRow]
     baselines: list[RankingRow] = field(default_factory=list)
+    #: how the estimators' scores were combined: ``rank`` or ``zscore`` (``advisor/rank.py``)
+    aggregation: str = ""
     reason: str = ""
     warnings: list[str] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
@@ -167,6 +169,7 @@ class RecommendResult:
             "ranking": [r.to_dict() for r in self.ranking],
             "baselines": [r.to_dict() for r in self.baselines],
             "estimators": self.estimators,
+            "aggregation": self.aggregation,
             "data": _clean(self.data),
             "confidence": _clean(self.confidence),
             "history": _clean(self.history),

@@ -120,6 +120,7 @@ class RunRecorder:
                 skipped=result.skipped,
                 detail={
                     "estimators": result.estimators,
+                    "aggregation": result.aggregation,
                     "confidence": result.confidence,
                     "history": result.history,
                     "budget": result.budget,

@@ -243,6 +243,7 @@ def evaluate(results: Mapping[str, Any]) -> dict[str, Any]:
         "heuristics": list(HEURISTICS),
         "oracles": list(ORACLES),
         "combined_estimators": names,
+        "combined_aggregation": rank.DEFAULT_AGGREGATION,
         "mean_tau_w": {n: s["mean_tau_w"] for n, s in summary.items()},
         "mean_regret": {n: s["mean_regret"] for n, s in summary.items()},
         "worst_regret": {n: s["worst_regret"] for n, s in summary.items()},
@@ -305,7 +306,8 @@ def report(doc: Mapping[str, Any]) -> str:
     goal = doc["goal"]
     lines += [
         "",
-        f"combined = {' + '.join(doc['combined_estimators'])} (rank); leave-one-target-out selection: "
+        f"combined = {' + '.join(doc['combined_estimators'])} ({doc.get('combined_aggregation', 'rank')}); "
+        "leave-one-target-out selection: "
         f"mean tau_w {doc['loto_combined']:.3f}, regret {doc['loto']['regret']:.1f}, "
         f"worst {doc['loto']['worst_regret']:.1f}",
         "combined beats: "

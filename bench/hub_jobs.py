@@ -18,6 +18,7 @@ import zoo_train
 from hub_build import HubConfig, baseline_ids, build_descendant, candidate_ids, load_target, work_registry
 from jsonio import read_json
 from PIL import Image
+from tlreg.advisor import rank
 from tlreg.advisor.cache import FeatureCache
 from zoo_train import stable_seed, write_json
 
@@ -79,11 +80,13 @@ def repeat_job(
     return result, watch.spent
 
 
-#: Estimators scored on every resampling round, and how many rounds: the defaults of the first build
-#: (LogME, shrinkage H-score) and today's (shrinkage H-score, N-LEEP), and two cheap others; the
-#: verdicts use knn's. With the default's own rounds the evaluation judges "not separable" too, not
-#: exact ties only (``hub_claims.tie_rule``, ``hub_claims.separability``).
-RESAMPLE_ESTIMATORS = ("logme", "hscore_shrinkage", "knn", "sfda", "nleep")
+#: Estimators scored on every resampling round, and how many rounds: the earlier defaults (LogME,
+#: shrinkage H-score, N-LEEP), two cheap others (the verdicts use knn's) and always today's defaults
+#: (``advisor/rank.py``), so that a change of defaults re-draws the rounds (the cache key names them).
+#: With the default's own rounds the evaluation judges "not separable" too, not exact ties only
+#: (``hub_claims.tie_rule``, ``hub_claims.separability``).
+_EARLIER = ("logme", "hscore_shrinkage", "knn", "sfda", "nleep")
+RESAMPLE_ESTIMATORS = tuple(dict.fromkeys((*_EARLIER, *rank.DEFAULT_ESTIMATORS["classification"])))
 RESAMPLE_ROUNDS = 20
 
 

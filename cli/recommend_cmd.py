@@ -142,6 +142,13 @@ def render(result: RecommendResult) -> None:
     multiple=True,
     help="Estimators to run (repeatable; default depends on the task). See `tlreg estimators list`.",
 )
+@click.option(
+    "--aggregation",
+    type=click.Choice(d.AGGREGATIONS),
+    default=None,
+    help="How the estimators' scores are combined: each one's ranks or z-scores over the candidates, "
+    f"averaged (default {d.AGGREGATION}, chosen on the ground-truth benchmarks).",
+)
 @click.option("--per-class", type=click.IntRange(min=1), help="At most this many samples per class.")
 @click.option("--max-samples", type=click.IntRange(min=2), help="At most this many samples in all.")
 @click.option(

@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 from helpers import save_tiny_timm
 from PIL import Image
+from sqlmodel import Session
 from test_runs import invoke
 from tlreg.advisor import recommend
 from tlreg.advisor.audit.compare import diff_runs, export_run, verify_run
 from tlreg.advisor.audit.records import load_run
 from tlreg.advisor.audit.verify import NOT_REPRODUCED, close
 from tlreg.advisor.cache import FeatureCache
+from tlreg.advisor.defaults import AGGREGATION
 from tlreg.advisor.rank import DEFAULT_ESTIMATORS
 from tlreg.advisor.verdicts import VERDICT_ESTIMATORS
 from tlreg.registry import Registry, RunStore
@@ -99,8 +101,9 @@ def test_exports(registry: Registry, image_folder: Path, models: dict, tmp_path:
     assert [r["ref"] for r in rows] == [c.ref for c in record.candidates]
     scores = {(s.ref, s.estimator): s.value for s in record.scores}
     for row in rows:
-        for est in DEFAULT:
-            assert float(row[f"score_{est}"]) == scores[(row["ref"], est)]
+        for est in DEFAULT:  # a model without a source head has no NCE: an empty cell, no score recorded
+            cell = row[f"score_{est}"]
+            assert (float(cell) == scores[(row["ref"], est)]) if cell else (row["ref"], est) not in scores
     picked = [r for r in rows if r["picked"] == "True"]
     assert [r["ref"] for r in picked] == [result.best.ref] and picked[0]["rank"] == "1"
     assert all(r["run_id"] == result.run_id and r["data_fingerprint"] == record.run.fingerprint for r in rows)
@@ -209,6 +212,53 @@ def test_verify_names_what_changed(
     removed = verify_run(base.run_id, data=moved, registry=registry)
     assert removed.missing == [vit]
     assert any("is no longer in the registry (removed by" in r for r in removed.reasons)
+
+
+def test_verify_recomputes_a_run_as_it_was_made_after_the_defaults_changed(
+    registry: Registry, image_folder: Path, models: dict
+) -> None:
+    """A record written before the aggregation was an option, by a tlreg whose defaults were other
+    estimators: its options say "the default" (None) and nothing names the aggregation. Verify
+    recomputes it with the estimators the record lists and with ranks (every run before combined
+    so), and notes today's defaults, instead of judging it by defaults it never ran with."""
+    then = ["logme", "knn"]
+    assert then != DEFAULT and AGGREGATION != "rank"  # what makes this a change of defaults
+    result = recommend(image_folder, registry=registry, estimators=then, aggregation="rank", **FAST)
+    assert result.aggregation == "rank" and result.to_dict()["aggregation"] == "rank"
+    with Session(registry.engine) as session:  # written as the older tlreg wrote it
+        run, stored = session.get(Run, result.run_id), session.get(RunResult, result.run_id)
+        run.options = {**run.options, "estimators": None}
+        del run.options["aggregation"]
+        stored.detail = {k: v for k, v in stored.detail.items() if k != "aggregation"}
+        session.add_all([run, stored])
+        session.commit()
+
+    v = verify_run(result.run_id, registry=registry)
+    assert v.reproduced, v.reasons
+    now = ", ".join(DEFAULT)
+    assert f"recomputed with the run's estimators (logme, knn); the default is now {now}" in v.notes
+    assert f"recomputed with the run's aggregation (rank); the default is now {AGGREGATION}" in v.notes
+    shown = invoke("runs", "verify", result.run_id, "--workers", "0")
+    assert shown.exit_code == 0 and "the default is now" in shown.stderr + shown.stdout
+
+
+def test_aggregation_is_an_option_with_a_cli_twin(
+    registry: Registry, image_folder: Path, models: dict
+) -> None:
+    by_rank = recommend(image_folder, registry=registry, aggregation="rank", **FAST)
+    assert by_rank.aggregation == "rank" and all(0.0 <= r.combined <= 1.0 for r in by_rank.ranking)
+    default = recommend(image_folder, registry=registry, **FAST)
+    assert (
+        default.aggregation == AGGREGATION
+        and load_run(default.run_id, registry=registry).result.detail["aggregation"] == AGGREGATION
+    )
+    cli = invoke("recommend", str(image_folder), "--aggregation", "rank", "--workers", "0", "--json")
+    assert cli.exit_code == 0, cli.output
+    assert json.loads(cli.stdout)["aggregation"] == "rank"
+    bad = invoke("recommend", str(image_folder), "--aggregation", "median")
+    assert bad.exit_code == 2 and "median" in bad.stderr and "Traceback" not in bad.output
+    with pytest.raises(BadInputError, match="Unknown --aggregation 'median'"):
+        recommend(image_folder, registry=registry, aggregation="median", **FAST)
 
 
 def test_verify_refuses_a_run_without_result(registry: Registry) -> None:

@@ -18,6 +18,9 @@ import hub_claims as hc  # noqa: E402
 import hub_eval as he  # noqa: E402
 import hub_quality as hq  # noqa: E402
 from hub_results import TARGETS, synthetic  # noqa: E402
+from tlreg.advisor import rank  # noqa: E402
+
+DEFAULT = list(rank.DEFAULT_ESTIMATORS["classification"])
 
 
 def test_realism_counts_distinct_winners_and_the_largest_model() -> None:
@@ -137,7 +140,7 @@ def test_separability_claims_are_judged_against_the_truth() -> None:
     fine-tune within the seed noise of each other; P(best) follows the rounds."""
     results = with_rounds(synthetic(), {"outlines": 5})
     table = he.hub_table(results)
-    sep = hc.separability(results, table, ["hscore_shrinkage", "nleep"], noise_pp=50.0)
+    sep = hc.separability(results, table, DEFAULT, noise_pp=50.0)
     rows = {r["target"]: r for r in sep["targets"]}
     assert rows["digits"]["separable"] and rows["digits"]["beats_runner_up"] == 1.0
     assert rows["digits"]["p_best"] == 1.0
@@ -146,7 +149,7 @@ def test_separability_claims_are_judged_against_the_truth() -> None:
     assert sep["separable"]["claims"] == 2 and sep["not_separable"] == {"claims": 1, "right": 1}
     right = sum(rows[t]["pick_minus_runner_up_pp"] >= 0 for t in ("digits", "counting"))
     assert sep["separable"]["right"] == right
-    strict = hc.separability(results, table, ["hscore_shrinkage", "nleep"], noise_pp=0.0)
+    strict = hc.separability(results, table, DEFAULT, noise_pp=0.0)
     assert strict["not_separable"]["right"] == (rows["outlines"]["pick_minus_runner_up_pp"] == 0)
     assert sep["mean_p_best"] == pytest.approx((1.0 + 0.5 + 1.0) / 3)
     assert "Certainty against the truth" in he.report({**he.evaluate(results)})
@@ -154,7 +157,7 @@ def test_separability_claims_are_judged_against_the_truth() -> None:
 
 def test_tie_rule_takes_the_inseparable_top_two_from_the_rounds() -> None:
     results = with_rounds(synthetic(), {"outlines": 5})
-    rule = hc.tie_rule(results, he.hub_table(results), ["hscore_shrinkage", "nleep"])
+    rule = hc.tie_rule(results, he.hub_table(results), DEFAULT)
     cases = {c["target"]: c for c in rule["cases"]}
     assert cases["outlines"]["kind"] == "not separable" and cases["outlines"]["beats_runner_up"] == 0.5
     assert "digits" not in cases
@@ -162,7 +165,7 @@ def test_tie_rule_takes_the_inseparable_top_two_from_the_rounds() -> None:
 
 def test_without_the_defaults_rounds_certainty_is_not_judged() -> None:
     results = synthetic()
-    assert hc.separability(results, he.hub_table(results), ["hscore_shrinkage", "nleep"], 1.0) is None
+    assert hc.separability(results, he.hub_table(results), DEFAULT, 1.0) is None
     assert "not judged" in he.report(he.evaluate(results))
 
 

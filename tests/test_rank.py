@@ -21,7 +21,7 @@ def test_rank_aggregation_hand_checked():
         "b": {"e1": 2.0, "e2": 1.0, "e3": 9.0},
         "c": {"e1": 1.0, "e2": 2.0, "e3": 1.0},
     }
-    got = combine(scores, ["e1", "e2", "e3"], {})
+    got = combine(scores, ["e1", "e2", "e3"], {}, method="rank")
     assert got["a"] == pytest.approx((1.0 + 0.0 + 0.5) / 3)
     assert got["b"] == pytest.approx((0.5 + 0.5 + 1.0) / 3)
     assert got["c"] == pytest.approx((0.0 + 1.0 + 0.0) / 3)
@@ -57,7 +57,7 @@ def test_zscore_keeps_margins_that_ranks_drop():
 
 def test_nan_means_not_scored():
     scores = {"a": {"e1": 1.0, "e2": NAN}, "b": {"e1": 0.0, "e2": 5.0}, "c": {"e1": NAN}}
-    got = combine(scores, ["e1", "e2"], {})
+    got = combine(scores, ["e1", "e2"], {}, method="rank")
     assert got["a"] == pytest.approx(1.0)  # only e1 scored a: it is best there
     assert got["b"] == pytest.approx((0.0 + 1.0) / 2)
     assert math.isnan(got["c"])  # nobody scored c
@@ -66,9 +66,10 @@ def test_nan_means_not_scored():
 
 def test_normalise_edge_cases():
     assert normalise(np.array([NAN, NAN])).tolist() == [pytest.approx(NAN, nan_ok=True)] * 2
-    assert normalise(np.array([4.0, NAN]))[0] == 1.0  # a pool of one is the best of it
+    assert normalise(np.array([4.0, NAN]), "rank")[0] == 1.0  # a pool of one is the best of it
     assert normalise(np.array([2.0, 2.0]), "zscore").tolist() == [0.0, 0.0]
-    assert normalise(np.array([1.0, 2.0, 2.0])).tolist() == [0.0, 0.75, 0.75]  # ties share their mean rank
+    # ties share their mean rank
+    assert normalise(np.array([1.0, 2.0, 2.0]), "rank").tolist() == [0.0, 0.75, 0.75]
     with pytest.raises(ValueError, match="unknown aggregation"):
         normalise(np.array([1.0]), "median")
 

@@ -109,6 +109,7 @@ def parent(record: RunRecord) -> Logged:
         "n_samples": run.n_samples,
         "classes": run.classes,
         "estimators": record.estimators,
+        "aggregation": record.aggregation,
         "candidates": record.models(),
     }
     metrics = {

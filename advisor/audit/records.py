@@ -109,6 +109,12 @@ class RunRecord:
             return list(self.result.detail["estimators"])
         return list(dict.fromkeys(s.estimator for s in self.scores))
 
+    @property
+    def aggregation(self) -> str:
+        """How the run combined its estimators; ``rank`` for a run recorded before it was an option
+        (every run combined by ranks then)."""
+        return (self.result.detail.get("aggregation") if self.result else None) or "rank"
+
     def models(self) -> list[str]:
         """The refs of the run's candidate models (pretrained, not baselines), skipped ones included."""
         return [c.ref for c in self.candidates if not is_baseline(c)]

@@ -26,6 +26,7 @@ from tlreg.registry import Registry
 from tlreg.registry.errors import BadInputError, TlregError
 
 from .. import defaults
+from ..answer import HISTORY
 from ..cache import FeatureCache
 from ..result import RecommendResult
 from .records import RunRecord, load_run, plan_word
@@ -76,16 +77,32 @@ class VerifyResult:
 
 
 def _rerun_options(record: RunRecord, overrides: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The run's options for recommend(): current fields only, its candidates, no --top."""
+    """The run's options for recommend(): current fields only, its candidates, no --top, and the
+    estimators and aggregation it ran with, not today's defaults: a run made before tlreg's defaults
+    changed is recomputed as it was made (a note says what the defaults are now)."""
+    from ..rank import DEFAULT_ESTIMATORS
     from ..recommend import Options  # torch and timm come with it: loaded when a run is verified
 
     known = {f.name for f in dataclasses.fields(Options)}
     recorded = record.run.options
-    dropped = [f"the run's option {k!r} no longer exists and was ignored" for k in recorded if k not in known]
+    notes = [f"the run's option {k!r} no longer exists and was ignored" for k in recorded if k not in known]
     options = {k: v for k, v in recorded.items() if k in known}
     options.update(models=record.models(), top=None, tags=[], max_params=None)
+    ran = [e for e in record.estimators if e != HISTORY]
+    if not options.get("estimators") and ran:
+        options["estimators"] = ran
+        now = list(DEFAULT_ESTIMATORS.get(record.run.task, ()))
+        if now and now != ran:
+            run_with, default = ", ".join(ran), ", ".join(now)
+            notes.append(f"recomputed with the run's estimators ({run_with}); the default is now {default}")
+    if not options.get("aggregation"):
+        used = options["aggregation"] = record.aggregation
+        if used != defaults.AGGREGATION:
+            notes.append(
+                f"recomputed with the run's aggregation ({used}); the default is now {defaults.AGGREGATION}"
+            )
     options.update({k: v for k, v in overrides.items() if v is not None})
-    return options, dropped
+    return options, notes
 
 
 def _sample_changes(record: RunRecord, data: str, options: dict[str, Any]) -> str:
