@@ -37,6 +37,12 @@ HEURISTICS = ("most_params", "imagenet_top1", "name_match", "random")
 #: what the frozen features' own quality, measured directly, says about which model fine-tunes best.
 ORACLES = ("linear_probe",)
 COMBINED = ev.COMBINED
+#: tlreg's earlier defaults (advisor/rank.py's history), judged against the same truth: a change of
+#: defaults must show what it gains or costs here.
+PREVIOUS_DEFAULTS: dict[str, tuple[tuple[str, ...], str]] = {
+    "logme + hscore_shrinkage (rank)": (("logme", "hscore_shrinkage"), "rank"),
+    "hscore_shrinkage + nleep (rank)": (("hscore_shrinkage", "nleep"), "rank"),
+}
 
 
 # --- the table ---------------------------------------------------------------------------------
@@ -205,6 +211,18 @@ def paired(per: Mapping[str, Mapping[str, Mapping[str, Any]]], a: str, b: str) -
     return out
 
 
+def previous_defaults(table: ev.Table, noise_pp: float) -> dict[str, dict[str, float]]:
+    """Each of :data:`PREVIOUS_DEFAULTS` summarised over the targets as the combined ranking is."""
+    out = {}
+    for label, (names, method) in PREVIOUS_DEFAULTS.items():
+        per = {
+            t: judge_values(table, t, rank.combine(dict(table.scores[t]), names, method=method), noise_pp)
+            for t in table.targets
+        }
+        out[label] = summarise(per)
+    return out
+
+
 def summarise(per: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
     regrets = [float(v["regret"]) for v in per.values()]
     return {
@@ -254,6 +272,10 @@ def evaluate(results: Mapping[str, Any]) -> dict[str, Any]:
         "per_target": per,
         "first_seed": {
             n: summarise(first_per[n]) for n in (COMBINED, *HEURISTICS, *ORACLES) if n in first_per
+        },
+        "previous_defaults": {
+            "truth": previous_defaults(table, noise),
+            "first_seed": previous_defaults(first, noise),
         },
         "combined_beats": beaten_by_heuristic,
         "combined_vs": {h: paired(per, COMBINED, h) for h in (*HEURISTICS, *ORACLES)},
@@ -325,12 +347,28 @@ def report(doc: Mapping[str, Any]) -> str:
         ),
         f"goal: beats every heuristic {goal['beats_every_heuristic']}; mean regret <= 1 pt "
         f"{goal['mean_regret_at_most_1pp']}; worst <= 3 pts {goal['worst_regret_at_most_3pp']}",
+        *_previous_lines(doc),
         "[heuristic]; (reference: linear_probe ranks by a linear probe's test accuracy on the frozen "
         "features, trained on the whole split - the frozen features' quality, measured directly)",
         "",
     ]
     lines += hc.report_lines(doc)
     return "\n".join(lines)
+
+
+def _previous_lines(doc: Mapping[str, Any]) -> list[str]:
+    """tlreg's earlier defaults against the same truth (and the first seed alone)."""
+    previous = doc.get("previous_defaults")
+    if not previous:
+        return []
+    lines = ["earlier defaults (mean tau_w / mean regret / worst; on the first seed alone):"]
+    for label, s in previous["truth"].items():
+        f = previous["first_seed"][label]
+        lines.append(
+            f"  {label:<34} {s['mean_tau_w']:.3f} / {s['mean_regret']:.1f} / {s['worst_regret']:.1f}; "
+            f"{f['mean_tau_w']:.3f} / {f['mean_regret']:.1f} / {f['worst_regret']:.1f}"
+        )
+    return lines
 
 
 def _averaged_lines(doc: Mapping[str, Any]) -> list[str]:

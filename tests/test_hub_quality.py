@@ -262,3 +262,20 @@ def test_regret_is_judged_against_the_seed_mean_and_the_first_seed_is_reported()
     assert evaluated["realism"]["seed_noise"]["averaged_targets"] == ["counting"]
     assert set(evaluated["first_seed"]) >= {"combined", *he.HEURISTICS}
     assert "truth = the mean over the seeds" in he.report(evaluated)
+
+
+def test_earlier_defaults_are_judged_as_the_combined_ranking_is(monkeypatch) -> None:
+    """An earlier default that is today's gives exactly the combined ranking's figures; the report
+    prints each earlier default beside its first-seed figures."""
+    today = (tuple(DEFAULT), rank.DEFAULT_AGGREGATION)
+    monkeypatch.setattr(he, "PREVIOUS_DEFAULTS", {"today": today, "by ranks": (tuple(DEFAULT), "rank")})
+    results = synthetic()
+    doc = he.evaluate(results)
+    got = doc["previous_defaults"]["truth"]["today"]
+    assert got["mean_tau_w"] == pytest.approx(doc["mean_tau_w"]["combined"])
+    assert got["mean_regret"] == pytest.approx(doc["mean_regret"]["combined"])
+    assert got["worst_regret"] == pytest.approx(doc["worst_regret"]["combined"])
+    first = doc["previous_defaults"]["first_seed"]["today"]
+    assert first["mean_regret"] == pytest.approx(doc["first_seed"]["combined"]["mean_regret"])
+    text = he.report(doc)
+    assert "earlier defaults" in text and "  today " in text and "  by ranks " in text
