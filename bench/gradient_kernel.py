@@ -23,8 +23,9 @@ learning kernels based on centered alignment", JMLR 2012), which is invariant to
 
 Per-(model, target) results are cached in the work folder (written atomically), so an interrupted run
 resumes. Scores: ``data/bench/hub_gradient_kernel.json``. The evaluation judges them as
-``bench/hub_quality.py`` judges every estimator: against the same truth (the mean over four seeds on
-the noisy targets), alone and as one more equally weighted signal in tlreg's default combination.
+``bench/hub_quality.py`` judges every estimator: against the same truth (on the noisy targets, the
+mean over as many seeds as each build's truth rule gave them), alone and as one more equally weighted
+signal in tlreg's default combination.
 """
 
 from __future__ import annotations
@@ -241,11 +242,11 @@ def judged(table: ev.Table, names: dict[str, list[str]]) -> dict[str, Any]:
 
 
 def evaluate(results: dict[str, Any], first: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
-    """LGC and LFC judged as ``bench/hub_quality.py`` judges every estimator (the Hub-like truth, the
-    mean over four seeds on its noisy targets), alone and as one more equally weighted signal in the
-    default combination; LFC on the first benchmark too; and tlreg's own selection of the defaults
-    (``bench/joint_defaults.py``: leave-one-target-out over both benchmarks' 15 targets) with LFC in
-    the pool: does the procedure that chose today's default choose LFC?"""
+    """LGC and LFC judged as ``bench/hub_quality.py`` judges every estimator (the Hub-like truth, on its
+    noisy targets the mean over the seeds its truth rule gave them), alone and as one more equally
+    weighted signal in the default combination; LFC on the first benchmark too; and tlreg's own
+    selection of the defaults (``bench/joint_defaults.py``: leave-one-target-out over both benchmarks'
+    15 targets) with LFC in the pool: does the procedure that chose today's default choose LFC?"""
     import hub_eval
     import joint_defaults as jd
 
