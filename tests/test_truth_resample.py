@@ -92,7 +92,7 @@ def test_the_seeds_are_the_builds_in_order() -> None:
     results = json.loads(tr.HUB_RESULTS.read_text())
     runs = tr.runs_of(results, "efficientnet_lite0-digits", "photos")
     seeds, accs = [s for s, _ in runs], [a for _, a in runs]
-    assert len(seeds) == len(set(seeds)) == len(accs) == 4
+    assert len(seeds) == len(set(seeds)) == len(accs) == hub_noise.seeds_per_target(results)["photos"] >= 4
     truth = hub_noise.truth(results)[("efficientnet_lite0-digits", "photos")]
     assert float(np.mean(accs)) == pytest.approx(truth)  # the mean the benchmark judges by
 
