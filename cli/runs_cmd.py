@@ -131,7 +131,8 @@ def show(state: State, run_id: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @pass_state
 def diff(state: State, a: str, b: str, as_json: bool) -> None:
-    """What changed from run A to run B: data, candidates, revisions, scores (B - A), pick."""
+    """What changed from run A to run B: data, candidates, revisions, estimators and aggregation,
+    scores (B - A), pick."""
     from tlreg.advisor.audit.compare import diff_runs
 
     d = diff_runs(a, b, registry=state.registry)
@@ -160,6 +161,9 @@ def diff(state: State, a: str, b: str, as_json: bool) -> None:
         )
     for key, v in {**d.options, **{f"env {k}": v for k, v in d.environment.items()}}.items():
         console.print(f"  {key:<11} {plain(v['a']) or '(not set)'} -> {plain(v['b']) or '(not set)'}")
+    for key, v in d.combination.items():
+        a, b = (", ".join(v[s]) if key == "estimators" else v[s] for s in ("a", "b"))
+        console.print(f"  {key:<11} {a} -> {b}")
     pick = f"{d.pick['a']} -> {d.pick['b']}" if d.pick["changed"] else f"{d.pick['a']} (the same)"
     console.print(f"  pick        {pick}")
     for p in d.plans:

@@ -242,6 +242,36 @@ def test_verify_recomputes_a_run_as_it_was_made_after_the_defaults_changed(
     assert shown.exit_code == 0 and "the default is now" in shown.stderr + shown.stdout
 
 
+def test_diff_names_the_estimators_and_aggregation_a_run_used_when_the_defaults_changed(
+    registry: Registry, image_folder: Path, models: dict
+) -> None:
+    """Two runs with the same options ("the defaults") made by tlregs with other defaults: the diff
+    says the combination changed (estimators and aggregation as each run recorded them), the one
+    cause of their different rankings that the options cannot show."""
+    then = ["logme", "knn"]
+    old = recommend(image_folder, registry=registry, estimators=then, aggregation="rank", **FAST)
+    with Session(registry.engine) as session:  # written as the older tlreg wrote it
+        run, stored = session.get(Run, old.run_id), session.get(RunResult, old.run_id)
+        run.options = {**run.options, "estimators": None}
+        del run.options["aggregation"]
+        stored.detail = {k: v for k, v in stored.detail.items() if k != "aggregation"}
+        session.add_all([run, stored])
+        session.commit()
+    new = recommend(image_folder, registry=registry, **FAST)
+
+    d = diff_runs(old.run_id, new.run_id, registry=registry)
+    assert d.combination == {
+        "estimators": {"a": then, "b": DEFAULT},
+        "aggregation": {"a": "rank", "b": AGGREGATION},
+    }
+    assert d.changed and d.to_dict()["combination"] == d.combination
+    assert not diff_runs(new.run_id, new.run_id, registry=registry).combination
+    shown = invoke("runs", "diff", old.run_id, new.run_id)
+    assert shown.exit_code == 0, shown.output
+    assert f"estimators  logme, knn -> {', '.join(DEFAULT)}" in shown.stdout
+    assert f"aggregation rank -> {AGGREGATION}" in shown.stdout
+
+
 def test_aggregation_is_an_option_with_a_cli_twin(
     registry: Registry, image_folder: Path, models: dict
 ) -> None:

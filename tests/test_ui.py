@@ -157,6 +157,7 @@ def test_two_runs_side_by_side(trail: Trail, client: TestClient) -> None:
     assert f"The pick changed: {a.pick} → {b.pick}" in html
     assert f'only in A: <a href="{model_url(a.pick)}">{a.pick}</a>' in html
     assert "The same data sample" in html and 'id="scores"' in html and 'id="ranks"' in html
+    assert "<h2>Combination</h2>" in html  # estimators and aggregation, where the runs' differ
     by_prefix = client.get(f"/diff/{trail.a[:17]}/{trail.b}")
     assert by_prefix.status_code == 302 and by_prefix.headers["location"] == f"/diff/{trail.a}/{trail.b}"
 

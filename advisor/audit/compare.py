@@ -61,6 +61,9 @@ class RunDiff:
     #: transfer plans that differ: {ref, a, b}, each "full", "partial-2", "linear" or None
     plans: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: how the runs combined their scores, where that differs: {"estimators"|"aggregation": {a, b}},
+    #: as each run recorded it - two runs with the same options differ here when tlreg's defaults did
+    combination: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -73,6 +76,7 @@ class RunDiff:
             or any(s["delta"] not in (None, 0.0) or (s["a"] is None) != (s["b"] is None) for s in self.scores)
             or self.pick["changed"]
             or bool(self.plans)
+            or bool(self.combination)
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,6 +132,10 @@ def diff_runs(a: str, b: str, *, registry: Registry | None = None) -> RunDiff:
         if plan_a.get(ref) != plan_b.get(ref)
     ]
     notes = [f"run {r.id} is {r.run.status}: it has no result" for r in (ra, rb) if r.result is None]
+    combination = _changed(
+        {"estimators": ra.estimators, "aggregation": ra.aggregation},
+        {"estimators": rb.estimators, "aggregation": rb.aggregation},
+    )
     return RunDiff(
         a=run_a.id,
         b=run_b.id,
@@ -142,6 +150,7 @@ def diff_runs(a: str, b: str, *, registry: Registry | None = None) -> RunDiff:
         pick={"a": ra.pick, "b": rb.pick, "changed": ra.pick != rb.pick},
         plans=plans,
         notes=notes,
+        combination=combination,
     )
 
 
