@@ -214,6 +214,18 @@ def test_verify_names_what_changed(
     assert any("is no longer in the registry (removed by" in r for r in removed.reasons)
 
 
+def as_an_older_tlreg_wrote_it(registry: Registry, run_id: str) -> None:
+    """Rewrite a run's record as tlreg wrote it before the aggregation was an option, when the
+    defaults were other estimators: its options say "the default" and nothing names the aggregation."""
+    with Session(registry.engine) as session:
+        run, stored = session.get(Run, run_id), session.get(RunResult, run_id)
+        run.options = {**run.options, "estimators": None}
+        del run.options["aggregation"]
+        stored.detail = {k: v for k, v in stored.detail.items() if k != "aggregation"}
+        session.add_all([run, stored])
+        session.commit()
+
+
 def test_verify_recomputes_a_run_as_it_was_made_after_the_defaults_changed(
     registry: Registry, image_folder: Path, models: dict
 ) -> None:
@@ -225,13 +237,7 @@ def test_verify_recomputes_a_run_as_it_was_made_after_the_defaults_changed(
     assert then != DEFAULT and AGGREGATION != "rank"  # what makes this a change of defaults
     result = recommend(image_folder, registry=registry, estimators=then, aggregation="rank", **FAST)
     assert result.aggregation == "rank" and result.to_dict()["aggregation"] == "rank"
-    with Session(registry.engine) as session:  # written as the older tlreg wrote it
-        run, stored = session.get(Run, result.run_id), session.get(RunResult, result.run_id)
-        run.options = {**run.options, "estimators": None}
-        del run.options["aggregation"]
-        stored.detail = {k: v for k, v in stored.detail.items() if k != "aggregation"}
-        session.add_all([run, stored])
-        session.commit()
+    as_an_older_tlreg_wrote_it(registry, result.run_id)
 
     v = verify_run(result.run_id, registry=registry)
     assert v.reproduced, v.reasons
@@ -250,13 +256,7 @@ def test_diff_names_the_estimators_and_aggregation_a_run_used_when_the_defaults_
     cause of their different rankings that the options cannot show."""
     then = ["logme", "knn"]
     old = recommend(image_folder, registry=registry, estimators=then, aggregation="rank", **FAST)
-    with Session(registry.engine) as session:  # written as the older tlreg wrote it
-        run, stored = session.get(Run, old.run_id), session.get(RunResult, old.run_id)
-        run.options = {**run.options, "estimators": None}
-        del run.options["aggregation"]
-        stored.detail = {k: v for k, v in stored.detail.items() if k != "aggregation"}
-        session.add_all([run, stored])
-        session.commit()
+    as_an_older_tlreg_wrote_it(registry, old.run_id)
     new = recommend(image_folder, registry=registry, **FAST)
 
     d = diff_runs(old.run_id, new.run_id, registry=registry)
