@@ -1,9 +1,12 @@
 """bench/trial_quality.py's evaluation: the pick among the estimators' top k by trial accuracy, judged
-against the Hub-like truth, on synthetic results and on the committed trials. Nothing here trains."""
+against the truth, per seed and over the seeds; the re-ordered ranking's τw; k chosen
+leave-one-target-out over both benchmarks; on synthetic results and on the committed trials. Nothing
+here trains."""
 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -13,31 +16,57 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
+import transfer_eval as ev  # noqa: E402
 import trial_quality as tq  # noqa: E402
 from hub_results import synthetic  # noqa: E402
 
 
-def _trials(results: dict, val: dict[tuple[str, str], float]) -> list[dict]:
+def _trials(results: dict, val: dict[tuple[str, str], float], seed: int = 0) -> list[dict]:
     return [
-        {"model": m, "target": t, "val_acc": val[m, t], "seconds": 10.0, "recipe": tq.RECIPE}
+        {"model": m, "target": t, "val_acc": val[m, t], "seconds": 10.0, "recipe": tq.recipe(seed)}
         for t in results["targets"]
         for m in results["candidates"]
     ]
 
 
+def _truth(results: dict) -> dict[tuple[str, str], float]:
+    return {(p["model"], p["target"]): p["finetune_acc"] for p in results["pairs"]}
+
+
 def test_trials_that_agree_with_the_truth_pick_the_best_of_the_top_k() -> None:
     results = synthetic()
-    truth = {(p["model"], p["target"]): p["finetune_acc"] for p in results["pairs"]}
+    truth = _truth(results)
     doc = tq.evaluate(results, _trials(results, truth))
     ranked = tq.orders(results)
-    last = doc["per_k"][len(results["candidates"])]
-    assert last["mean_regret"] == pytest.approx(0.0)  # every candidate tried: the truth's best
+    rows = doc["per_seed"][0]["per_k"]
+    assert doc["seeds"] == [0] and doc["per_k"][len(results["candidates"])]["mean_regret"] == pytest.approx(
+        0.0
+    )
     for t in doc["targets"]:
         top2 = ranked[t][:2]
-        assert doc["per_k"][2]["per_target"][t]["pick"] == max(top2, key=lambda m: truth[m, t])
-        assert doc["per_k"][1]["per_target"][t]["pick"] == ranked[t][0]  # one trial: the estimators' pick
+        assert rows[2]["per_target"][t]["pick"] == max(top2, key=lambda m: truth[m, t])
+        assert rows[1]["per_target"][t]["pick"] == ranked[t][0]  # one trial: the estimators' pick
     assert doc["per_k"][3]["trial_seconds"] == pytest.approx(30.0)
-    assert all(v == pytest.approx(1.0) for v in doc["tau_w_trial_vs_truth_in_top"].values())
+    assert all(v == pytest.approx(1.0) for v in doc["per_seed"][0]["tau_w_trial_vs_truth_in_top"].values())
+
+
+def test_the_reordered_ranking_is_the_top_k_by_trial_then_the_estimators_order() -> None:
+    order = ["a", "b", "c", "d"]
+    values = tq.reordered(order, {"a": 0.5, "b": 0.9, "c": 0.5}, 3)
+    assert sorted(values, key=values.get, reverse=True) == ["b", "a", "c", "d"]  # a, c tie: a first
+    results = synthetic()
+    table = tq.table_of(results)
+    ranked = tq.orders(results)
+    t = next(iter(results["targets"]))
+    val = {m: 1.0 - table.accuracy[t][m] for m in results["candidates"]}  # trials that invert the truth
+    by = {(m, t): {"val_acc": val[m], "seconds": 1.0} for m in results["candidates"]}
+    seed = tq.evaluate_seed(table, ranked, by)  # only t has trials: the other targets are left out
+    assert seed["targets"] == [t]
+    for k, row in seed["per_k"].items():
+        want = tq.reordered(ranked[t], val, k)
+        assert row["per_target"][t]["tau_w"] == pytest.approx(ev.tau_w(want, table.accuracy[t]))
+        assert row["per_target"][t]["pick"] == max(ranked[t][:k], key=lambda m: val[m])
+    assert seed["tau_w_trial_vs_truth_in_top"][t] == pytest.approx(-1.0)
 
 
 def test_uninformative_trials_keep_the_estimators_order() -> None:
@@ -46,25 +75,76 @@ def test_uninformative_trials_keep_the_estimators_order() -> None:
     flat = {(m, t): 0.5 for t in results["targets"] for m in results["candidates"]}
     doc = tq.evaluate(results, _trials(results, flat))
     ranked = tq.orders(results)
-    for row in doc["per_k"].values():
+    for row in doc["per_seed"][0]["per_k"].values():
         assert all(row["per_target"][t]["pick"] == ranked[t][0] for t in doc["targets"])
+        assert row["mean_tau_w"] == pytest.approx(doc["per_seed"][0]["per_k"][1]["mean_tau_w"])
+
+
+def test_seeds_are_judged_apart_and_summarised() -> None:
+    """Seed 0's trials agree with the truth, seed 1's are flat: the summary is their mean regret and
+    the worst of either."""
+    results = synthetic()
+    truth = _truth(results)
+    flat = {k: 0.5 for k in truth}
+    doc = tq.evaluate(results, _trials(results, truth, 0) + _trials(results, flat, 1))
+    assert doc["seeds"] == [0, 1]
+    for k, row in doc["per_k"].items():
+        a, b = (doc["per_seed"][s]["per_k"][k] for s in (0, 1))
+        assert row["mean_regret"] == pytest.approx((a["mean_regret"] + b["mean_regret"]) / 2)
+        assert row["worst_regret"] == max(a["worst_regret"], b["worst_regret"])
+    top = len(results["candidates"])
+    assert doc["per_seed"][0]["per_k"][top]["mean_regret"] == pytest.approx(0.0)  # every trial right
+    flat_rows = doc["per_seed"][1]["per_k"]
+    assert all(flat_rows[k]["per_target"] == flat_rows[1]["per_target"] for k in flat_rows)  # no news
 
 
 def test_a_target_without_every_trial_is_left_out() -> None:
     results = synthetic()
-    truth = {(p["model"], p["target"]): p["finetune_acc"] for p in results["pairs"]}
     trials = [
-        d for d in _trials(results, truth) if not (d["target"] == "counting" and d["model"] == "lite0-shapes")
+        d
+        for d in _trials(results, _truth(results))
+        if not (d["target"] == "counting" and d["model"] == "lite0-shapes")
     ]
     assert "counting" not in tq.evaluate(results, trials)["targets"]
 
 
-def test_the_report_reproduces_the_committed_trials(tmp_path: Path, capsys) -> None:
-    if not tq.OUT.is_file():
-        pytest.skip("no committed trials yet")
-    committed = json.loads(tq.OUT.read_text())
+def test_k_chosen_leave_one_target_out_matches_a_direct_re_derivation() -> None:
+    """Two benchmarks of regrets per (target, k): each held-out target gets the k with the lowest mean
+    regret on the other targets (ties to the smaller k), counted here one fold at a time."""
+    regret = {
+        ("hub", "t1"): [5.0, 1.0, 0.0],
+        ("hub", "t2"): [4.0, 0.0, 2.0],
+        ("first", "t3"): [0.0, 3.0, 0.0],
+        ("first", "t4"): [1.0, 1.0, 1.0],
+    }
+
+    def doc(bench: str) -> dict:
+        rows = {
+            k: {"per_target": {t: {"regret": r[k - 1]} for (b, t), r in regret.items() if b == bench}}
+            for k in (1, 2, 3)
+        }
+        return {"seeds": [0], "per_seed": {"0": {"per_k": {str(k): v for k, v in rows.items()}}}}
+
+    chosen = tq.choose_k({"hub": doc("hub"), "first": doc("first")})["0"]
+    for (bench, t), r in regret.items():
+        others = [v for key, v in regret.items() if key != (bench, t)]
+        means = [statistics.mean(o[k] for o in others) for k in range(3)]
+        k = means.index(min(means)) + 1  # index() finds the first: ties to the smaller k
+        assert chosen["folds"][f"{bench}/{t}"] == {"k": k, "regret": r[k - 1]}
+    held = {
+        b: [f["regret"] for key, f in chosen["folds"].items() if key.startswith(b)] for b in ("hub", "first")
+    }
+    assert chosen["hub"]["mean_regret"] == pytest.approx(statistics.mean(held["hub"]))
+    assert chosen["first"]["worst_regret"] == max(held["first"])
+
+
+@pytest.mark.parametrize("bench", tq.BENCHES)
+def test_the_report_reproduces_the_committed_trials(bench: str, capsys) -> None:
+    if not tq.OUT[bench].is_file():
+        pytest.skip(f"no committed trials for the {bench} benchmark yet")
+    committed = json.loads(tq.OUT[bench].read_text())
     assert tq.main(["--report"]) == 0
     printed = capsys.readouterr().out
-    assert "Short fine-tunes" in printed
-    doc = tq.evaluate(json.loads(tq.RESULTS.read_text()), committed["trials"])
+    assert f"Short fine-tunes of the estimators' top k ({tq.TITLE[bench]}" in printed
+    doc = tq.evaluate(json.loads(tq.RESULTS[bench].read_text()), committed["trials"], bench=bench)
     assert json.loads(json.dumps(doc)) == committed
