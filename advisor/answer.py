@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,8 @@ from .plan import plan_for
 from .rank import combine, order, pooled
 from .result import RankingRow, RecommendResult, baseline_label
 from .scoring import Scoreboard
+from .trials import Trial, reorder, too_close
+from .trials import recipe as trial_recipe
 from .verdicts import beaten_by, verdict_names
 from .why import TIE_RULE, PickFacts, explain
 
@@ -105,10 +107,18 @@ def resample(
 
 
 def rows(
-    board: Scoreboard, standing: Standings, conf: Confidence, baselines: Sequence[str]
+    board: Scoreboard,
+    standing: Standings,
+    conf: Confidence,
+    baselines: Sequence[str],
+    *,
+    trials: Mapping[str, Trial] | None = None,
 ) -> tuple[list[RankingRow], list[RankingRow]]:
-    """The ranking's rows, best first, and the baselines' rows."""
+    """The ranking's rows, best first, and the baselines' rows. With ``trials`` the candidates that
+    had one come first, by validation accuracy (:func:`.trials.reorder`), and rank by it: equal
+    accuracies share a rank; the others follow in the estimators' order and by their combined score."""
     several = len(standing.ranked) > 1
+    trials = trials or {}
 
     def row(label: str, rank: int) -> RankingRow:
         feats, record = board.features[label], board.records.get(label)
@@ -126,10 +136,17 @@ def rows(
             baseline_of=None if label in standing.combined else (record.ref if record else "*"),
             p_best=conf.p_best.get(label) if several else None,
             rank_interval=conf.rank_interval.get(label) if several else None,
+            trial=trials[label].to_dict() if label in trials else None,
         )
 
-    ranking = [row(label, standing.ranks[label]) for label in standing.ranked]
-    shared = [standing.ranks[r] for r in standing.ranked]
+    if trials:
+        ranked = reorder(standing.ranked, trials)
+        key = {r: (0, -trials[r].val_acc) if r in trials else (1, -standing.combined[r]) for r in ranked}
+        ranks = {r: 1 + sum(key[o] < key[r] for o in ranked) for r in ranked}
+    else:
+        ranked, ranks = standing.ranked, standing.ranks
+    ranking = [row(label, ranks[label]) for label in ranked]
+    shared = [ranks[r] for r in ranked]
     for r in ranking:
         r.tied = shared.count(r.rank) > 1
     return ranking, [row(label, 0) for label in baselines]
@@ -193,8 +210,25 @@ def plan_rows(
         r.plan, r.learning_curve = done["plan"], done["learning_curve"]
 
 
-def warn_if_undecided(standing: Standings, conf: Confidence, warns: list[str]) -> None:
-    """A first place shared by several candidates, or a top two the resampling cannot tell apart."""
+def warn_if_undecided(
+    standing: Standings,
+    conf: Confidence,
+    warns: list[str],
+    *,
+    ranking: Sequence[RankingRow] = (),
+    trials: Mapping[str, Trial] | None = None,
+) -> None:
+    """A first place shared by several candidates, or a top two the resampling cannot tell apart; with
+    ``trials`` (which then decide), a top two whose trials do not tell them apart."""
+    if trials and len(ranking) > 1 and ranking[0].ref in trials and ranking[1].ref in trials:
+        a, b = trials[ranking[0].ref], trials[ranking[1].ref]
+        if too_close(a, b):
+            warns.append(
+                f"The trials do not tell {a.ref} and {b.ref} apart: {a.correct}/{a.val} and "
+                f"{b.correct}/{b.val} validation items right, within one standard error; either is a sound "
+                "start."
+            )
+        return
     tied, ranked = standing.tied, standing.ranked
     if len(tied) > 1:
         warns.append(f"{', '.join(tied)} tie for first; {tied[0]} is picked as {TIE_RULE}.")
@@ -215,9 +249,11 @@ def answer(
     ranked_rows: tuple[list[RankingRow], list[RankingRow]],
     *,
     history: dict[str, Any],
+    trials: Mapping[str, Trial] | None = None,
 ) -> RecommendResult:
     """The result of the run, with the Why of its pick."""
     ranking, baselines = ranked_rows
+    trials = trials or {}
     pick, tied = ranking[0], standing.tied
     facts = PickFacts(
         params=standing.params,
@@ -227,6 +263,8 @@ def answer(
         separable=conf.separable,
         negative_transfer=bool(pick.negative_transfer),
         frozen_features_beaten_by=pick.frozen_features_beaten_by or (),
+        trials=trials,
+        order=[r.ref for r in ranking],
     )
     return RecommendResult(
         run_id=run.id,
@@ -252,6 +290,16 @@ def answer(
             "separable": conf.separable,
             "tied": tied if len(tied) > 1 else [],
             "tie_rule": TIE_RULE,
+            # what decided the pick: the estimators' combined ranking, or short fine-tunes of its top
+            "decided_by": "trials" if trials else "estimators",
+            "trials": (
+                {
+                    "k": len(trials),
+                    "recipe": trial_recipe(run.options.get("seed", 0), next(iter(trials.values())).train),
+                }
+                if trials
+                else None
+            ),
         },
         history=history,
     )

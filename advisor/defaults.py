@@ -31,6 +31,14 @@ HALVING_FROM = 12
 AGGREGATIONS = ("rank", "zscore")
 AGGREGATION = "zscore"
 
+#: Short fine-tunes of the combined ranking's top K before the pick (``advisor/trials.py``; 0: none),
+#: and the recipe each one trains with (``tlreg finetune`` options; the seed is the run's).
+TRIALS = 0
+TRIAL_RECIPE: dict[str, float | int | str] = {"mode": "full", "epochs": 1, "lr": 1e-3, "patience": 0}
+#: ... and on a small sample, as many epochs as reach this many optimiser steps (both benchmarks' trials
+#: train on 800 and 1,200 items: one epoch is 25 and 38 steps there)
+TRIAL_MIN_STEPS = 25
+
 # --- finetune -------------------------------------------------------------------------------------
 
 #: What a fine-tune trains: a new head on cached features, also the last N blocks, or everything.

@@ -46,6 +46,7 @@ from .progress import Reporter, Silent
 from .result import RecommendResult
 from .run_record import RunRecorder
 from .scoring import Scoreboard
+from .trials import Trial, run_trials
 
 
 @dataclass
@@ -77,6 +78,7 @@ class Options:
     include_unavailable: bool = False
     plan: str = "pick"  # pick | all | none: which candidates get a transfer plan and learning curve
     budget: str = defaults.BUDGET  # auto | full: successive halving from HALVING_FROM candidates (.halving)
+    trials: int = defaults.TRIALS  # short fine-tunes of the top K before the pick (.trials); 0: none
 
     @property
     def method(self) -> str:
@@ -113,6 +115,8 @@ def recommend(
     check_budget(opts.budget)
     if opts.bootstrap < 0:
         raise BadInputError(f"--bootstrap must be 0 (off) or a number of rounds, not {opts.bootstrap}.")
+    if opts.trials < 0:
+        raise BadInputError(f"--trials must be 0 (none) or a number of candidates, not {opts.trials}.")
     if opts.method not in defaults.AGGREGATIONS:
         raise BadInputError(
             f"Unknown --aggregation {opts.method!r}.", hint=f"Use one of: {', '.join(defaults.AGGREGATIONS)}."
@@ -259,11 +263,12 @@ def _decide(
     standing = answer.standings(board, refs, ranked_by, method=opts.method)
     baselines = answer.baseline_labels(board, candidates)
     conf = answer.resample(board, refs, baselines, standing, rounds=opts.bootstrap, seed=opts.seed, memo=memo)
-    ranked_rows = answer.rows(board, standing, conf, baselines)
+    tried = _trials(request, run, board, standing, opts, memo) if opts.trials else {}
+    ranked_rows = answer.rows(board, standing, conf, baselines, trials=tried)
     answer.judge(ranked_rows[0], board, conf, raw_label=raw_label, n_classes=sub.num_classes)
     answer.plan_rows(ranked_rows[0], board, which=opts.plan, seed=opts.seed, memo=memo)
-    answer.warn_if_undecided(standing, conf, warns)
-    result = answer.answer(run, sub, board, standing, conf, ranked_rows, history=history)
+    answer.warn_if_undecided(standing, conf, warns, ranking=ranked_rows[0], trials=tried)
+    result = answer.answer(run, sub, board, standing, conf, ranked_rows, history=history, trials=tried)
     result.budget = budget.to_dict()
     return result
 
@@ -307,6 +312,40 @@ def _halved(
     if opts.baselines:
         survivors = [records[r] for r in alive if r not in embedder.failed]
         out += backend.run(request, [Job(record, pretrained=False) for record in survivors])
+    return out
+
+
+def _trials(
+    request: EmbedRequest,
+    run: Run,
+    board: Scoreboard,
+    standing: answer.Standings,
+    opts: Options,
+    memo: Memo | None,
+) -> dict[str, Trial]:
+    """Short fine-tunes of the top ``opts.trials`` candidates (:mod:`.trials`); a candidate that cannot
+    be fine-tuned is said in a warning and ranks after those that were."""
+    if board.task != "classification":
+        board.warns.append(
+            "--trials: a fine-tune trains a classifier and this data has no classes; none ran."
+        )
+        return {}
+    if len(standing.ranked) < 2:
+        return {}
+    top = standing.ranked[: opts.trials]
+    out, failed = run_trials(
+        request,
+        [board.records[r] for r in top],
+        data_path=run.data_path,
+        columns={"text_col": opts.text_col, "image_col": opts.image_col, "label_col": opts.label_col},
+        revisions={r: board.features[r].revision for r in top},
+        seed=opts.seed,
+        memo=memo,
+    )
+    for ref, reason in failed.items():
+        board.warns.append(
+            f"--trials: {ref} could not be fine-tuned ({reason}); it ranks after those that were."
+        )
     return out
 
 

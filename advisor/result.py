@@ -110,6 +110,9 @@ class RankingRow:
     plan: dict[str, Any] | None = None
     #: its linear probe against the number of labels, extrapolated (:mod:`tlreg.advisor.learning_curve`)
     learning_curve: dict[str, Any] | None = None
+    #: its short fine-tune on the sample (``--trials``, :mod:`tlreg.advisor.trials`): validation accuracy,
+    #: items right, validation and training items, seconds
+    trial: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _clean(asdict(self))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from .rank import Scores, pooled
 from .result import human_count
+from .trials import Trial, too_close
 
 #: The tie rule, as the answer states it.
 TIE_RULE = "the cheaper model (fewer parameters, then the name)"
@@ -30,6 +31,9 @@ class PickFacts:
     separable: bool | None = None
     negative_transfer: bool = False
     frozen_features_beaten_by: Sequence[str] = ()
+    #: short fine-tunes of the top candidates (``--trials``): when there are any, they decided the pick
+    trials: Mapping[str, Trial] = field(default_factory=dict)
+    order: Sequence[str] = ()  # the final ranking, the trials' order first
 
 
 def _listing(names: Sequence[str]) -> str:
@@ -72,6 +76,39 @@ def _tie(tied: Sequence[str], combined: Mapping[str, float], params: Mapping[str
     return head + f"{TIE_RULE}; the scores do not tell them apart."
 
 
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def _by_trials(ranked: Sequence[str], facts: PickFacts) -> str:
+    """The pick as the trials made it: its accuracy against the runner-up's, and where the estimators
+    had put it."""
+    trials, order = facts.trials, list(facts.order)
+    best = order[0]
+    t = trials[best]
+    lead = (
+        f"{best} is picked by short fine-tunes of the estimators' top {len(trials)}: "
+        f"{t.epochs} epoch{'s' if t.epochs > 1 else ''} on {t.train} items, {t.val_acc:.3f} validation "
+        f"accuracy ({t.correct}/{t.val})"
+    )
+    second = order[1] if len(order) > 1 and order[1] in trials else None
+    if second is not None:
+        u = trials[second]
+        lead += f" against {u.val_acc:.3f} for {second}"
+        if too_close(t, u):
+            lead += (
+                f"; the trials do not tell them apart (within one standard error), and {best} is "
+                "ahead by the estimators' order"
+                if ranked.index(best) < ranked.index(second)
+                else "; the trials do not tell them apart (within one standard error)"
+            )
+    place = ranked.index(best) + 1
+    lead += "." if place == 1 else f". The estimators ranked it {_ordinal(place)} (their first: {ranked[0]})."
+    if place == 1:
+        lead += " It is also the estimators' first."
+    return lead
+
+
 def explain(
     ranked: Sequence[str],
     scores: Scores,
@@ -84,12 +121,24 @@ def explain(
     if not ranked:
         return "No candidate could be evaluated."
     facts = facts or PickFacts()
-    best = ranked[0]
+    if facts.trials and facts.order and facts.order[0] in facts.trials:
+        best = facts.order[0]
+        parts = [_by_trials(ranked, facts)]
+    else:
+        best = ranked[0]
+        parts = []
     tied = [r for r in facts.tied if r in ranked]
-    parts = [
-        _tie(tied, combined, facts.params) if len(tied) > 1 else _lead(ranked, scores, combined, estimators)
-    ]
-    if len(tied) <= 1 and facts.separable is False and facts.beats_runner_up is not None and len(ranked) > 1:
+    if not parts and len(tied) > 1:
+        parts.append(_tie(tied, combined, facts.params))
+    elif not parts:
+        parts.append(_lead(ranked, scores, combined, estimators))
+    if (
+        not facts.trials
+        and len(tied) <= 1
+        and facts.separable is False
+        and facts.beats_runner_up is not None
+        and len(ranked) > 1
+    ):
         parts.append(
             f"It is not separable from {ranked[1]}: it ranks above it in only {facts.beats_runner_up:.0%} of "
             f"{facts.rounds} resamples, so either is a sound start."

@@ -66,12 +66,14 @@ def budget_line(budget: dict) -> str:
 
 def render(result: RecommendResult) -> None:
     console = stdout()
+    tried = any(r.trial for r in result.ranking)
     cols = [
         "rank",
         "model",
         *result.estimators,
         "combined",
-        "P(best)",
+        *(["trial"] if tried else []),
+        "est. P(best)" if tried else "P(best)",  # the estimators' resampling, whatever the trials did
         "rank 5-95%",
         "vs baselines",
         "params",
@@ -84,6 +86,7 @@ def render(result: RecommendResult) -> None:
             r.ref,
             *(r.scores.get(e) for e in result.estimators),
             r.combined,
+            *([f"{r.trial['val_acc']:.3f}" if r.trial else "-"] if tried else []),
             percent(r.p_best),
             f"{r.rank_interval[0]}-{r.rank_interval[1]}" if r.rank_interval else None,
             _versus(r),
@@ -217,6 +220,16 @@ def render(result: RecommendResult) -> None:
     show_default=True,
     help=f"auto: from {d.HALVING_FROM} candidates, embed all on a quarter of the sample and only those "
     "that can still win on more (successive halving); full: every candidate on the whole sample.",
+)
+@click.option(
+    "--trials",
+    type=click.IntRange(min=0),
+    default=d.TRIALS,
+    show_default=True,
+    metavar="K",
+    help="Fine-tune the top K candidates briefly (the whole network, one epoch on 80% of the sample) "
+    "and pick by validation accuracy on the rest: evidence frozen features cannot give; costs K "
+    "short fine-tunes (0: none).",
 )
 @click.option(
     "--include-unavailable",

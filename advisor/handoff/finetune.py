@@ -17,13 +17,14 @@ CUDA kernels on a GPU (see :mod:`tlreg.advisor.handoff.train`).
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tlreg.registry import Registry
+from tlreg.registry import ModelRecord, Registry
 from tlreg.registry.errors import BadInputError
 from tlreg.registry.runs import RunResult
 
@@ -203,6 +204,46 @@ def finetune(
     if register and result.model_dir:
         result.registered = registry.add_ref(result.model_dir)[0].ref
     return result
+
+
+def short_finetune(
+    record: ModelRecord,
+    data: Data,
+    given: dict[str, Any],
+    *,
+    registry: Registry,
+    cache: FeatureCache,
+    device: str | None = None,
+    workers: int | None = None,
+    trust_remote_code: bool = False,
+) -> FinetuneResult:
+    """A fine-tune of ``record`` on ``data`` with the options ``given`` (the rest their defaults) in a
+    temporary folder, removed after: ``recommend``'s trials (:mod:`tlreg.advisor.trials`). It trains
+    exactly as ``tlreg finetune --model REF --data ...`` with those options does on the same items,
+    and records nothing."""
+    opts = Options.resolve(given)
+    train_idx, val_idx = split(np.asarray(data.dataset.labels), opts.val_split, opts.seed)
+    with tempfile.TemporaryDirectory(prefix="tlreg-trial-") as tmp:
+        job = FinetuneJob(
+            registry=registry,
+            record=record,
+            run_id=None,
+            data=data,
+            opts=opts,
+            out=Path(tmp) / "trial",
+            device=resolve_device(device),
+            workers=workers if workers is not None else default_workers(data.dataset.modality),
+            reporter=SilentTraining(),
+        )
+        return _train(
+            job,
+            train_idx,
+            val_idx,
+            cache=cache,
+            payload=None,
+            trust_remote_code=trust_remote_code,
+            record=False,
+        )
 
 
 def planned_mode(result: RunResult | None, ref: str) -> tuple[str, int | None] | None:

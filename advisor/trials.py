@@ -1,0 +1,154 @@
+"""Short fine-tunes of the top candidates: evidence that frozen features cannot give.
+
+Every estimator reads frozen features; a fine-tune moves every weight. Where a model's frozen
+features are the best and it fine-tunes among the worst (the ImageNet originals on the Hub-like
+benchmark's counting target: README, "Advice quality"), no estimator can tell. With
+``recommend(trials=k)`` (``--trials K``) each of the combined ranking's top ``k`` candidates is
+fine-tuned briefly on the sample, with tlreg's own fine-tuning and :data:`~.defaults.TRIAL_RECIPE`
+(the whole network, one epoch, AdamW at 1e-3 with the new head at 10x, warm-up then cosine) on a
+stratified 80/20 split drawn with the run's seed: exactly what ``tlreg finetune --model REF --data
+DATA --mode full --epochs 1 --lr 1e-3 --patience 0 --seed S`` trains on the same items. The top
+``k`` are then ordered by validation accuracy, ties to the estimators' order; the others keep
+their places. ``bench/trial_quality.py`` measures what this buys against both benchmarks' truth.
+
+A trial's result is kept in the answer cache (:mod:`.memo`) under the model's ref and revision, the
+sample's fingerprint, the recipe, the seed and the device type, so a second run on the same data
+trains nothing (``reuse_answers=False``, as ``tlreg runs verify`` runs, trains again).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from tlreg.registry import ModelRecord
+from tlreg.registry.errors import TlregError
+
+from . import defaults
+from .embed import EmbedRequest
+from .errors import StorageError
+from .memo import Memo, memo_key
+
+
+@dataclass
+class Trial:
+    """One candidate's short fine-tune on the sample."""
+
+    ref: str
+    val_acc: float
+    val: int  # validation items
+    train: int  # training items
+    epochs: int
+    seconds: float
+    from_cache: bool = False
+
+    @property
+    def correct(self) -> int:
+        """Validation items it got right."""
+        return round(self.val_acc * self.val)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "correct": self.correct}
+
+
+def recipe(seed: int, n_train: int | None = None) -> dict[str, Any]:
+    """The options each trial fine-tunes with (``tlreg finetune``'s), the run's seed included: one
+    epoch, or as many as reach :data:`~.defaults.TRIAL_MIN_STEPS` optimiser steps on ``n_train``
+    training items (a small sample: one epoch of 100 items is 4 steps, too few to tell models apart)."""
+    steps_per_epoch = math.ceil((n_train or 0) / defaults.FINETUNE_BATCH_SIZE)
+    epochs = max(1, math.ceil(defaults.TRIAL_MIN_STEPS / steps_per_epoch)) if steps_per_epoch else 1
+    return {**defaults.TRIAL_RECIPE, "epochs": epochs, "seed": seed}
+
+
+def run_trials(
+    request: EmbedRequest,
+    records: Sequence[ModelRecord],
+    *,
+    data_path: str,
+    columns: Mapping[str, str | None],
+    revisions: Mapping[str, str | None],
+    seed: int,
+    memo: Memo | None,
+) -> tuple[dict[str, Trial], dict[str, str]]:
+    """A trial of each of ``records`` (their weights' ``revisions``: the cache key) on the request's
+    sample, in order, and why each that could not be fine-tuned failed; progress goes to the
+    request's reporter as notes. A full disk stops the run (:class:`~.errors.StorageError`)."""
+    from .handoff.finetune import short_finetune
+    from .handoff.inputs import Data, split
+
+    data = Data(data_path, request.sample, request.fingerprint, dict(columns), [])
+    n_train = len(split(np.asarray(request.sample.labels), defaults.VAL_SPLIT, seed)[0])
+    given = recipe(seed, n_train)
+    device = request.torch_device()
+    out: dict[str, Trial] = {}
+    failed: dict[str, str] = {}
+    for i, record in enumerate(records, 1):
+        key = memo_key(
+            "trial",
+            ref=record.ref,
+            revision=revisions.get(record.ref),
+            fingerprint=request.fingerprint,
+            recipe=given,
+            device=device.type,
+        )
+        cached = memo.get(key) if memo is not None else None
+        if cached is None:
+            start = time.perf_counter()
+            try:
+                done = short_finetune(
+                    record,
+                    data,
+                    given,
+                    registry=request.registry,
+                    cache=request.cache,
+                    device=str(device),
+                    workers=request.settings.workers,
+                    trust_remote_code=request.settings.trust_remote_code,
+                )
+            except StorageError:
+                raise
+            except TlregError as exc:
+                failed[record.ref] = str(exc)
+                request.reporter.note(
+                    f"trial {i}/{len(records)}: {record.ref}: could not be fine-tuned: {exc}"
+                )
+                continue
+            value = {
+                "val_acc": float(done.best_val_acc),
+                "val": int(done.data["val"]),
+                "train": int(done.data["train"]),
+                "epochs": int(given["epochs"]),
+                "seconds": round(time.perf_counter() - start, 3),
+            }
+            if memo is not None:
+                memo.put(key, value, kind="trial")
+        else:
+            value = cached
+        trial = out[record.ref] = Trial(record.ref, **value, from_cache=cached is not None)
+        request.reporter.note(
+            f"trial {i}/{len(records)}: {record.ref}: validation accuracy {trial.val_acc:.3f} "
+            f"({trial.correct}/{trial.val})" + (" (cached)" if cached is not None else "")
+        )
+    return out, failed
+
+
+def reorder(ranked: Sequence[str], trials: Mapping[str, Trial]) -> list[str]:
+    """``ranked`` with the candidates that had a trial (the top ones) ordered by validation accuracy,
+    ties to their order in ``ranked``; the others keep their places after them."""
+    tried = [r for r in ranked if r in trials]
+    rest = [r for r in ranked if r not in trials]
+    return sorted(tried, key=lambda r: (-trials[r].val_acc, tried.index(r))) + rest
+
+
+def too_close(a: Trial, b: Trial) -> bool:
+    """Are two trials' accuracies within one standard error of their difference (two binomial
+    proportions on the validation items)? Then the trials do not tell the two apart."""
+    if a.val == 0 or b.val == 0:
+        return True
+    p = (a.correct + b.correct) / (a.val + b.val)
+    se = math.sqrt(p * (1 - p) * (1 / a.val + 1 / b.val))
+    return abs(a.val_acc - b.val_acc) <= se
