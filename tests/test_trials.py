@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import save_tiny_bert, save_tiny_timm, write_image_folder
+from sqlmodel import Session
 from test_runs import invoke
 from tlreg.advisor import defaults, finetune, recommend
 from tlreg.advisor import trials as tr
@@ -26,6 +27,7 @@ from tlreg.advisor.result import RankingRow
 from tlreg.advisor.why import PickFacts, explain
 from tlreg.registry import ModelRecord, Registry
 from tlreg.registry.errors import BadInputError
+from tlreg.registry.runs import RunResult
 
 FAST = {"workers": 0, "baselines": False, "bootstrap": 0}
 #: the module (``handoff.finetune`` the package attribute is the function)
@@ -234,3 +236,27 @@ def test_trials_option_has_a_cli_twin_and_refuses_a_negative(
     assert bad.exit_code == 2 and "Traceback" not in bad.output
     with pytest.raises(BadInputError, match="--trials must be 0"):
         recommend(images, registry=registry, trials=-1, **FAST)
+
+
+def test_a_run_with_trials_verifies_by_training_them_again(
+    registry: Registry, images: Path, three: list[str]
+) -> None:
+    """``tlreg runs verify`` recomputes without the answer cache: the trials train again, on the same
+    items with the same seed, and reproduce the recorded accuracies and order (CPU: bit for bit)."""
+    from tlreg.advisor.audit.compare import verify_run
+
+    result = recommend(images, registry=registry, trials=2, **FAST)
+    v = verify_run(result.run_id, registry=registry, workers=0)
+    assert v.reproduced, v.reasons
+    assert [r.trial["val_acc"] for r in result.ranking if r.trial]  # what verify trained again
+
+    with Session(registry.engine) as session:  # a recorded trial that another machine got otherwise
+        stored = session.get(RunResult, result.run_id)
+        ranking = [dict(r) for r in stored.ranking]
+        tried = next(r for r in ranking if r.get("trial"))
+        tried["trial"] = {**tried["trial"], "val_acc": tried["trial"]["val_acc"] + 0.05}
+        stored.ranking = ranking
+        session.add(stored)
+        session.commit()
+    v = verify_run(result.run_id, registry=registry, workers=0)
+    assert not v.reproduced and any(r.startswith(f"the trial of {tried['ref']} reached") for r in v.reasons)

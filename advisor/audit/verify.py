@@ -217,6 +217,16 @@ def _compare(
         result.reasons.append(
             "the history signal changed since the run (new fine-tune outcomes or similar datasets)"
         )
+    for row in record.ranking():  # short fine-tunes (--trials): trained again, on the same items and seed
+        if not row.get("trial"):
+            continue
+        trial = rows[row["ref"]].trial if row["ref"] in rows else None
+        again = trial["val_acc"] if trial else None
+        if not close(row["trial"]["val_acc"], again, rtol=rtol, atol=atol):
+            result.reasons.append(
+                f"the trial of {row['ref']} reached {again if again is not None else 'nothing'} now, "
+                f"{row['trial']['val_acc']} when recorded"
+            )
     before = [r["ref"] for r in record.ranking()]
     after = [r.ref for r in now.ranking]
     same = after[: len(before)] == before if record.run.options.get("top") else after == before
