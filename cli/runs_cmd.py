@@ -71,15 +71,18 @@ def _show(record: RunRecord) -> None:
     ests = record.estimators
     if result:
         rows = []
+        tried = any(r.get("trial") for r in record.ranking())  # --trials: their validation accuracy
         for r in record.ranking():
             interval = "{}-{}".format(*r["rank_interval"]) if r.get("rank_interval") else None
             flag = {True: "yes", False: "no"}.get(r.get("negative_transfer"))
             rank = f"{r['rank']}=" if r.get("tied") else r["rank"]
             scores = [r["scores"].get(e) for e in ests]
             rev = (r.get("revision") or "unpinned")[:12]
-            conf = [r.get("combined"), percent(r.get("p_best")), interval, flag]
+            trial = [(r.get("trial") or {}).get("val_acc")] if tried else []
+            conf = [r.get("combined"), *trial, percent(r.get("p_best")), interval, flag]
             rows.append([rank, r["ref"], rev, *scores, *conf])
-        head = ["rank", "model", "revision", *ests, "combined", "P(best)", "rank 5-95%", "neg. transfer"]
+        head = ["rank", "model", "revision", *ests, "combined", *(["trial"] if tried else [])]
+        head += ["est. P(best)" if tried else "P(best)", "rank 5-95%", "neg. transfer"]
         console.print(table("Ranking", head, rows))
         base = [[b["ref"], *(b["scores"].get(e) for e in ests)] for b in record.ranking(baselines=True)]
         if base:

@@ -7,7 +7,9 @@ record against what the trials measured."""
 
 from __future__ import annotations
 
+import csv
 import importlib
+import io
 import json
 import math
 from pathlib import Path
@@ -21,6 +23,7 @@ from test_runs import invoke
 from tlreg.advisor import defaults, finetune, recommend
 from tlreg.advisor import trials as tr
 from tlreg.advisor.answer import Standings, warn_if_undecided
+from tlreg.advisor.audit.compare import export_run
 from tlreg.advisor.audit.records import load_run
 from tlreg.advisor.confidence import Confidence
 from tlreg.advisor.result import RankingRow
@@ -124,6 +127,16 @@ def test_trials_decide_the_pick_and_match_tlreg_finetune(
     assert stored.result.detail["confidence"]["decided_by"] == "trials"
     assert [r.get("trial") for r in stored.result.ranking[:2]] == [r.trial for r in tried]
     assert stored.run.options["trials"] == 2
+
+    # the record's other views: runs show, the CSV and Markdown exports
+    rows = list(csv.DictReader(io.StringIO(export_run(result.run_id, "csv", registry=registry))))
+    by_ref = {r["ref"]: r["trial_val_acc"] for r in rows}
+    assert all(float(by_ref[r.ref]) == r.trial["val_acc"] for r in tried)
+    assert by_ref[result.ranking[2].ref] == ""
+    md = export_run(result.run_id, "md", registry=registry)
+    assert "| combined | trial | P(best) |" in md
+    shown = invoke("runs", "show", result.run_id)
+    assert shown.exit_code == 0 and "est. P(best)" in shown.stdout and "trial" in shown.stdout
 
 
 def test_a_second_run_takes_the_trials_from_the_answer_cache(

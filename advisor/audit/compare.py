@@ -170,7 +170,15 @@ def _csv(record: RunRecord) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     scores = [f"score_{e}" for e in estimators]
-    head = ["run_id", "data_fingerprint", *_CSV_CANDIDATE, *_CSV_RANKING, "rank_low", "rank_high"]
+    head = [
+        "run_id",
+        "data_fingerprint",
+        *_CSV_CANDIDATE,
+        *_CSV_RANKING,
+        "rank_low",
+        "rank_high",
+        "trial_val_acc",
+    ]
     writer.writerow([*head, "picked", *_CSV_COST, *scores])
     for c in record.candidates:
         row = ranked.get(c.ref, {})
@@ -179,6 +187,7 @@ def _csv(record: RunRecord) -> str:
         ranking[0] = ranking[0] or None  # baselines carry rank 0: they are not ranked
         writer.writerow(
             [record.id, record.run.fingerprint, *(getattr(c, k) for k in _CSV_CANDIDATE), *ranking, low, high]
+            + [(row.get("trial") or {}).get("val_acc")]
             + [c.ref == record.pick, *(getattr(c, k) for k in _CSV_COST)]
             + [table.get(c.ref, {}).get(e) for e in estimators]
         )
@@ -257,8 +266,19 @@ def _markdown(record: RunRecord) -> str:
             "",
         ]
         ests = record.estimators
+        tried = any(r.get("trial") for r in record.ranking())  # --trials: their validation accuracy
         lines += _md_table(
-            ["rank", "model", "revision", *ests, "combined", "P(best)", "rank interval", "negative transfer"],
+            [
+                "rank",
+                "model",
+                "revision",
+                *ests,
+                "combined",
+                *(["trial"] if tried else []),
+                "P(best)",
+                "rank interval",
+                "negative transfer",
+            ],
             [
                 [
                     shown_rank(r),
@@ -266,6 +286,7 @@ def _markdown(record: RunRecord) -> str:
                     (r.get("revision") or "")[:12],
                     *(r["scores"].get(e) for e in ests),
                     r.get("combined"),
+                    *([(r.get("trial") or {}).get("val_acc")] if tried else []),
                     r.get("p_best"),
                     "-" if not r.get("rank_interval") else "{}–{}".format(*r["rank_interval"]),
                     {True: "yes", False: "no"}.get(r.get("negative_transfer")),

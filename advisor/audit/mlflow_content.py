@@ -167,6 +167,7 @@ def children(record: RunRecord) -> list[Logged]:
         metrics = scores | {
             "combined": row.get("combined"),
             "p_best": row.get("p_best"),
+            "trial_val_acc": (row.get("trial") or {}).get("val_acc"),  # --trials
             "rank": row.get("rank"),
             "rank_low": interval[0],
             "rank_high": interval[1],
