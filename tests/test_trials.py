@@ -273,3 +273,16 @@ def test_a_run_with_trials_verifies_by_training_them_again(
         session.commit()
     v = verify_run(result.run_id, registry=registry, workers=0)
     assert not v.reproduced and any(r.startswith(f"the trial of {tried['ref']} reached") for r in v.reasons)
+
+
+def test_text_candidates_are_tried_too(registry: Registry, tmp_path: Path) -> None:
+    """Two tiny sentence-transformers folders on a text table: each trial is the text fine-tune."""
+    for seed in (0, 1):
+        registry.add_ref(str(save_tiny_bert(tmp_path / f"bert{seed}", seed=seed)))
+    words = ["cat sat mat", "dog sat rug", "stock market fell", "market rose", "team won goal", "team lost"]
+    frame = pd.DataFrame({"text": words * 4, "label": ["a", "a", "b", "b", "c", "c"] * 4})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    result = recommend(tmp_path / "t.csv", registry=registry, trials=2, **FAST)
+    assert result.confidence["decided_by"] == "trials"
+    assert all(r.trial and r.trial["val"] == 6 and r.trial["train"] == 18 for r in result.ranking)
+    assert result.ranking[0].trial["val_acc"] >= result.ranking[1].trial["val_acc"]
