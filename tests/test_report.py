@@ -221,6 +221,24 @@ def test_report_shows_the_decision_and_is_self_contained(
     assert record.run.sample_ids[0] in html
 
 
+def test_the_combined_chart_follows_the_runs_aggregation(
+    registry: Registry, image_folder: Path, tiny_image_models: list[str]
+) -> None:
+    """Mean z-scores are unbounded and negative below the pool's mean: their chart's axis reaches the
+    lowest (it was drawn on the rank score's fixed 0-1 axis, which hid every negative bar); a rank
+    run keeps the 0-1 axis."""
+    for method in ("zscore", "rank"):
+        run = recommend(image_folder, registry=registry, workers=0, bootstrap=0, aggregation=method)
+        html = render_report(load_run(run.run_id, registry=registry))
+        svg = re.search(r'<svg class="chart" id="scores-combined".*?</svg>', html, re.S).group(0)
+        ticks = [float(t) for t in re.findall(r'<text class="tick"[^>]*>([-0-9.]+)</text>', svg)]
+        lowest = min(r.combined for r in run.ranking)
+        if method == "zscore":
+            assert "combined z-score" in svg and lowest < 0 and min(ticks) <= lowest
+        else:
+            assert "combined rank score (0–1)" in svg and min(ticks) == 0.0 and max(ticks) == 1.0
+
+
 def test_report_without_intervals_says_so(registry: Registry, image_folder: Path, tiny_image_models) -> None:
     run_id = recommend(image_folder, registry=registry, workers=0, bootstrap=0).run_id
     html = render_report(load_run(run_id, registry=registry))

@@ -116,6 +116,7 @@ def _kv(pairs: list[tuple[str, Any]]) -> str:
 
 def _ranking(record: RunRecord) -> str:
     ests = record.estimators
+    tried = any(r.get("trial") for r in record.ranking())  # --trials: their validation accuracy
     rows, classes = [], []
     for r in record.ranking():
         interval = r.get("rank_interval")
@@ -124,12 +125,24 @@ def _ranking(record: RunRecord) -> str:
         spread = "-" if not interval else f"{interval[0]}–{interval[1]}"
         rev = (r.get("revision") or "unpinned")[:12]
         scores = [r["scores"].get(e) for e in ests]
+        trial = [None if not r.get("trial") else f"{r['trial']['val_acc']:.3f}"] if tried else []
         rows.append(
-            [shown_rank(r), r["ref"], rev, *scores, r.get("combined"), p_best, spread, _YES_NO.get(nt, "-")]
+            [
+                shown_rank(r),
+                r["ref"],
+                rev,
+                *scores,
+                r.get("combined"),
+                *trial,
+                p_best,
+                spread,
+                _YES_NO.get(nt, "-"),
+            ]
         )
         classes.append("pick" if r["ref"] == record.pick else "")
-    head = ["rank", "model", "revision", *ests, "combined", "P(best)", "rank 5–95%", "negative transfer"]
-    html = _table(head, rows, num={0, *range(3, 4 + len(ests))}, long={1}, row_cls=classes)
+    head = ["rank", "model", "revision", *ests, "combined", *(["trial"] if tried else [])]
+    head += ["est. P(best)" if tried else "P(best)", "rank 5–95%", "negative transfer"]
+    html = _table(head, rows, num={0, *range(3, 4 + len(ests) + tried)}, long={1}, row_cls=classes)
     if base := record.ranking(baselines=True):
         html += "<p class='muted'>Baselines: the same architectures randomly initialised, and raw inputs.</p>"
         rows = [[b["ref"], *(b["scores"].get(e) for e in ests)] for b in base]
@@ -160,7 +173,10 @@ def _score_charts(record: RunRecord) -> str:
         Bar(r["ref"], r.get("combined"), "pick" if r["ref"] == record.pick else "model")
         for r in record.ranking()
     ]
-    charts.append(bar_chart("scores-combined", "combined rank score (0–1)", combined, domain=(0.0, 1.0)))
+    if record.aggregation == "rank":  # mean ranks mapped to [0, 1]
+        charts.append(bar_chart("scores-combined", "combined rank score (0–1)", combined, domain=(0.0, 1.0)))
+    else:  # mean z-scores: unbounded, negative below the pool's mean
+        charts.append(bar_chart("scores-combined", "combined z-score (0 = the candidates' mean)", combined))
     return f'<div class="grid">{"".join(charts)}</div>'
 
 
@@ -186,6 +202,11 @@ def _confidence(record: RunRecord) -> str:
         ". P(best) is the share of them in which a model ranks first: how stable the ranking is on "
         "this sample, not the chance that the model fine-tunes best"
     )
+    if conf.get("decided_by") == "trials":
+        text += (
+            ". These are the estimators' ranks: the pick was decided by short fine-tunes of their top "
+            f"{(conf.get('trials') or {}).get('k', '?')} (see the Why and the ranking's trial column)"
+        )
     return text + ".</p>" + chart
 
 
