@@ -37,7 +37,8 @@ def test_the_default_never_plans_a_linear_head_and_says_what_one_would_reach() -
     assert LINEAR_ENOUGH is None
     plan = make_plan(profile=None, curve=curve(0.99), frozen_beaten_by=[], n_labelled=500)
     assert plan.mode == "full" and "linear head on its frozen features is expected to reach 0.99" in plan.why
-    assert "--mode linear would cost about a point at most" in plan.why  # the cheaper option, measured
+    # the cheaper option, measured (the range: tests/test_transfer_plan.py re-derives it)
+    assert "--mode linear would cost about a point (0.2-1.4 on the benchmark's pairs" in plan.why
     lower = make_plan(profile=None, curve=curve(0.9), frozen_beaten_by=[], n_labelled=500)
     assert "--mode linear" not in lower.why
 

@@ -114,3 +114,21 @@ def test_finetune_takes_the_plans_mode_unless_mode_is_given(
     assert done.mode == planned
     given = finetune(run.run_id, out=tmp_path / "ft2", registry=registry, mode="linear", epochs=1)
     assert given.mode == "linear"
+
+
+def test_the_figures_the_plan_quotes_are_the_committed_benchmarks() -> None:
+    """The plan's reason quotes the Hub-like transfer-plan truth: each figure is re-derived here from
+    ``data/bench/transfer_plan.json`` (a rebuilt truth that moves one fails this until the text follows)."""
+    import json
+
+    from tlreg.advisor import plan
+
+    committed = Path(__file__).resolve().parents[1] / "data" / "bench" / "transfer_plan.json"
+    doc = json.loads(committed.read_text())
+    pairs = [p["accuracies"] for p in doc["pairs"]]
+    loss = {mode: [100 * (max(a.values()) - a[mode]) for a in pairs] for mode in ("full", "linear")}
+    assert round(max(loss["full"]), 1) == plan.FULL_WITHIN_PP
+    assert round(sum(loss["linear"]) / len(pairs)) == plan.LINEAR_BEHIND_PP
+    cheap = [100 * (a["full"] - a["linear"]) for a in pairs if a["linear"] >= plan.CHEAP_LINEAR]
+    assert (round(min(cheap), 1), round(max(cheap), 1)) == plan.CHEAP_LINEAR_COST_PP
+    assert doc["modes_chosen"] == {"full": len(pairs)} and plan.LINEAR_ENOUGH is None
