@@ -97,8 +97,8 @@ def _by_trials(ranked: Sequence[str], facts: PickFacts) -> str:
         lead += f" against {u.val_acc:.3f} for {second}"
         if too_close(t, u):
             lead += (
-                f"; the trials do not tell them apart (within one standard error), and {best} is "
-                "ahead by the estimators' order"
+                f"; the trials do not tell them apart (within one standard error), and the estimators "
+                f"rank {best} higher too"
                 if ranked.index(best) < ranked.index(second)
                 else "; the trials do not tell them apart (within one standard error)"
             )
