@@ -250,8 +250,10 @@ def answer(
     *,
     history: dict[str, Any],
     trials: Mapping[str, Trial] | None = None,
+    tried: Sequence[str] = (),
 ) -> RecommendResult:
-    """The result of the run, with the Why of its pick."""
+    """The result of the run, with the Why of its pick; ``tried`` are the candidates trials were asked
+    of (``trials`` holds those that could be fine-tuned)."""
     ranking, baselines = ranked_rows
     trials = trials or {}
     pick, tied = ranking[0], standing.tied
@@ -265,6 +267,7 @@ def answer(
         frozen_features_beaten_by=pick.frozen_features_beaten_by or (),
         trials=trials,
         order=[r.ref for r in ranking],
+        tried=tried,
     )
     return RecommendResult(
         run_id=run.id,
@@ -294,7 +297,8 @@ def answer(
             "decided_by": "trials" if trials else "estimators",
             "trials": (
                 {
-                    "k": len(trials),
+                    "k": len(tried) or len(trials),
+                    "failed": [r for r in tried if r not in trials],
                     "recipe": trial_recipe(run.options.get("seed", 0), next(iter(trials.values())).train),
                 }
                 if trials

@@ -263,12 +263,14 @@ def _decide(
     standing = answer.standings(board, refs, ranked_by, method=opts.method)
     baselines = answer.baseline_labels(board, candidates)
     conf = answer.resample(board, refs, baselines, standing, rounds=opts.bootstrap, seed=opts.seed, memo=memo)
-    tried = _trials(request, run, board, standing, opts, memo) if opts.trials else {}
+    tried, asked = _trials(request, run, board, standing, opts, memo) if opts.trials else ({}, [])
     ranked_rows = answer.rows(board, standing, conf, baselines, trials=tried)
     answer.judge(ranked_rows[0], board, conf, raw_label=raw_label, n_classes=sub.num_classes)
     answer.plan_rows(ranked_rows[0], board, which=opts.plan, seed=opts.seed, memo=memo)
     answer.warn_if_undecided(standing, conf, warns, ranking=ranked_rows[0], trials=tried)
-    result = answer.answer(run, sub, board, standing, conf, ranked_rows, history=history, trials=tried)
+    result = answer.answer(
+        run, sub, board, standing, conf, ranked_rows, history=history, trials=tried, tried=asked
+    )
     result.budget = budget.to_dict()
     return result
 
@@ -322,16 +324,17 @@ def _trials(
     standing: answer.Standings,
     opts: Options,
     memo: Memo | None,
-) -> dict[str, Trial]:
-    """Short fine-tunes of the top ``opts.trials`` candidates (:mod:`.trials`); a candidate that cannot
-    be fine-tuned is said in a warning and ranks after those that were."""
+) -> tuple[dict[str, Trial], list[str]]:
+    """Short fine-tunes of the top ``opts.trials`` candidates (:mod:`.trials`), and the candidates they
+    were asked of; a candidate that cannot be fine-tuned is said in a warning and ranks after those
+    that were."""
     if board.task != "classification":
         board.warns.append(
             "--trials: a fine-tune trains a classifier and this data has no classes; none ran."
         )
-        return {}
+        return {}, []
     if len(standing.ranked) < 2:
-        return {}
+        return {}, []
     top = standing.ranked[: opts.trials]
     out, failed = run_trials(
         request,
@@ -346,7 +349,7 @@ def _trials(
         board.warns.append(
             f"--trials: {ref} could not be fine-tuned ({reason}); it ranks after those that were."
         )
-    return out
+    return out, top
 
 
 def _history(

@@ -34,6 +34,7 @@ class PickFacts:
     #: short fine-tunes of the top candidates (``--trials``): when there are any, they decided the pick
     trials: Mapping[str, Trial] = field(default_factory=dict)
     order: Sequence[str] = ()  # the final ranking, the trials' order first
+    tried: Sequence[str] = ()  # the candidates a trial was asked of (the top K), failed ones included
 
 
 def _listing(names: Sequence[str]) -> str:
@@ -86,8 +87,11 @@ def _by_trials(ranked: Sequence[str], facts: PickFacts) -> str:
     trials, order = facts.trials, list(facts.order)
     best = order[0]
     t = trials[best]
+    failed = [r for r in facts.tried if r not in trials]
     lead = (
-        f"{best} is picked by short fine-tunes of the estimators' top {len(trials)}: "
+        f"{best} is picked by short fine-tunes of the estimators' top {len(facts.tried) or len(trials)}"
+        + (f" ({_listing(failed)} could not be fine-tuned)" if failed else "")
+        + ": "
         f"{t.epochs} epoch{'s' if t.epochs > 1 else ''} on {t.train} items, {t.val_acc:.3f} validation "
         f"accuracy ({t.correct}/{t.val})"
     )

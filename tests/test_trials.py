@@ -174,6 +174,10 @@ def test_a_model_that_cannot_be_fine_tuned_is_said_and_ranks_after_the_tried(
     assert result.ranking[0].ref == plain.ranking[1].ref and result.ranking[0].trial is not None
     assert result.ranking[1].ref == first and result.ranking[1].trial is None
     assert any(f"--trials: {first} could not be fine-tuned" in w for w in result.warnings)
+    # the Why and the JSON count the K asked for, and name the one that failed
+    assert "short fine-tunes of the estimators' top 2 " in result.reason
+    assert f"({first} could not be fine-tuned)" in result.reason
+    assert result.confidence["trials"]["k"] == 2 and result.confidence["trials"]["failed"] == [first]
 
 
 def test_the_why_and_the_warnings_say_what_the_trials_decided() -> None:
