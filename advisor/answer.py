@@ -299,6 +299,7 @@ def answer(
                 {
                     "k": len(tried) or len(trials),
                     "failed": [r for r in tried if r not in trials],
+                    "repeats": next(iter(trials.values())).repeats,  # splits per candidate, averaged
                     "recipe": trial_recipe(run.options.get("seed", 0), next(iter(trials.values())).train),
                 }
                 if trials

@@ -38,6 +38,9 @@ TRIAL_RECIPE: dict[str, float | int | str] = {"mode": "full", "epochs": 1, "lr":
 #: ... and on a small sample, as many epochs as reach this many optimiser steps (both benchmarks' trials
 #: train on 800 and 1,200 items: one epoch is 25 and 38 steps there)
 TRIAL_MIN_STEPS = 25
+#: ... and how many times each candidate is tried, on splits drawn with seeds S, S+1, ...: its trial
+#: accuracy is their mean (``bench/trial_quality.py`` measures 1 and 2)
+TRIAL_REPEATS = 1
 
 # --- finetune -------------------------------------------------------------------------------------
 

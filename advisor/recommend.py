@@ -79,6 +79,7 @@ class Options:
     plan: str = "pick"  # pick | all | none: which candidates get a transfer plan and learning curve
     budget: str = defaults.BUDGET  # auto | full: successive halving from HALVING_FROM candidates (.halving)
     trials: int = defaults.TRIALS  # short fine-tunes of the top K before the pick (.trials); 0: none
+    trial_repeats: int = defaults.TRIAL_REPEATS  # ... each on this many splits, ranked by the mean
 
     @property
     def method(self) -> str:
@@ -117,6 +118,8 @@ def recommend(
         raise BadInputError(f"--bootstrap must be 0 (off) or a number of rounds, not {opts.bootstrap}.")
     if opts.trials < 0:
         raise BadInputError(f"--trials must be 0 (none) or a number of candidates, not {opts.trials}.")
+    if opts.trial_repeats < 1:
+        raise BadInputError(f"--trial-repeats must be 1 or more splits, not {opts.trial_repeats}.")
     if opts.method not in defaults.AGGREGATIONS:
         raise BadInputError(
             f"Unknown --aggregation {opts.method!r}.", hint=f"Use one of: {', '.join(defaults.AGGREGATIONS)}."
@@ -344,6 +347,7 @@ def _trials(
         revisions={r: board.features[r].revision for r in top},
         seed=opts.seed,
         memo=memo,
+        repeats=opts.trial_repeats,
     )
     for ref, reason in failed.items():
         board.warns.append(

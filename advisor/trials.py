@@ -9,7 +9,10 @@ fine-tuned briefly on the sample, with tlreg's own fine-tuning and :data:`~.defa
 stratified 80/20 split drawn with the run's seed: exactly what ``tlreg finetune --model REF --data
 DATA --mode full --epochs 1 --lr 1e-3 --patience 0 --seed S`` trains on the same items. The top
 ``k`` are then ordered by validation accuracy, ties to the estimators' order; the others keep
-their places. ``bench/trial_quality.py`` measures what this buys against both benchmarks' truth.
+their places. With ``trial_repeats=R`` (``--trial-repeats R``) each candidate is tried R times, on
+splits drawn with seeds S, S+1, ..., S+R-1 of the same sample, and ranked by the mean: a second
+split halves the luck of one validation set at twice the cost. ``bench/trial_quality.py`` measures
+what this buys against both benchmarks' truth.
 
 A trial's result is kept in the answer cache (:mod:`.memo`) under the model's ref and revision, the
 sample's fingerprint, the recipe, the seed and the device type, so a second run on the same data
@@ -45,10 +48,11 @@ class Trial:
     epochs: int
     seconds: float
     from_cache: bool = False
+    repeats: int = 1  # splits it was tried on; ``val_acc`` is their mean and ``val`` their sum
 
     @property
     def correct(self) -> int:
-        """Validation items it got right."""
+        """Validation items it got right (over all its splits)."""
         return round(self.val_acc * self.val)
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,20 +77,21 @@ def run_trials(
     revisions: Mapping[str, str | None],
     seed: int,
     memo: Memo | None,
+    repeats: int = defaults.TRIAL_REPEATS,
 ) -> tuple[dict[str, Trial], dict[str, str]]:
     """A trial of each of ``records`` (their weights' ``revisions``: the cache key) on the request's
-    sample, in order, and why each that could not be fine-tuned failed; progress goes to the
-    request's reporter as notes. A full disk stops the run (:class:`~.errors.StorageError`)."""
+    sample, in order, each on ``repeats`` splits (seeds ``seed`` .. ``seed + repeats - 1``), and why
+    each that could not be fine-tuned failed; progress goes to the request's reporter as notes. A
+    full disk stops the run (:class:`~.errors.StorageError`)."""
     from .handoff.finetune import short_finetune
     from .handoff.inputs import Data, split
 
     data = Data(data_path, request.sample, request.fingerprint, dict(columns), [])
     n_train = len(split(np.asarray(request.sample.labels), defaults.VAL_SPLIT, seed)[0])
-    given = recipe(seed, n_train)
     device = request.torch_device()
-    out: dict[str, Trial] = {}
-    failed: dict[str, str] = {}
-    for i, record in enumerate(records, 1):
+
+    def once(record: ModelRecord, given: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """One split's trial (from the answer cache where it is there) and whether it was cached."""
         key = memo_key(
             "trial",
             ref=record.ref,
@@ -96,42 +101,55 @@ def run_trials(
             device=device.type,
         )
         cached = memo.get(key) if memo is not None else None
-        if cached is None:
-            start = time.perf_counter()
-            try:
-                done = short_finetune(
-                    record,
-                    data,
-                    given,
-                    registry=request.registry,
-                    cache=request.cache,
-                    device=str(device),
-                    workers=request.settings.workers,
-                    trust_remote_code=request.settings.trust_remote_code,
-                )
-            except StorageError:
-                raise
-            except TlregError as exc:
-                failed[record.ref] = str(exc)
-                request.reporter.note(
-                    f"trial {i}/{len(records)}: {record.ref}: could not be fine-tuned: {exc}"
-                )
-                continue
-            value = {
-                "val_acc": float(done.best_val_acc),
-                "val": int(done.data["val"]),
-                "train": int(done.data["train"]),
-                "epochs": int(given["epochs"]),
-                "seconds": round(time.perf_counter() - start, 3),
-            }
-            if memo is not None:
-                memo.put(key, value, kind="trial")
-        else:
-            value = cached
-        trial = out[record.ref] = Trial(record.ref, **value, from_cache=cached is not None)
+        if cached is not None:
+            return cached, True
+        start = time.perf_counter()
+        done = short_finetune(
+            record,
+            data,
+            given,
+            registry=request.registry,
+            cache=request.cache,
+            device=str(device),
+            workers=request.settings.workers,
+            trust_remote_code=request.settings.trust_remote_code,
+        )
+        value = {
+            "val_acc": float(done.best_val_acc),
+            "val": int(done.data["val"]),
+            "train": int(done.data["train"]),
+            "epochs": int(given["epochs"]),
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+        if memo is not None:
+            memo.put(key, value, kind="trial")
+        return value, False
+
+    out: dict[str, Trial] = {}
+    failed: dict[str, str] = {}
+    for i, record in enumerate(records, 1):
+        try:
+            runs = [once(record, recipe(seed + r, n_train)) for r in range(repeats)]
+        except StorageError:
+            raise
+        except TlregError as exc:
+            failed[record.ref] = str(exc)
+            request.reporter.note(f"trial {i}/{len(records)}: {record.ref}: could not be fine-tuned: {exc}")
+            continue
+        values = [v for v, _ in runs]
+        trial = out[record.ref] = Trial(
+            record.ref,
+            val_acc=float(np.mean([v["val_acc"] for v in values])),
+            val=sum(int(v["val"]) for v in values),
+            train=int(values[0]["train"]),
+            epochs=int(values[0]["epochs"]),
+            seconds=round(sum(float(v["seconds"]) for v in values), 3),
+            from_cache=all(c for _, c in runs),
+            repeats=repeats,
+        )
         request.reporter.note(
             f"trial {i}/{len(records)}: {record.ref}: validation accuracy {trial.val_acc:.3f} "
-            f"({trial.correct}/{trial.val})" + (" (cached)" if cached is not None else "")
+            f"({trial.correct}/{trial.val})" + (" (cached)" if trial.from_cache else "")
         )
     return out, failed
 
@@ -146,7 +164,8 @@ def reorder(ranked: Sequence[str], trials: Mapping[str, Trial]) -> list[str]:
 
 def too_close(a: Trial, b: Trial) -> bool:
     """Are two trials' accuracies within one standard error of their difference (two binomial
-    proportions on the validation items)? Then the trials do not tell the two apart."""
+    proportions on the validation items)? Then the trials do not tell the two apart. Repeated trials
+    count every split's items, some of which recur across splits: the error is then a little low."""
     if a.val == 0 or b.val == 0:
         return True
     p = (a.correct + b.correct) / (a.val + b.val)

@@ -92,8 +92,9 @@ def _by_trials(ranked: Sequence[str], facts: PickFacts) -> str:
         f"{best} is picked by short fine-tunes of the estimators' top {len(facts.tried) or len(trials)}"
         + (f" ({_listing(failed)} could not be fine-tuned)" if failed else "")
         + ": "
-        f"{t.epochs} epoch{'s' if t.epochs > 1 else ''} on {t.train} items, {t.val_acc:.3f} validation "
-        f"accuracy ({t.correct}/{t.val})"
+        f"{t.epochs} epoch{'s' if t.epochs > 1 else ''} on {t.train} items"
+        + (f", each on {t.repeats} splits" if t.repeats > 1 else "")
+        + f", {t.val_acc:.3f} {'mean ' if t.repeats > 1 else ''}validation accuracy ({t.correct}/{t.val})"
     )
     second = order[1] if len(order) > 1 and order[1] in trials else None
     if second is not None:

@@ -232,6 +232,15 @@ def render(result: RecommendResult) -> None:
     "short fine-tunes (0: none).",
 )
 @click.option(
+    "--trial-repeats",
+    type=click.IntRange(min=1),
+    default=d.TRIAL_REPEATS,
+    show_default=True,
+    metavar="R",
+    help="Try each of the top K on R splits of the sample (seeds S..S+R-1) and rank by the mean "
+    "validation accuracy: less luck of one split, R times the cost.",
+)
+@click.option(
     "--include-unavailable",
     is_flag=True,
     help="Also try the models that cannot be loaded now (offline: not cached); lists each failure.",

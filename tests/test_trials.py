@@ -290,3 +290,44 @@ def test_text_candidates_are_tried_too(registry: Registry, tmp_path: Path) -> No
     assert result.confidence["decided_by"] == "trials"
     assert all(r.trial and r.trial["val"] == 6 and r.trial["train"] == 18 for r in result.ranking)
     assert result.ranking[0].trial["val_acc"] >= result.ranking[1].trial["val_acc"]
+
+
+def test_repeated_trials_average_splits_and_reuse_the_first(
+    registry: Registry, images: Path, three: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``trial_repeats=2``: each candidate is tried on the splits of seeds 0 and 1 and ranked by the
+    mean, each split being `tlreg finetune --seed S`; a run with one repeat before it leaves only the
+    second split to train."""
+    once = recommend(images, registry=registry, trials=2, **FAST)
+    real, calls = ft_module.short_finetune, []
+
+    def counted(record: ModelRecord, data: object, given: dict, **kwargs: object) -> object:
+        calls.append((record.ref, given["seed"]))
+        return real(record, data, given, **kwargs)
+
+    monkeypatch.setattr(ft_module, "short_finetune", counted)
+    twice = recommend(images, registry=registry, trials=2, trial_repeats=2, **FAST)
+    tried = [r for r in twice.ranking if r.trial]
+    assert sorted(calls) == sorted((r.ref, 1) for r in tried)  # seed 0's split came from the cache
+    first = {r.ref: r.trial for r in once.ranking if r.trial}
+    for row in tried:
+        again = finetune(
+            model=row.ref,
+            data=images,
+            out=tmp_path / f"ft1-{row.ref[-8:]}",
+            registry=registry,
+            record=False,
+            workers=0,
+            **tr.recipe(1, row.trial["train"]),
+        )
+        assert row.trial["val_acc"] == pytest.approx((first[row.ref]["val_acc"] + again.best_val_acc) / 2)
+        assert row.trial["val"] == 2 * first[row.ref]["val"] and row.trial["repeats"] == 2
+    accs = [r.trial["val_acc"] for r in tried]
+    assert accs == sorted(accs, reverse=True)
+    assert twice.confidence["trials"]["repeats"] == 2 and once.confidence["trials"]["repeats"] == 1
+    assert "each on 2 splits" in twice.reason and "mean validation accuracy" in twice.reason
+    assert "each on" not in once.reason
+    bad = invoke("recommend", str(images), "--trials", "2", "--trial-repeats", "0")
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+    with pytest.raises(BadInputError, match="--trial-repeats must be 1"):
+        recommend(images, registry=registry, trials=2, trial_repeats=0, **FAST)
