@@ -229,6 +229,20 @@ def evaluate(
         for s in seeds
     }
     targets = [t for t in table.targets if all(t in per_seed[s]["targets"] for s in seeds)]
+    repeats: dict[str, Any] = {}
+    if len(seeds) > 1:  # each candidate tried on every seed's split, ranked by the mean: --trial-repeats
+        runs: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+        for t in trials:
+            runs.setdefault((t["model"], t["target"]), []).append(t)
+        averaged = {
+            key: {
+                "val_acc": statistics.mean(r["val_acc"] for r in rs),
+                "seconds": sum(r["seconds"] for r in rs),
+            }
+            for key, rs in runs.items()
+            if len(rs) == len(seeds)
+        }
+        repeats = {"n": len(seeds), **evaluate_seed(table, ranked, averaged)}
     per_k = {
         k: {
             "mean_regret": statistics.mean(per_seed[s]["per_k"][k]["mean_regret"] for s in seeds),
@@ -247,6 +261,7 @@ def evaluate(
         "targets": targets,
         "per_k": per_k,
         "per_seed": per_seed,
+        "repeats": repeats,
         "median_trial_seconds": statistics.median(
             t["seconds"] for t in trials if t["model"] in ranked[t["target"]][:TOP]
         ),
@@ -255,15 +270,16 @@ def evaluate(
 
 
 def choose_k(docs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """``k`` chosen as a default would be, per seed: for each of the pooled targets, the ``k`` with the
-    lowest mean regret on the others (ties to the smaller), judged on it."""
+    """``k`` chosen as a default would be, per view (each seed; the seeds' mean, as ``--trial-repeats``
+    ranks, where every document has it): for each of the pooled targets, the ``k`` with the lowest mean
+    regret on the others (ties to the smaller), judged on it."""
     out: dict[str, Any] = {}
-    seeds = sorted(set.intersection(*(set(d["seeds"]) for d in docs.values())))
-    for s in seeds:
+    views = [_views(d) for d in docs.values()]
+    for s in [v for v in views[0] if all(v in other for other in views[1:])]:
         regret = {
             (f"{b}/{t}", k): row["per_target"][t]["regret"]
-            for b, d in docs.items()
-            for k, row in _per_k(d["per_seed"], s).items()
+            for b, view in zip(docs, views, strict=True)
+            for k, row in view[s].items()
             for t in row["per_target"]
         }
         targets = sorted({t for t, _ in regret})
@@ -295,6 +311,19 @@ def _per_k(per_seed: Mapping[Any, Any], seed: int) -> dict[int, dict[str, Any]]:
     return {int(k): v for k, v in row["per_k"].items()}
 
 
+#: the view of the seeds' mean (``--trial-repeats``) in :func:`choose_k`
+MEAN = "mean"
+
+
+def _views(doc: Mapping[str, Any]) -> dict[str, dict[int, dict[str, Any]]]:
+    """A document's per-k rows by view: each seed (``"0"``, ``"1"``, ...), and :data:`MEAN` where the
+    trials were repeated."""
+    views = {str(s): _per_k(doc["per_seed"], s) for s in doc["seeds"]}
+    if (doc.get("repeats") or {}).get("per_k"):
+        views[MEAN] = {int(k): v for k, v in doc["repeats"]["per_k"].items()}
+    return views
+
+
 def report(doc: Mapping[str, Any]) -> str:
     seeds = doc["seeds"]
     lines = [
@@ -317,6 +346,18 @@ def report(doc: Mapping[str, Any]) -> str:
             f"{k:>3} {row['mean_regret']:>11.2f} {row['worst_regret']:>6.1f} {row['mean_tau_w']:>10.3f}  "
             + "  ".join(cells)
         )
+    rep = doc.get("repeats") or {}
+    if rep.get("per_k"):
+        lines.append(
+            f"each candidate tried on all {rep['n']} seeds' splits and ranked by the mean "
+            f"(--trial-repeats {rep['n']}, {rep['n']}x the cost):"
+        )
+        for k, r in rep["per_k"].items():
+            worst = max(r["per_target"], key=lambda t: r["per_target"][t]["regret"])
+            lines.append(
+                f"{k:>3} {r['mean_regret']:>11.2f} {r['worst_regret']:>6.1f} {r['mean_tau_w']:>10.3f}  "
+                f"worst: {worst}, {r['per_target'][worst]['pick']}"
+            )
     lines.append(
         f"a trial took {doc['median_trial_seconds']:.0f} s (median; 2 cores, some shared with other work), "
         "so k trials cost about k times that per target"
@@ -340,7 +381,8 @@ def report_k(chosen: Mapping[str, Any]) -> str:
             for b, v in c.items()
             if b in BENCHES
         )
-        lines.append(f"  seed {s}: k in {c['ks']} across the folds; held out, {figures}")
+        view = f"{s} of the seeds" if s == MEAN else f"seed {s}"
+        lines.append(f"  {view}: k in {c['ks']} across the folds; held out, {figures}")
     return "\n".join(lines)
 
 

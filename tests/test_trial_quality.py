@@ -98,6 +98,26 @@ def test_seeds_are_judged_apart_and_summarised() -> None:
     assert all(flat_rows[k]["per_target"] == flat_rows[1]["per_target"] for k in flat_rows)  # no news
 
 
+def test_repeats_rank_by_the_mean_of_the_seeds_trials() -> None:
+    """--trial-repeats as the benchmark measures it: each candidate ranked by the mean of its seeds'
+    trials. Seed 1 alone would pick against the truth; averaged with seed 0 (the truth, scaled) it
+    cannot, and the view is the single-seed evaluation of the mean, derived here by hand."""
+    results = synthetic()
+    truth = _truth(results)
+    reverse = {k: 1.0 - v for k, v in truth.items()}
+    doc = tq.evaluate(
+        results, _trials(results, {k: 2 * v for k, v in truth.items()}, 0) + _trials(results, reverse, 1)
+    )
+    top = len(results["candidates"])
+    rep = doc["repeats"]
+    assert rep["n"] == 2 and rep["per_k"][top]["mean_regret"] == pytest.approx(0.0)
+    assert doc["per_seed"][1]["per_k"][top]["mean_regret"] > 0
+    mean = tq.evaluate(results, _trials(results, {k: (2 * v + 1.0 - v) / 2 for k, v in truth.items()}))
+    by_hand = mean["per_seed"][0]["per_k"]  # the same values; each pair's cost is both seeds' trials
+    assert rep["per_k"] == {k: {**v, "trial_seconds": 2 * v["trial_seconds"]} for k, v in by_hand.items()}
+    assert tq.evaluate(results, _trials(results, truth))["repeats"] == {}  # one seed: nothing to average
+
+
 def test_a_target_without_every_trial_is_left_out() -> None:
     results = synthetic()
     trials = [
@@ -125,7 +145,9 @@ def test_k_chosen_leave_one_target_out_matches_a_direct_re_derivation() -> None:
         }
         return {"seeds": [0], "per_seed": {"0": {"per_k": {str(k): v for k, v in rows.items()}}}}
 
-    chosen = tq.choose_k({"hub": doc("hub"), "first": doc("first")})["0"]
+    views = tq.choose_k({"hub": doc("hub"), "first": doc("first")})
+    assert list(views) == ["0"]  # no repeats in either document: no mean view
+    chosen = views["0"]
     for (bench, t), r in regret.items():
         others = [v for key, v in regret.items() if key != (bench, t)]
         means = [statistics.mean(o[k] for o in others) for k in range(3)]
