@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from tlreg.registry import ModelRecord, Registry
 from tlreg.registry.errors import BadInputError
-from tlreg.registry.runs import RunResult
 
 from .. import defaults
 from ..cache import FeatureCache
@@ -34,7 +33,7 @@ from ..embed.device import default_workers, resolve_device
 from ..files import is_disk_full
 from . import checkpoint as ckpt
 from .export import export_scripts
-from .inputs import Data, Options, command_text, get_run, load_data, pick_model, split
+from .inputs import Data, Options, command_text, get_run, load_data, pick_model, planned_mode, split
 from .job import FinetuneJob
 from .mode_setup import build
 from .result import FinetuneResult, record_outcome
@@ -244,14 +243,6 @@ def short_finetune(
             trust_remote_code=trust_remote_code,
             record=False,
         )
-
-
-def planned_mode(result: RunResult | None, ref: str) -> tuple[str, int | None] | None:
-    """The fine-tuning mode (and blocks to unfreeze) the run's transfer plan gives ``ref``, if any."""
-    for row in (result.ranking if result else None) or []:
-        if row.get("ref") == ref and row.get("plan"):
-            return row["plan"]["mode"], row["plan"].get("unfreeze")
-    return None
 
 
 def _train(

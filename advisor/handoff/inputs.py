@@ -247,3 +247,11 @@ def command_text(
         "from tlreg.advisor import finetune\n"
         f"finetune({', '.join(args)})\n"
     )
+
+
+def planned_mode(result: RunResult | None, ref: str) -> tuple[str, int | None] | None:
+    """The fine-tuning mode (and blocks to unfreeze) the run's transfer plan gives ``ref``, if any."""
+    for row in (result.ranking if result else None) or []:
+        if row.get("ref") == ref and row.get("plan"):
+            return row["plan"]["mode"], row["plan"].get("unfreeze")
+    return None

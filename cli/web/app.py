@@ -32,7 +32,8 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tlreg.advisor.audit.browse import default_order
 from tlreg.advisor.audit.records import shown
-from tlreg.advisor.audit.report import CSP, CSS, breakable
+from tlreg.advisor.audit.report import breakable
+from tlreg.advisor.audit.style import CSP, CSS
 from tlreg.advisor.audit.svg import fmt
 from tlreg.advisor.result import plain
 from tlreg.registry import Registry
