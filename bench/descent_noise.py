@@ -277,6 +277,12 @@ def main() -> None:
     args = parser.parse_args()
     results = json.loads(HUB_RESULTS.read_text())
     if args.report:
+        # a rebuilt benchmark: its documents are made again from its checkpoints
+        if not RESULTS.is_file():
+            sys.exit(
+                f"error: {RESULTS.relative_to(ROOT)} is not committed for this build; "
+                f"run: python bench/descent_noise.py"
+            )
         doc = json.loads(RESULTS.read_text())
     else:
         from hub_quality import default_work

