@@ -51,6 +51,19 @@ def images(tmp_path: Path) -> Path:
     return write_image_folder(tmp_path / "images", classes=3, per_class=10)
 
 
+def _as_tlreg_finetune(row: RankingRow, images: Path, registry: Registry, tmp_path: Path, *, seed: int):
+    """`tlreg finetune --model REF` with a trial's recipe and ``seed``: what that trial must equal."""
+    return finetune(
+        model=row.ref,
+        data=images,
+        out=tmp_path / f"ft{seed}-{row.ref[-8:]}",
+        registry=registry,
+        record=False,
+        workers=0,
+        **tr.recipe(seed, row.trial["train"]),
+    )
+
+
 def test_the_recipe_is_one_epoch_or_enough_epochs_for_the_minimum_steps() -> None:
     batch, least = defaults.FINETUNE_BATCH_SIZE, defaults.TRIAL_MIN_STEPS
     assert batch == 32 and least == 25
@@ -106,15 +119,7 @@ def test_trials_decide_the_pick_and_match_tlreg_finetune(
     # each trial is what `tlreg finetune --model REF --mode full --epochs E --lr 1e-3 --patience 0` trains
     for row in tried:
         assert row.trial["epochs"] == tr.recipe(0, row.trial["train"])["epochs"]
-        done = finetune(
-            model=row.ref,
-            data=images,
-            out=tmp_path / f"ft-{row.ref[-8:]}",
-            registry=registry,
-            record=False,
-            workers=0,
-            **{k: v for k, v in tr.recipe(0, row.trial["train"]).items()},
-        )
+        done = _as_tlreg_finetune(row, images, registry, tmp_path, seed=0)
         assert done.best_val_acc == pytest.approx(row.trial["val_acc"], abs=1e-12)
         assert done.data["val"] == row.trial["val"] and done.data["train"] == row.trial["train"]
 
@@ -311,15 +316,7 @@ def test_repeated_trials_average_splits_and_reuse_the_first(
     assert sorted(calls) == sorted((r.ref, 1) for r in tried)  # seed 0's split came from the cache
     first = {r.ref: r.trial for r in once.ranking if r.trial}
     for row in tried:
-        again = finetune(
-            model=row.ref,
-            data=images,
-            out=tmp_path / f"ft1-{row.ref[-8:]}",
-            registry=registry,
-            record=False,
-            workers=0,
-            **tr.recipe(1, row.trial["train"]),
-        )
+        again = _as_tlreg_finetune(row, images, registry, tmp_path, seed=1)
         assert row.trial["val_acc"] == pytest.approx((first[row.ref]["val_acc"] + again.best_val_acc) / 2)
         assert row.trial["val"] == 2 * first[row.ref]["val"] and row.trial["repeats"] == 2
     accs = [r.trial["val_acc"] for r in tried]
