@@ -11,8 +11,8 @@ DATA --mode full --epochs 1 --lr 1e-3 --patience 0 --seed S`` trains on the same
 ``k`` are then ordered by validation accuracy, ties to the estimators' order; the others keep
 their places. With ``trial_repeats=R`` (``--trial-repeats R``) each candidate is tried R times, on
 splits drawn with seeds S, S+1, ..., S+R-1 of the same sample, and ranked by the mean: a second
-split halves the luck of one validation set at twice the cost. ``bench/trial_quality.py`` measures
-what this buys against both benchmarks' truth.
+split lessens the luck of one validation set (the splits share items, so not by half) at twice
+the cost. ``bench/trial_quality.py`` measures what this buys against both benchmarks' truth.
 
 A trial's result is kept in the answer cache (:mod:`.memo`) under the model's ref and revision, the
 sample's fingerprint, the recipe, the seed and the device type, so a second run on the same data
