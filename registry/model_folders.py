@@ -20,6 +20,9 @@ from .weights import count_params, loading, state_dict_shapes
 if TYPE_CHECKING:  # torch, timm and transformers load with a model: the sources import this module at start
     from .feature_extractor import FeatureExtractor
 
+# transformers 5.25 swaps layers for compiled kernels downloaded from the Hub by default: code from
+# the Hub, which tlreg runs only with --trust-remote-code, and which refuses the meta device.
+NO_HUB_KERNELS = {"use_kernels": False}
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spiece.model", "vocab.json")
 _NON_IMAGE_TEXT = {"audio": ("feature_extractor_type", "sampling_rate")}
 
@@ -106,9 +109,9 @@ def transformers_fit(
     folder: Path, head: bool
 ) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[int, ...]]] | None:
     """(what the files give each tensor of the model, the model's own shapes), as transformers maps
-    the files' names onto the model's on the meta device (no weights read); empty for an
-    architecture this transformers does not know; None without accelerate, which transformers
-    needs to load onto the meta device."""
+    the files' names onto the model's on the meta device (no weights read); None when it cannot
+    map them (without accelerate, which it needs to load onto the meta device, or for an architecture
+    it does not know): the caller then compares sizes, so a failed mapping never passes as a fit."""
     import transformers as tf
 
     if not tf.utils.is_accelerate_available():
@@ -126,9 +129,10 @@ def transformers_fit(
             ignore_mismatched_sizes=True,
             local_files_only=True,
             trust_remote_code=False,
+            **NO_HUB_KERNELS,
         )
     except (ValueError, OSError, KeyError, ImportError):
-        return {}, {}
+        return None
     finally:
         logging.set_verbosity(verbosity)
         if bars:
@@ -279,7 +283,7 @@ def transformers_extractor(
     auto = tf.AutoModelForImageClassification if head else tf.AutoModel
     if pretrained:
         with loading(folder):
-            model = auto.from_pretrained(str(folder), **common)
+            model = auto.from_pretrained(str(folder), **common, **NO_HUB_KERNELS)
     else:
         model = auto.from_config(
             tf.AutoConfig.from_pretrained(str(folder), **common), trust_remote_code=trust_remote_code

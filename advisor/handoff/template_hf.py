@@ -90,7 +90,10 @@ def main() -> None:
         preprocess = tf.AutoImageProcessor.from_pretrained(args.backbone)
         auto = tf.AutoModelForImageClassification
         collator = None
-    model = auto.from_pretrained(args.backbone, config=config, ignore_mismatched_sizes=True)
+    # Hub kernels are code from the Hub (transformers >= 5.25 fetches them by default): off.
+    model = auto.from_pretrained(
+        args.backbone, config=config, ignore_mismatched_sizes=True, use_kernels=False
+    )
     base = f"{model.base_model_prefix}." if model.base_model_prefix else ""
     for name, param in model.named_parameters():  # what tlreg's mode leaves untrained
         names = {name, name.removeprefix(base)} if base else {name}

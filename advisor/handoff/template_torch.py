@@ -49,18 +49,19 @@ class Net(nn.Module):
             import transformers as tf
 
             self.processor = tf.AutoImageProcessor.from_pretrained(folder)
+            # Hub kernels are code from the Hub (transformers >= 5.25 fetches them by default): off.
             if cfg["hf_head"]:
                 self.backbone = tf.AutoModelForImageClassification.from_pretrained(
-                    folder, num_labels=n_classes, ignore_mismatched_sizes=True
+                    folder, num_labels=n_classes, ignore_mismatched_sizes=True, use_kernels=False
                 )
             else:
-                self.backbone = tf.AutoModel.from_pretrained(folder)
+                self.backbone = tf.AutoModel.from_pretrained(folder, use_kernels=False)
                 self.head = nn.Linear(cfg["feature_dim"], n_classes)
         else:
             import transformers as tf
 
             self.tokenizer = tf.AutoTokenizer.from_pretrained(folder)
-            self.backbone = tf.AutoModel.from_pretrained(folder)
+            self.backbone = tf.AutoModel.from_pretrained(folder, use_kernels=False)
             self.head = nn.Linear(cfg["feature_dim"], n_classes)
 
     def head_parameters(self) -> list[nn.Parameter]:
