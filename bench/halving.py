@@ -55,28 +55,48 @@ def model_id(ref: str) -> str:
     return ref.rstrip("/").rsplit("/", 1)[-1].rsplit("-", 1)[0]
 
 
-def cached_features(work: Path, fp: str, n: int) -> dict[str, np.ndarray]:
-    """Every pretrained model's features on the sample with fingerprint ``fp`` (the build's cache)."""
+Arrays = tuple[np.ndarray, "np.ndarray | None"]  # (features, source-head probabilities or None)
+
+
+def cached_features(work: Path, fp: str, n: int) -> dict[str, Arrays]:
+    """Every pretrained model's features and source-head probabilities on the sample with fingerprint
+    ``fp`` (the build's cache): NCE, a default estimator, needs the probabilities."""
     out = {}
     for meta_path in (work / "cache" / "features").glob("??/*/meta.json"):
         meta = json.loads(meta_path.read_text())
         if meta.get("fingerprint") == fp and meta.get("n") == n and meta.get("init") == "pretrained":
-            out[model_id(meta["ref"])] = np.load(meta_path.parent / "features.npy")
+            probs = meta_path.parent / "probs.npy"
+            out[model_id(meta["ref"])] = (
+                np.load(meta_path.parent / "features.npy"),
+                np.load(probs) if probs.is_file() else None,
+            )
     return out
 
 
-def ranking(features: dict[str, np.ndarray], labels: np.ndarray, params: dict[str, float]) -> list[str]:
-    """The full-budget ranking: every candidate scored on the whole sample, combined, ordered."""
+def full_scores(candidates: dict[str, Arrays], labels: np.ndarray) -> dict[str, dict[str, float]]:
+    """Every default estimator of every candidate on the whole sample. A candidate missing one (no
+    source-head probabilities for NCE) is an error: ranked on fewer estimators than ``recommend``
+    uses, the replay would measure another ranking than the one it names."""
     names = list(DEFAULT_ESTIMATORS["classification"])
     compute = list(dict.fromkeys(to_compute(names)))
     scores = {
-        m: as_dict(score_features(f, None, labels, "classification", compute)) for m, f in features.items()
+        m: as_dict(score_features(f, p, labels, "classification", compute))
+        for m, (f, p) in candidates.items()
     }
-    return order(combine(scores, names), params)
+    for m, s in scores.items():
+        missing = [k for k in compute if k not in s]
+        if missing:
+            raise SystemExit(f"{m}: no {', '.join(missing)} (no source-head probabilities in the cache)")
+    return scores
+
+
+def ranking(candidates: dict[str, Arrays], labels: np.ndarray, params: dict[str, float]) -> list[str]:
+    """The full-budget ranking: every candidate scored on the whole sample, combined, ordered."""
+    return order(combine(full_scores(candidates, labels), list(DEFAULT_ESTIMATORS["classification"])), params)
 
 
 def replay(
-    features: dict[str, np.ndarray], labels: np.ndarray, params: dict[str, float], *, seed: int = SEED
+    features: dict[str, Arrays], labels: np.ndarray, params: dict[str, float], *, seed: int = SEED
 ) -> dict[str, Any]:
     """Both budgets on one target: the orders, the stages and the forward passes each spends
     (``seed``: ``recommend --seed``, which draws the stages and their resampling rounds)."""
@@ -87,7 +107,7 @@ def replay(
 
     def features_on(refs: list[str], k: int) -> dict:
         rows = stage_order(stages, k)
-        return {r: (features[r][rows], None) for r in refs}
+        return {r: (features[r][0][rows], _rows(features[r][1], rows)) for r in refs}
 
     alive, done = halve(
         list(features),
@@ -142,6 +162,23 @@ def throughput(work: Path, folder: Path, backbones: list[str]) -> dict[str, floa
     return out
 
 
+def _rows(probs: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if probs is None else probs[rows]
+
+
+def check_against_build(
+    target: str, candidates: dict[str, Arrays], labels: np.ndarray, results: dict[str, Any]
+) -> None:
+    """The replay's whole-sample scores are the ones the benchmark's build recorded for this target
+    (to its stored precision): the replay ranks what ``hub_quality`` judges, estimator by estimator."""
+    stored = {p["model"]: p["scores"] for p in results["pairs"] if p["target"] == target}
+    for m, scores in full_scores(candidates, labels).items():
+        for k, v in scores.items():
+            want = stored[m].get(k)
+            if want is None or not np.isclose(v, want, rtol=1e-4, atol=1e-6):
+                raise SystemExit(f"target {target}, {m}: {k} {v:.6g} here, {want} in the build's results")
+
+
 def hub(work: Path, seeds: int = 1) -> dict[str, Any]:
     """Both budgets on every target with ``recommend``'s default seed (the per-target rows), and the
     picks with ``seeds`` seeds in all (``over_seeds``: halving's stages are random draws)."""
@@ -162,6 +199,7 @@ def hub(work: Path, seeds: int = 1) -> dict[str, Any]:
             raise SystemExit(
                 f"target {target}: {len(feats)} of {len(candidates)} candidates' features cached in {work}"
             )
+        check_against_build(target, feats, np.asarray(ds.labels), results)
         params = {m: float(registry_params[m]) for m in feats}
         replayed = replay(feats, np.asarray(ds.labels), params)
         acc = {m: truth[m, target] for m in feats}
@@ -273,7 +311,7 @@ def small(work: Path, n: int, floors: tuple[int, ...] = (4, 8), seeds: int = 2) 
                         ]
                     )
                 )
-                cut = {m: f[idx] for m, f in feats.items()}
+                cut = {m: (f[idx], _rows(p, idx)) for m, (f, p) in feats.items()}
                 for k, floor in enumerate(floors):
                     halving.MIN_FIRST_PER_CLASS = floor
                     replayed = replay(cut, labels[idx], {m: params.get(m, 0.0) for m in cut})

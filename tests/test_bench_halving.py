@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -20,7 +21,8 @@ def test_the_replay_counts_what_recommend_would_embed() -> None:
     centres = rng.normal(size=(4, 16)) * 3
     good = {f"good{i}": centres[labels] + (0.5 + 0.2 * i) * rng.normal(size=(160, 16)) for i in range(3)}
     noise = {f"noise{i}": rng.normal(size=(160, 16)) for i in range(12)}
-    features = {**good, **noise}
+    probs = rng.dirichlet(np.ones(5), size=160)  # a source head's predictions, for NCE
+    features = {m: (f, probs) for m, f in {**good, **noise}.items()}
     out = bh.replay(features, labels, dict.fromkeys(features, 1.0))
     assert out["full"][:3] == ["good0", "good1", "good2"]
     assert out["auto"][0] == "good0" and set(out["survivors"]) == set(good)
@@ -29,6 +31,32 @@ def test_the_replay_counts_what_recommend_would_embed() -> None:
     assert out["passes_auto"]["noise0"] == 40 and out["passes_auto"]["good0"] == 160
     assert sum(out["passes_full"].values()) == 160 * 15
     assert out["stages"][0] == {"samples": 40, "candidates": 15, "dropped": 12}
+
+
+def test_the_replay_ranks_on_every_default_estimator_and_refuses_a_model_without_its_head() -> None:
+    """The defaults include NCE, which needs the source head's predictions: a replay that dropped
+    them ranked on H-score and LogME alone while saying it used all three."""
+    from tlreg.advisor.rank import DEFAULT_ESTIMATORS, combine, order
+    from tlreg.advisor.scoring import as_dict, score_features
+
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(3), 30)
+    # features alike; the source heads differ: NCE alone separates the models
+    feats = rng.normal(size=(90, 8))
+    heads = {
+        "aligned": np.eye(3)[labels] * 0.6 + rng.dirichlet(np.ones(3), size=90) * 0.4,  # follows the target
+        "noisy": rng.dirichlet(np.ones(3), size=90),
+    }
+    candidates = {m: (feats, p) for m, p in heads.items()}
+    names = list(DEFAULT_ESTIMATORS["classification"])
+    assert "nce" in names
+    scores = {m: as_dict(score_features(feats, p, labels, "classification", names)) for m, p in heads.items()}
+    expected = order(combine(scores, names), {"aligned": 2.0, "noisy": 1.0})
+    assert expected == ["aligned", "noisy"]
+    assert bh.ranking(candidates, labels, {"aligned": 2.0, "noisy": 1.0}) == expected
+    assert bh.full_scores(candidates, labels)["aligned"]["nce"] == scores["aligned"]["nce"]
+    with pytest.raises(SystemExit, match="noisy: no nce"):
+        bh.ranking({**candidates, "noisy": (feats, None)}, labels, {"aligned": 2.0, "noisy": 1.0})
 
 
 def test_the_committed_figures_meet_the_issue_goal_and_report() -> None:
