@@ -3,6 +3,7 @@
     python bench/trial_quality.py                  # the Hub-like benchmark's trials (cached), evaluate
     python bench/trial_quality.py --bench first    # the first benchmark's (rebuilds its zoo's models)
     python bench/trial_quality.py --seeds 2        # ... each trial with seeds 0 and 1 (the split, init)
+    python bench/trial_quality.py --epochs 3 --top 5   # longer trials of the top 5 (their own document)
     python bench/trial_quality.py --report         # evaluate the committed trials only; runs nothing
 
 The estimators read frozen features; on the Hub-like benchmark (``bench/hub_quality.py``) the best
@@ -85,12 +86,17 @@ def orders(results: Mapping[str, Any]) -> dict[str, list[str]]:
     return {t: rank.order(ev.values_of(table, t, ev.COMBINED), table.params) for t in table.targets}
 
 
-def recipe(seed: int) -> dict[str, Any]:
-    return {**RECIPE, "seed": seed}
+def recipe(seed: int, epochs: int = 1) -> dict[str, Any]:
+    return {**RECIPE, "epochs": epochs, "seed": seed}
 
 
-def trial_path(work: Path, target: str, model: str, seed: int = 0) -> Path:
-    key = "-".join(f"{k}{v}" for k, v in sorted(recipe(seed).items()))
+def out_path(bench: str, epochs: int = 1) -> Path:
+    """Where a benchmark's trials of ``epochs`` epochs are evaluated (``-eN`` beyond the default)."""
+    return OUT[bench] if epochs == 1 else OUT[bench].with_name(f"{OUT[bench].stem}-e{epochs}.json")
+
+
+def trial_path(work: Path, target: str, model: str, seed: int = 0, epochs: int = 1) -> Path:
+    key = "-".join(f"{k}{v}" for k, v in sorted(recipe(seed, epochs).items()))
     return work / "trials" / target / f"{model}-{key}.json"
 
 
@@ -143,10 +149,17 @@ INPUTS = {"hub": hub_inputs, "first": first_inputs}
 
 
 def run_trial(
-    work: Path, results: Mapping[str, Any], target: str, model: str, *, bench: str = "hub", seed: int = 0
+    work: Path,
+    results: Mapping[str, Any],
+    target: str,
+    model: str,
+    *,
+    bench: str = "hub",
+    seed: int = 0,
+    epochs: int = 1,
 ) -> dict[str, Any]:
     """One trial through tlreg's fine-tuning, cached in the work folder."""
-    path = trial_path(work, target, model, seed)
+    path = trial_path(work, target, model, seed, epochs)
     if path.exists():
         return json.loads(path.read_text())
     from tlreg.advisor import finetune
@@ -155,12 +168,17 @@ def run_trial(
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         done = finetune(
-            model=ref, data=data, out=Path(tmp) / "ft", registry=registry, record=False, **recipe(seed)
+            model=ref,
+            data=data,
+            out=Path(tmp) / "ft",
+            registry=registry,
+            record=False,
+            **recipe(seed, epochs),
         )
     doc = {
         "model": model,
         "target": target,
-        "recipe": recipe(seed),
+        "recipe": recipe(seed, epochs),
         "val_acc": done.best_val_acc,
         "train": done.data["train"],
         "val": done.data["val"],
@@ -180,12 +198,15 @@ def reordered(order: Sequence[str], val: Mapping[str, float], k: int) -> dict[st
 
 
 def evaluate_seed(
-    table: ev.Table, ranked: Mapping[str, list[str]], by: Mapping[tuple[str, str], Mapping[str, Any]]
+    table: ev.Table,
+    ranked: Mapping[str, list[str]],
+    by: Mapping[tuple[str, str], Mapping[str, Any]],
+    top: int = TOP,
 ) -> dict[str, Any]:
     """One seed's trials: per ``k`` the pick, its regret and the re-ordered ranking's τw per target."""
-    targets = [t for t in table.targets if all((m, t) in by for m in ranked[t][:TOP])]
+    targets = [t for t in table.targets if all((m, t) in by for m in ranked[t][:top])]
     per_k: dict[int, dict[str, Any]] = {}
-    for k in range(1, TOP + 1):
+    for k in range(1, top + 1):
         per_target = {}
         for t in targets:
             truth = table.accuracy[t]
@@ -206,8 +227,8 @@ def evaluate_seed(
         }
     agreement = {
         t: ev.tau_w(
-            {m: by[m, t]["val_acc"] for m in ranked[t][:TOP]},
-            {m: table.accuracy[t][m] for m in ranked[t][:TOP]},
+            {m: by[m, t]["val_acc"] for m in ranked[t][:top]},
+            {m: table.accuracy[t][m] for m in ranked[t][:top]},
         )
         for t in targets
     }
@@ -222,9 +243,20 @@ def evaluate(
     table = table_of(results)
     ranked = orders(results)
     seeds = sorted({int(t["recipe"]["seed"]) for t in trials})
+    epochs = sorted({int(t["recipe"]["epochs"]) for t in trials})
+    if len(epochs) > 1:
+        raise ValueError(f"trials of {epochs} epochs mixed: evaluate one recipe at a time")
+    tried = {(t["model"], t["target"]) for t in trials}
+    top = min(  # the top the trials cover (a target with fewer is left out)
+        TOP,
+        max(
+            next((i for i, m in enumerate(ranked[t]) if (m, t) not in tried), len(ranked[t]))
+            for t in {d["target"] for d in trials}
+        ),
+    )
     per_seed = {
         s: evaluate_seed(
-            table, ranked, {(t["model"], t["target"]): t for t in trials if t["recipe"]["seed"] == s}
+            table, ranked, {(t["model"], t["target"]): t for t in trials if t["recipe"]["seed"] == s}, top
         )
         for s in seeds
     }
@@ -242,7 +274,7 @@ def evaluate(
             for key, rs in runs.items()
             if len(rs) == len(seeds)
         }
-        repeats = {"n": len(seeds), **evaluate_seed(table, ranked, averaged)}
+        repeats = {"n": len(seeds), **evaluate_seed(table, ranked, averaged, top)}
     per_k = {
         k: {
             "mean_regret": statistics.mean(per_seed[s]["per_k"][k]["mean_regret"] for s in seeds),
@@ -250,20 +282,20 @@ def evaluate(
             "mean_tau_w": statistics.mean(per_seed[s]["per_k"][k]["mean_tau_w"] for s in seeds),
             "trial_seconds": statistics.mean(per_seed[s]["per_k"][k]["trial_seconds"] for s in seeds),
         }
-        for k in range(1, TOP + 1)
+        for k in range(1, top + 1)
     }
     return {
         "about": "short fine-tunes of the estimators' top candidates: see bench/trial_quality.py",
         "bench": bench,
-        "recipe": RECIPE,
-        "top": TOP,
+        "recipe": {**RECIPE, "epochs": epochs[0]},
+        "top": top,
         "seeds": seeds,
         "targets": targets,
         "per_k": per_k,
         "per_seed": per_seed,
         "repeats": repeats,
         "median_trial_seconds": statistics.median(
-            t["seconds"] for t in trials if t["model"] in ranked[t["target"]][:TOP]
+            t["seconds"] for t in trials if t["model"] in ranked[t["target"]][:top]
         ),
         "trials": sorted(trials, key=lambda d: (d["target"], d["model"], d["recipe"]["seed"])),
     }
@@ -328,7 +360,8 @@ def report(doc: Mapping[str, Any]) -> str:
     seeds = doc["seeds"]
     lines = [
         f"Short fine-tunes of the estimators' top k ({TITLE[doc['bench']]}, {len(doc['targets'])} targets; "
-        f"trial: {doc['recipe']['epochs']} epoch, lr {doc['recipe']['lr']}, mode {doc['recipe']['mode']}; "
+        f"trial: {doc['recipe']['epochs']} epoch{'s' if doc['recipe']['epochs'] > 1 else ''}, "
+        f"lr {doc['recipe']['lr']}, mode {doc['recipe']['mode']}; "
         f"seeds {', '.join(map(str, seeds))}):",
         f"{'k':>3} {'mean regret':>11} {'worst':>6} {'mean tau_w':>10}  "
         + "  ".join(f"seed {s}: mean / worst (worst target, its pick)" for s in seeds),
@@ -391,13 +424,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", action="store_true", help="Evaluate the committed trials only.")
     parser.add_argument("--bench", choices=BENCHES, default="hub", help="Which benchmark (default hub).")
     parser.add_argument("--seeds", type=int, default=1, help="Run each trial with seeds 0 .. N-1.")
+    parser.add_argument(
+        "--epochs", type=int, default=1, help="Each trial's epochs (default 1; others: their own document)."
+    )
+    parser.add_argument("--top", type=int, default=TOP, help=f"Try the top N (default {TOP}).")
     parser.add_argument("--work", type=Path, default=None, help="The benchmark's work folder.")
     parser.add_argument("--out", type=Path, default=None, help="Where the evaluation goes.")
     args = parser.parse_args(argv)
     docs: dict[str, dict[str, Any]] = {}
     if args.report:
         for bench in BENCHES:
-            out = OUT[bench] if args.out is None or bench != args.bench else args.out
+            out = out_path(bench, args.epochs) if args.out is None or bench != args.bench else args.out
             if out.is_file():
                 committed = json.loads(out.read_text())
                 docs[bench] = evaluate(
@@ -414,20 +451,22 @@ def main(argv: list[str] | None = None) -> int:
             from transfer_quality import default_work
         work = args.work or default_work()
         ranked = orders(results)
-        jobs = [(t, m, s) for s in range(args.seeds) for t in results["targets"] for m in ranked[t][:TOP]]
+        jobs = [
+            (t, m, s) for s in range(args.seeds) for t in results["targets"] for m in ranked[t][: args.top]
+        ]
         trials = []
         for i, (t, m, s) in enumerate(jobs, 1):
-            trials.append(run_trial(work, results, t, m, bench=args.bench, seed=s))
+            trials.append(run_trial(work, results, t, m, bench=args.bench, seed=s, epochs=args.epochs))
             print(
                 f"{i}/{len(jobs)} {m} on {t} (seed {s}): {trials[-1]['val_acc']:.3f}",
                 file=sys.stderr,
                 flush=True,
             )
         docs[args.bench] = evaluate(results, trials, bench=args.bench)
-        write_json(args.out or OUT[args.bench], docs[args.bench])
+        write_json(args.out or out_path(args.bench, args.epochs), docs[args.bench])
         other = next(b for b in BENCHES if b != args.bench)
-        if OUT[other].is_file():
-            committed = json.loads(OUT[other].read_text())
+        if out_path(other, args.epochs).is_file():
+            committed = json.loads(out_path(other, args.epochs).read_text())
             docs[other] = evaluate(json.loads(RESULTS[other].read_text()), committed["trials"], bench=other)
     print("\n\n".join(report(d) for d in docs.values()))
     if len(docs) == len(BENCHES):
