@@ -170,3 +170,23 @@ def test_the_report_reproduces_the_committed_trials(bench: str, capsys) -> None:
     assert f"Short fine-tunes of the estimators' top k ({tq.TITLE[bench]}" in printed
     doc = tq.evaluate(json.loads(tq.RESULTS[bench].read_text()), committed["trials"], bench=bench)
     assert json.loads(json.dumps(doc)) == committed
+
+
+def test_longer_trials_of_fewer_candidates_are_evaluated_on_their_own() -> None:
+    """--epochs 3 --top 2: the document covers k = 1, 2, says 3 epochs, and goes to its own file;
+    trials of two recipes are not mixed into one evaluation."""
+    results = synthetic()
+    truth = _truth(results)
+    ranked = tq.orders(results)
+    trials = [
+        {"model": m, "target": t, "val_acc": truth[m, t], "seconds": 30.0, "recipe": tq.recipe(0, 3)}
+        for t in results["targets"]
+        for m in ranked[t][:2]
+    ]
+    doc = tq.evaluate(results, trials)
+    assert doc["top"] == 2 and sorted(doc["per_k"]) == [1, 2] and doc["recipe"]["epochs"] == 3
+    assert doc["targets"] == list(results["targets"])
+    assert "3 epochs" in tq.report(doc)
+    assert tq.out_path("hub", 3).name == "trial_quality-e3.json" and tq.out_path("hub") == tq.OUT["hub"]
+    with pytest.raises(ValueError, match="mixed"):
+        tq.evaluate(results, trials + _trials(results, truth))
