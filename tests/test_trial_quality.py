@@ -190,3 +190,27 @@ def test_longer_trials_of_fewer_candidates_are_evaluated_on_their_own() -> None:
     assert tq.out_path("hub", 3).name == "trial_quality-e3.json" and tq.out_path("hub") == tq.OUT["hub"]
     with pytest.raises(ValueError, match="mixed"):
         tq.evaluate(results, trials + _trials(results, truth))
+
+
+@pytest.mark.parametrize(
+    ("bench", "heading"), [("hub", "**Hub-like benchmark** (8 targets)"), ("first", "**First benchmark**")]
+)
+def test_the_readme_tables_are_the_committed_trials(bench: str, heading: str) -> None:
+    """Every cell of the README's trial tables (mean / worst regret, τw) is the committed document's."""
+    doc = json.loads(tq.OUT[bench].read_text())
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Short fine-tunes of the top k, measured") :]
+    lines = section[section.index(heading) :].splitlines()
+    header = next(line for line in lines if line.startswith("| trials per target (k)"))
+    ks = [int(c.strip().split()[0]) for c in header.strip("|").split("|")[1:]]
+    views = {"seed 0": doc["per_seed"]["0"]["per_k"], "seed 1": doc["per_seed"]["1"]["per_k"]}
+    views["both splits averaged (R = 2)"] = doc["repeats"]["per_k"]
+    for label, per_k in views.items():
+        row = next(line for line in lines if line.startswith(f"| {label} |"))
+        cells = [c.strip().strip("*") for c in row.strip("|").split("|")[1:]]
+        for k, cell in zip(ks, cells, strict=True):
+            r = per_k[str(k)]
+            assert cell == f"{r['mean_regret']:.2f} / {r['worst_regret']:.1f}, {r['mean_tau_w']:.3f}", (
+                label,
+                k,
+            )
