@@ -164,10 +164,19 @@ def reorder(ranked: Sequence[str], trials: Mapping[str, Trial]) -> list[str]:
 
 def too_close(a: Trial, b: Trial) -> bool:
     """Are two trials' accuracies within one standard error of their difference (two binomial
-    proportions on the validation items)? Then the trials do not tell the two apart. Repeated trials
-    count every split's items, some of which recur across splits: the error is then a little low."""
+    proportions on the validation items)? Then the trials do not tell the two apart. A trial repeated
+    on R splits of one sample sees some validation items more than once: two splits that each hold a
+    share f of the sample share about f of their items, so the mean's variance is that of R
+    independent splits times 1 + (R - 1) f, and each trial counts as that many fewer items."""
     if a.val == 0 or b.val == 0:
         return True
     p = (a.correct + b.correct) / (a.val + b.val)
-    se = math.sqrt(p * (1 - p) * (1 / a.val + 1 / b.val))
+    se = math.sqrt(p * (1 - p) * (1 / effective_items(a) + 1 / effective_items(b)))
     return abs(a.val_acc - b.val_acc) <= se
+
+
+def effective_items(trial: Trial) -> float:
+    """Validation items as independent ones: ``val`` over the design effect of repeated splits."""
+    per_split = trial.val / trial.repeats
+    share = per_split / (per_split + trial.train) if per_split + trial.train else 0.0
+    return trial.val / (1 + (trial.repeats - 1) * share)

@@ -96,6 +96,20 @@ def test_too_close_is_one_standard_error_of_two_proportions() -> None:
     assert tr.too_close(_trial("x", 200, 200), _trial("y", 0, 200)) is False
 
 
+def test_repeated_trials_count_their_shared_validation_items_once() -> None:
+    """Two splits of 1,000 items, 200 validated each, share about 20 % of their validation items: the
+    variance of the mean is (1 + 0.2) times that of 400 independent items."""
+    a = tr.Trial("a", 215 / 400, 400, 800, 1, 1.0, repeats=2)
+    b = tr.Trial("b", 200 / 400, 400, 800, 1, 1.0, repeats=2)
+    assert tr.effective_items(a) == pytest.approx(400 / 1.2)
+    assert tr.effective_items(_trial("x", 10)) == 20  # one split: every item once
+    p = (215 + 200) / 800
+    independent = math.sqrt(p * (1 - p) * 2 / 400)
+    corrected = math.sqrt(p * (1 - p) * 2 / (400 / 1.2))
+    assert independent < 15 / 400 <= corrected  # separable only if the items were independent
+    assert tr.too_close(a, b) is True
+
+
 def test_trials_decide_the_pick_and_match_tlreg_finetune(
     registry: Registry, images: Path, three: list[str], tmp_path: Path
 ) -> None:
