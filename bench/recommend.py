@@ -33,7 +33,7 @@ from tlreg.advisor import recommend
 from tlreg.advisor.cache import FeatureCache
 from tlreg.advisor.data import fingerprint, load_dataset, sample
 from tlreg.advisor.embed import EmbedRequest, EmbedSettings, default_workers, features_for
-from tlreg.advisor.embed import cached as features_module
+from tlreg.advisor.embed import forward as forward_module  # where every forward pass goes through
 from tlreg.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,14 +133,14 @@ def cache_reuse(work: Path, quick: bool) -> None:
     def no_forward(*args: object, **kwargs: object) -> None:
         raise AssertionError("the second recommend ran a forward pass")
 
-    real = features_module.embed_into
-    features_module.embed_into = no_forward
+    real = forward_module.embed_into
+    forward_module.embed_into = no_forward
     try:
         start = time.perf_counter()
         second = recommend(data, **options)
         t_second = time.perf_counter() - start
     finally:
-        features_module.embed_into = real
+        forward_module.embed_into = real
     assert all(r.from_cache for r in second.ranking + second.baselines)
     assert [r.ref for r in first.ranking] == [r.ref for r in second.ranking]
     rows = len(first.ranking) + len(first.baselines)
