@@ -9,7 +9,8 @@
 **hub.** The Hub-like benchmark (``bench/hub_quality.py``) as one registry: its 21 candidates (18
 fine-tuned descendants and the three ImageNet EfficientNet-Lites), each of its 8 targets' training
 split (1,000 images) as the user's sample. Both budgets run tlreg's own decision code
-(``tlreg.advisor.halving``) on the features the benchmark build cached for every (model, target):
+(``tlreg.advisor.halving``) on the features and source-head probabilities (NCE reads them) the
+benchmark build cached for every (model, target), first checked against the scores it recorded:
 ``full`` ranks all 21 on the whole sample; ``auto`` runs the stages, each on the rows of those
 features that the stage holds, in the order ``recommend`` assembles them (a stage's features are
 rows of the whole sample's: each image is embedded on its own, the network in eval mode). The
