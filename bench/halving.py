@@ -97,11 +97,18 @@ def ranking(candidates: dict[str, Arrays], labels: np.ndarray, params: dict[str,
 
 
 def replay(
-    features: dict[str, Arrays], labels: np.ndarray, params: dict[str, float], *, seed: int = SEED
+    features: dict[str, Arrays],
+    labels: np.ndarray,
+    params: dict[str, float],
+    *,
+    seed: int = SEED,
+    scores: dict[str, dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Both budgets on one target: the orders, the stages and the forward passes each spends
-    (``seed``: ``recommend --seed``, which draws the stages and their resampling rounds)."""
+    (``seed``: ``recommend --seed``, which draws the stages and their resampling rounds; ``scores``:
+    :func:`full_scores` of ``features``, when the caller has them already)."""
     names = list(DEFAULT_ESTIMATORS["classification"])
+    scores = scores if scores is not None else full_scores(features, labels)
     n = len(labels)
     stages = stage_indices(labels, "classification", n, seed=seed)
     parts = increments(stages)
@@ -121,8 +128,9 @@ def replay(
         rounds=STAGE_ROUNDS,
         seed=seed,
     )
-    full = ranking(features, labels, params)
-    final = ranking({m: features[m] for m in alive}, labels, params)
+    # each model's whole-sample scores are its own; only the combination depends on who is compared
+    full = order(combine(scores, names), params)
+    final = order(combine({m: scores[m] for m in alive}, names), params)
     dropped = [d["ref"] for s in reversed(done) for d in s.dropped]  # later drops ranked above earlier
     passes = {m: 0 for m in features}  # items each candidate embeds under auto
     for k, s in enumerate(done):
@@ -167,14 +175,13 @@ def _rows(probs: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
     return None if probs is None else probs[rows]
 
 
-def check_against_build(
-    target: str, candidates: dict[str, Arrays], labels: np.ndarray, results: dict[str, Any]
-) -> None:
-    """The replay's whole-sample scores are the ones the benchmark's build recorded for this target
-    (to its stored precision): the replay ranks what ``hub_quality`` judges, estimator by estimator."""
+def check_against_build(target: str, scores: dict[str, dict[str, float]], results: dict[str, Any]) -> None:
+    """The replay's whole-sample scores (:func:`full_scores`) are the ones the benchmark's build
+    recorded for this target (to its stored precision): the replay ranks what ``hub_quality`` judges,
+    estimator by estimator."""
     stored = {p["model"]: p["scores"] for p in results["pairs"] if p["target"] == target}
-    for m, scores in full_scores(candidates, labels).items():
-        for k, v in scores.items():
+    for m, by_name in scores.items():
+        for k, v in by_name.items():
             want = stored[m].get(k)
             if want is None or not np.isclose(v, want, rtol=1e-4, atol=1e-6):
                 raise SystemExit(f"target {target}, {m}: {k} {v:.6g} here, {want} in the build's results")
@@ -200,15 +207,19 @@ def hub(work: Path, seeds: int = 1) -> dict[str, Any]:
             raise SystemExit(
                 f"target {target}: {len(feats)} of {len(candidates)} candidates' features cached in {work}"
             )
-        check_against_build(target, feats, np.asarray(ds.labels), results)
+        scores = full_scores(feats, np.asarray(ds.labels))
+        check_against_build(target, scores, results)
         params = {m: float(registry_params[m]) for m in feats}
-        replayed = replay(feats, np.asarray(ds.labels), params)
+        replayed = replay(feats, np.asarray(ds.labels), params, scores=scores)
         acc = {m: truth[m, target] for m in feats}
         best = max(acc.values())
         for seed in range(SEED, SEED + seeds):
-            pick = (replayed if seed == SEED else replay(feats, np.asarray(ds.labels), params, seed=seed))[
-                "auto"
-            ][0]
+            run = (
+                replayed
+                if seed == SEED
+                else replay(feats, np.asarray(ds.labels), params, seed=seed, scores=scores)
+            )
+            pick = run["auto"][0]
             over_seeds.append(
                 {"target": target, "seed": seed, "pick": pick, "regret": 100.0 * (best - acc[pick])}
             )
