@@ -20,10 +20,11 @@ among the top ``k`` takes the best trial accuracy, ties to the estimators' order
 every trial runs with seeds 0 .. S-1 (another validation split and head initialisation each): how
 much a pick owes to one split's luck.
 
-**The first benchmark** (``bench/transfer_quality.py``) keeps no work folder in the repository: its
-zoo models are made again here by the build's own code (``zoo_build.build_model``, the recorded
-seeds; each checked against the pretraining loss and source accuracy the build recorded) and
-registered as the build registers them.
+Neither benchmark keeps its work folder in the repository: a model the work folder lacks is made
+again here by its build's own code with the recorded seeds (a Hub-like descendant by
+``hub_build.build_descendant``, checked against the source accuracy the build recorded; a first
+benchmark zoo model by ``zoo_build.build_model``, checked against its pretraining loss) and
+registered as the build registers it.
 
 **Judged** against each benchmark's truth (``hub_noise.truth``: test accuracy after the full
 fine-tune; the mean over the seeds on the noisy targets), for every ``k`` up to :data:`TOP`: mean and
@@ -103,13 +104,61 @@ def trial_path(work: Path, target: str, model: str, seed: int = 0, epochs: int =
 # --- where a trial's model and data come from ------------------------------------------------------
 
 
-def hub_inputs(work: Path, results: Mapping[str, Any], target: str, model: str) -> tuple[Any, str, Path]:
-    """The Hub-like build's registry, the model's ref and the target's training folder."""
-    from hub_build import work_registry
+def _single_threaded(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` on one thread, as the builds' worker processes run (``zoo_build.init_worker``):
+    the same seed on two threads sums in another order and trains another model."""
+    import torch
+    from threadpoolctl import threadpool_limits
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            return fn(*args)
+    finally:
+        torch.set_num_threads(threads)
+
+
+#: what a trial's inputs are: the registry, the model's ref, the target's training folder, and how the
+#: model made again differs from the build's (``{}`` where it is the build's own)
+Inputs = tuple[Any, str, Path, dict[str, Any]]
+
+
+def hub_inputs(work: Path, results: Mapping[str, Any], target: str, model: str) -> Inputs:
+    """The Hub-like build's model, made again by its build's code where the work folder lacks it (a
+    descendant is checked against the source accuracy the build recorded) and registered as the build
+    registers it, the build's registry and the target's training folder."""
+    import hub_build as hb
+    import zoo_build as zb
+
+    cfg = hb.config_from_dict(results["config"])
+    registry = hb.work_registry(work)
+    lite, source = hb.split_id(model)
+    differs: dict[str, Any] = {}
+    if source != hb.RANDOM:
+        registry.import_from("bundled")  # the parent's weights: the bundled ImageNet Lite
+        hb.register(work, hb.build_original(work, cfg, lite, registry))
+    if source == hb.ORIGINAL:
+        folder = hb.build_original(work, cfg, lite, registry)
+    elif source == hb.RANDOM:
+        folder = hb.build_random(work, cfg, lite)
+    else:
+        folder = _single_threaded(hb.build_descendant, work, cfg, model, zb.Stopwatch())
+        made = json.loads((folder / "meta.json").read_text())["descend"]["val_accuracy"]
+        recorded = results["models"][model]["descend"]["val_accuracy"]
+        if abs(made - recorded) > 1e-6:
+            # the same data and seed on another CPU sums in another order: in effect a sibling
+            differs = {"source_val_accuracy": made, "build_source_val_accuracy": recorded}
+            print(
+                f"note: {model} made again is not the build's (source accuracy {made:.4f}, "
+                f"the build's {recorded:.4f})",
+                file=sys.stderr,
+            )
+    ref = hb.register(work, folder)
+    hb.load_target(work, cfg, target, zb.Stopwatch())
     n_train = results["config"]["target_train"]
     data = next((work / "targets").glob(f"{target}-v*-{n_train}-*")) / "train"
-    return work_registry(work), results["models"][model]["ref"], data
+    return registry, ref, data, differs
 
 
 @functools.cache
@@ -121,7 +170,7 @@ def _first_registry(work: Path) -> Any:
     return registry
 
 
-def first_inputs(work: Path, results: Mapping[str, Any], target: str, model: str) -> tuple[Any, str, Path]:
+def first_inputs(work: Path, results: Mapping[str, Any], target: str, model: str) -> Inputs:
     """The first benchmark's model made again by its build's code (checked against what the build
     recorded), registered as the build registers it, and the target's training folder."""
     import zoo_build as zb
@@ -130,19 +179,25 @@ def first_inputs(work: Path, results: Mapping[str, Any], target: str, model: str
     if cfg.to_dict()["pretrain"] != results["config"]["pretrain"]:
         raise SystemExit("the first benchmark's recipe changed since its results were built")
     registry = _first_registry(work)
-    folder = zb.build_model(work, cfg, model, registry, zb.Stopwatch(), lambda m: print(m, file=sys.stderr))
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    folder = _single_threaded(zb.build_model, work, cfg, model, registry, zb.Stopwatch(), log)
+    differs: dict[str, Any] = {}
     made = json.loads((folder / "meta.json").read_text()).get("pretrain")
     recorded = results["models"][model].get("pretrain")
     if (made is None) != (recorded is None) or (
         made and abs(made["final_loss"] - recorded["final_loss"]) > 1e-6
     ):
+        differs = {
+            "pretrain_final_loss": made and made["final_loss"],
+            "build_pretrain_final_loss": recorded and recorded["final_loss"],
+        }
         print(f"note: {model} made again is not the build's (pretraining loss differs)", file=sys.stderr)
     record, _ = registry.add_ref(str(folder))
     target_data = zb.load_target(work, cfg, target, zb.Stopwatch())
     root = work / "targets"
     data = next(root.glob(f"{target}-v*-{cfg.target_train}-{cfg.target_test}")) / "train"
     assert len(target_data.train) == cfg.target_train
-    return registry, record.ref, data
+    return registry, record.ref, data, differs
 
 
 INPUTS = {"hub": hub_inputs, "first": first_inputs}
@@ -164,7 +219,7 @@ def run_trial(
         return json.loads(path.read_text())
     from tlreg.advisor import finetune
 
-    registry, ref, data = INPUTS[bench](work, results, target, model)
+    registry, ref, data, differs = INPUTS[bench](work, results, target, model)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         done = finetune(
@@ -183,6 +238,8 @@ def run_trial(
         "train": done.data["train"],
         "val": done.data["val"],
         "seconds": round(time.perf_counter() - start, 2),
+        # the model was made again (no work folder) and is not bit for bit the build's
+        **({"made_again": differs} if differs else {}),
     }
     write_json(path, doc)
     return doc
@@ -284,6 +341,7 @@ def evaluate(
         }
         for k in range(1, top + 1)
     }
+    again = sorted({t["model"] for t in trials if t.get("made_again")})
     return {
         "about": "short fine-tunes of the estimators' top candidates: see bench/trial_quality.py",
         "bench": bench,
@@ -297,6 +355,9 @@ def evaluate(
         "median_trial_seconds": statistics.median(
             t["seconds"] for t in trials if t["model"] in ranked[t["target"]][:top]
         ),
+        # models made again without the build's work folder: the same recipe and seed on another
+        # machine, so not bit for bit the build's (in effect a sibling checkpoint)
+        **({"made_again": again} if again else {}),
         "trials": sorted(trials, key=lambda d: (d["target"], d["model"], d["recipe"]["seed"])),
     }
 
@@ -395,6 +456,11 @@ def report(doc: Mapping[str, Any]) -> str:
         f"a trial took {doc['median_trial_seconds']:.0f} s (median; 2 cores, some shared with other work), "
         "so k trials cost about k times that per target"
     )
+    if doc.get("made_again"):
+        lines.append(
+            f"{len(doc['made_again'])} models were made again for these trials (the build's recipe and seed "
+            "on another machine: not bit for bit the build's checkpoints, in effect siblings)"
+        )
     for s in seeds:
         agreement = (doc["per_seed"].get(s) or doc["per_seed"][str(s)])["tau_w_trial_vs_truth_in_top"]
         lines.append(

@@ -192,6 +192,21 @@ def test_longer_trials_of_fewer_candidates_are_evaluated_on_their_own() -> None:
         tq.evaluate(results, trials + _trials(results, truth))
 
 
+def test_trials_on_models_made_again_are_named_in_the_document_and_the_report() -> None:
+    """Without the build's work folder the trial's model is made again; where it differs from the
+    build's, the trial says so and the evaluation names the model (its figures are a sibling's)."""
+    results = synthetic()
+    trials = _trials(results, _truth(results))
+    first = trials[0]["model"]
+    for t in trials:
+        if t["model"] == first:
+            t["made_again"] = {"source_val_accuracy": 0.97, "build_source_val_accuracy": 0.98}
+    doc = tq.evaluate(results, trials)
+    assert doc["made_again"] == [first]
+    assert "1 models were made again" in tq.report(doc)
+    assert "made_again" not in tq.evaluate(results, _trials(results, _truth(results)))
+
+
 @pytest.mark.parametrize(
     ("bench", "heading"), [("hub", "**Hub-like benchmark** (8 targets)"), ("first", "**First benchmark**")]
 )
