@@ -4,7 +4,6 @@ forward pass goes through, so a rename there would otherwise go unseen until som
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,9 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _bench():
+    """bench/recommend.py as a module, not left in ``sys.modules`` for the tests after this one."""
     spec = importlib.util.spec_from_file_location("bench_recommend", ROOT / "bench" / "recommend.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
