@@ -300,7 +300,12 @@ def answer(
                     "k": len(tried) or len(trials),
                     "failed": [r for r in tried if r not in trials],
                     "repeats": next(iter(trials.values())).repeats,  # splits per candidate, averaged
-                    "recipe": trial_recipe(run.options.get("seed", 0), next(iter(trials.values())).train),
+                    "recipe": trial_recipe(
+                        run.options.get("seed", 0),
+                        next(iter(trials.values())).train,
+                        # a run recorded before --trial-epochs trained one epoch
+                        run.options.get("trial_epochs", 1),
+                    ),
                 }
                 if trials
                 else None

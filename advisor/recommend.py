@@ -80,6 +80,7 @@ class Options:
     budget: str = defaults.BUDGET  # auto | full: successive halving from HALVING_FROM candidates (.halving)
     trials: int = defaults.TRIALS  # short fine-tunes of the top K before the pick (.trials); 0: none
     trial_repeats: int = defaults.TRIAL_REPEATS  # ... each on this many splits, ranked by the mean
+    trial_epochs: int = defaults.TRIAL_EPOCHS  # ... each for this many epochs (at least 25 steps each)
 
     @property
     def method(self) -> str:
@@ -120,6 +121,8 @@ def recommend(
         raise BadInputError(f"--trials must be 0 (none) or a number of candidates, not {opts.trials}.")
     if opts.trial_repeats < 1:
         raise BadInputError(f"--trial-repeats must be 1 or more splits, not {opts.trial_repeats}.")
+    if opts.trial_epochs < 1:
+        raise BadInputError(f"--trial-epochs must be 1 or more epochs, not {opts.trial_epochs}.")
     if opts.method not in defaults.AGGREGATIONS:
         raise BadInputError(
             f"Unknown --aggregation {opts.method!r}.", hint=f"Use one of: {', '.join(defaults.AGGREGATIONS)}."
@@ -348,6 +351,7 @@ def _trials(
         seed=opts.seed,
         memo=memo,
         repeats=opts.trial_repeats,
+        epochs=opts.trial_epochs,
     )
     for ref, reason in failed.items():
         board.warns.append(

@@ -227,7 +227,7 @@ def render(result: RecommendResult) -> None:
     default=d.TRIALS,
     show_default=True,
     metavar="K",
-    help="Fine-tune the top K candidates briefly (the whole network, one epoch on 80% of the sample) "
+    help="Fine-tune the top K candidates briefly (the whole network, --trial-epochs on 80% of the sample) "
     "and pick by validation accuracy on the rest: evidence frozen features cannot give; costs K "
     "short fine-tunes (0: none).",
 )
@@ -239,6 +239,15 @@ def render(result: RecommendResult) -> None:
     metavar="R",
     help="Try each of the top K on R splits of the sample (seeds S..S+R-1) and rank by the mean "
     "validation accuracy: less luck of one split, R times the cost.",
+)
+@click.option(
+    "--trial-epochs",
+    type=click.IntRange(min=1),
+    default=d.TRIAL_EPOCHS,
+    show_default=True,
+    metavar="E",
+    help=f"Each trial's epochs (at least {d.TRIAL_MIN_STEPS} optimiser steps per epoch asked for, on a "
+    "small sample): fewer reward the model that starts fastest rather than the one that ends best.",
 )
 @click.option(
     "--include-unavailable",

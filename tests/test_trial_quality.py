@@ -160,12 +160,14 @@ def test_k_chosen_leave_one_target_out_matches_a_direct_re_derivation() -> None:
     assert chosen["first"]["worst_regret"] == max(held["first"])
 
 
+@pytest.mark.parametrize("epochs", [1, 3])
 @pytest.mark.parametrize("bench", tq.BENCHES)
-def test_the_report_reproduces_the_committed_trials(bench: str, capsys) -> None:
-    if not tq.OUT[bench].is_file():
-        pytest.skip(f"no committed trials for the {bench} benchmark yet")
-    committed = json.loads(tq.OUT[bench].read_text())
-    assert tq.main(["--report"]) == 0
+def test_the_report_reproduces_the_committed_trials(bench: str, epochs: int, capsys) -> None:
+    path = tq.out_path(bench, epochs)
+    if not path.is_file():
+        pytest.skip(f"no committed {epochs}-epoch trials for the {bench} benchmark yet")
+    committed = json.loads(path.read_text())
+    assert tq.main(["--report", "--epochs", str(epochs)]) == 0
     printed = capsys.readouterr().out
     assert f"Short fine-tunes of the estimators' top k ({tq.TITLE[bench]}" in printed
     doc = tq.evaluate(json.loads(tq.RESULTS[bench].read_text()), committed["trials"], bench=bench)
@@ -190,6 +192,35 @@ def test_longer_trials_of_fewer_candidates_are_evaluated_on_their_own() -> None:
     assert tq.out_path("hub", 3).name == "trial_quality-e3.json" and tq.out_path("hub") == tq.OUT["hub"]
     with pytest.raises(ValueError, match="mixed"):
         tq.evaluate(results, trials + _trials(results, truth))
+
+
+def test_the_readme_three_epoch_table_is_the_committed_trials() -> None:
+    """Every cell of the README's three-epoch table is the committed ``-e3`` documents'."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("#### Three-epoch trials") :]
+    lines = section.splitlines()
+    header = next(line for line in lines if line.startswith("| trials per target (k)"))
+    ks = [int(c.strip().split()[0]) for c in header.strip("|").split("|")[1:]]
+    for bench, label in (("hub", "Hub-like benchmark"), ("first", "first benchmark")):
+        per_k = json.loads(tq.out_path(bench, 3).read_text())["per_seed"]["0"]["per_k"]
+        row = next(line for line in lines if line.startswith(f"| {label} |"))
+        cells = [c.strip().strip("*") for c in row.strip("|").split("|")[1:]]
+        for k, cell in zip(ks, cells, strict=True):
+            r = per_k[str(k)]
+            assert cell == f"{r['mean_regret']:.2f} / {r['worst_regret']:.1f}, {r['mean_tau_w']:.3f}", (
+                bench,
+                k,
+            )
+
+
+def test_the_products_trial_recipe_is_the_one_measured() -> None:
+    """``recommend --trials K`` trains what the three-epoch documents measured on both benchmarks'
+    training splits (800 and 1,200 items), and ``--trial-epochs 1`` what the one-epoch ones did."""
+    from tlreg.advisor import trials
+
+    for n_train in (800, 1200):
+        assert trials.recipe(0, n_train) == tq.recipe(0, 3)
+        assert trials.recipe(1, n_train, 1) == tq.recipe(1, 1)
 
 
 def test_trials_on_models_made_again_are_named_in_the_document_and_the_report() -> None:

@@ -33,6 +33,8 @@ from tlreg.registry.errors import BadInputError
 from tlreg.registry.runs import RunResult
 
 FAST = {"workers": 0, "baselines": False, "bootstrap": 0}
+#: ... and one-epoch trials, where what is tested is not the trial's length (a third of the training)
+SHORT = {**FAST, "trial_epochs": 1}
 #: the module (``handoff.finetune`` the package attribute is the function)
 ft_module = importlib.import_module("tlreg.advisor.handoff.finetune")
 
@@ -60,18 +62,20 @@ def _as_tlreg_finetune(row: RankingRow, images: Path, registry: Registry, tmp_pa
         registry=registry,
         record=False,
         workers=0,
-        **tr.recipe(seed, row.trial["train"]),
+        **{**tr.recipe(seed, row.trial["train"]), "epochs": row.trial["epochs"]},
     )
 
 
-def test_the_recipe_is_one_epoch_or_enough_epochs_for_the_minimum_steps() -> None:
+def test_the_recipe_is_three_epochs_or_enough_epochs_for_the_minimum_steps() -> None:
     batch, least = defaults.FINETUNE_BATCH_SIZE, defaults.TRIAL_MIN_STEPS
-    assert batch == 32 and least == 25
-    # both benchmarks' trial sizes: one epoch (25 and 38 steps), the recipe they measured
-    assert tr.recipe(0, 800) == {**defaults.TRIAL_RECIPE, "epochs": 1, "seed": 0}
-    assert tr.recipe(3, 1200)["epochs"] == 1 and tr.recipe(3, 1200)["seed"] == 3
-    assert tr.recipe(0, 100)["epochs"] == 7  # 4 steps an epoch: 7 epochs reach 28
-    assert tr.recipe(0, 24)["epochs"] == 25 and tr.recipe(0, 0)["epochs"] == 1
+    assert batch == 32 and least == 25 and defaults.TRIAL_EPOCHS == 3
+    # both benchmarks' trial sizes: three epochs (75 and 114 steps), the recipe they measured
+    assert tr.recipe(0, 800) == {**defaults.TRIAL_RECIPE, "epochs": 3, "seed": 0}
+    assert tr.recipe(3, 1200)["epochs"] == 3 and tr.recipe(3, 1200)["seed"] == 3
+    assert tr.recipe(0, 100)["epochs"] == 19  # 4 steps an epoch: 19 epochs reach 76 >= 3 x 25
+    assert tr.recipe(0, 24)["epochs"] == 75 and tr.recipe(0, 0)["epochs"] == 3
+    # --trial-epochs 1: the one-epoch trials measured first (at least 25 steps)
+    assert tr.recipe(0, 800, 1)["epochs"] == 1 and tr.recipe(0, 100, 1)["epochs"] == 7
 
 
 def _trial(ref: str, correct: int, val: int = 20) -> tr.Trial:
@@ -161,19 +165,19 @@ def test_trials_decide_the_pick_and_match_tlreg_finetune(
 def test_a_second_run_takes_the_trials_from_the_answer_cache(
     registry: Registry, images: Path, three: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = recommend(images, registry=registry, trials=2, **FAST)
+    first = recommend(images, registry=registry, trials=2, **SHORT)
 
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("a cached trial trained again")
 
     monkeypatch.setattr(ft_module, "short_finetune", no_training)
-    second = recommend(images, registry=registry, trials=2, **FAST)
+    second = recommend(images, registry=registry, trials=2, **SHORT)
     assert [(r.ref, r.trial["val_acc"]) for r in second.ranking if r.trial] == [
         (r.ref, r.trial["val_acc"]) for r in first.ranking if r.trial
     ]
     assert all(r.trial["from_cache"] for r in second.ranking if r.trial)
     with pytest.raises(AssertionError, match="trained again"):  # reuse_answers=False: verify's way
-        recommend(images, registry=registry, trials=2, reuse_answers=False, **FAST)
+        recommend(images, registry=registry, trials=2, reuse_answers=False, **SHORT)
 
 
 def test_a_model_that_cannot_be_fine_tuned_is_said_and_ranks_after_the_tried(
@@ -189,7 +193,7 @@ def test_a_model_that_cannot_be_fine_tuned_is_said_and_ranks_after_the_tried(
         return real(record, *args, **kwargs)
 
     monkeypatch.setattr(ft_module, "short_finetune", refuse_the_first)
-    result = recommend(images, registry=registry, trials=2, **FAST)
+    result = recommend(images, registry=registry, trials=2, **SHORT)
     assert result.ranking[0].ref == plain.ranking[1].ref and result.ranking[0].trial is not None
     assert result.ranking[1].ref == first and result.ranking[1].trial is None
     assert any(f"--trials: {first} could not be fine-tuned" in w for w in result.warnings)
@@ -259,19 +263,39 @@ def test_regression_data_runs_no_trials(registry: Registry, tmp_path: Path) -> N
 def test_trials_option_has_a_cli_twin_and_refuses_a_negative(
     registry: Registry, images: Path, three: list[str]
 ) -> None:
-    shown = invoke("recommend", str(images), "--trials", "2", "--workers", "0", "--no-baselines", "--json")
+    shown = invoke(
+        "recommend",
+        str(images),
+        "--trials",
+        "2",
+        "--trial-epochs",
+        "1",
+        "--workers",
+        "0",
+        "--no-baselines",
+        "--json",
+    )
     assert shown.exit_code == 0, shown.output
     doc = json.loads(shown.stdout)
+    recipe = doc["confidence"]["trials"]["recipe"]
+    tried = next(r["trial"] for r in doc["ranking"] if r.get("trial"))
+    assert recipe == tr.recipe(0, tried["train"], 1) and tried["epochs"] == recipe["epochs"]
     assert (
         doc["confidence"]["decided_by"] == "trials" and sum(1 for r in doc["ranking"] if r.get("trial")) == 2
     )
     assert "trial 2/2:" in shown.stderr  # progress on stderr, the result alone on stdout
-    table = invoke("recommend", str(images), "--trials", "2", "--workers", "0", "--no-baselines")
+    table = invoke(
+        "recommend", str(images), "--trials", "2", "--trial-epochs", "1", "--workers", "0", "--no-baselines"
+    )
     assert table.exit_code == 0 and "est. P(best)" in table.stdout and "trial" in table.stdout
     bad = invoke("recommend", str(images), "--trials", "-1")
     assert bad.exit_code == 2 and "Traceback" not in bad.output
     with pytest.raises(BadInputError, match="--trials must be 0"):
         recommend(images, registry=registry, trials=-1, **FAST)
+    bad = invoke("recommend", str(images), "--trials", "2", "--trial-epochs", "0")
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+    with pytest.raises(BadInputError, match="--trial-epochs must be 1"):
+        recommend(images, registry=registry, trials=2, trial_epochs=0, **FAST)
 
 
 def test_a_run_with_trials_verifies_by_training_them_again(
@@ -281,7 +305,7 @@ def test_a_run_with_trials_verifies_by_training_them_again(
     items with the same seed, and reproduce the recorded accuracies and order (CPU: bit for bit)."""
     from tlreg.advisor.audit.compare import verify_run
 
-    result = recommend(images, registry=registry, trials=2, **FAST)
+    result = recommend(images, registry=registry, trials=2, **SHORT)
     v = verify_run(result.run_id, registry=registry, workers=0)
     assert v.reproduced, v.reasons
     assert [r.trial["val_acc"] for r in result.ranking if r.trial]  # what verify trained again
@@ -298,6 +322,25 @@ def test_a_run_with_trials_verifies_by_training_them_again(
     assert not v.reproduced and any(r.startswith(f"the trial of {tried['ref']} reached") for r in v.reasons)
 
 
+def test_a_run_recorded_before_trial_epochs_verifies_with_one_epoch_trials(
+    registry: Registry, images: Path, three: list[str]
+) -> None:
+    """A run recorded before --trial-epochs existed trained one-epoch trials: verify recomputes it that
+    way and says the default is now longer, rather than call the run irreproducible."""
+    from tlreg.advisor.audit.compare import verify_run
+    from tlreg.registry.runs import Run
+
+    result = recommend(images, registry=registry, trials=2, **SHORT)
+    with Session(registry.engine) as session:
+        run = session.get(Run, result.run_id)
+        run.options = {k: v for k, v in run.options.items() if k != "trial_epochs"}
+        session.add(run)
+        session.commit()
+    v = verify_run(result.run_id, registry=registry, workers=0)
+    assert v.reproduced, v.reasons
+    assert any("trial length (1 epoch); the default is now 3" in n for n in v.notes)
+
+
 def test_text_candidates_are_tried_too(registry: Registry, tmp_path: Path) -> None:
     """Two tiny sentence-transformers folders on a text table: each trial is the text fine-tune."""
     for seed in (0, 1):
@@ -305,7 +348,7 @@ def test_text_candidates_are_tried_too(registry: Registry, tmp_path: Path) -> No
     words = ["cat sat mat", "dog sat rug", "stock market fell", "market rose", "team won goal", "team lost"]
     frame = pd.DataFrame({"text": words * 4, "label": ["a", "a", "b", "b", "c", "c"] * 4})
     frame.to_csv(tmp_path / "t.csv", index=False)
-    result = recommend(tmp_path / "t.csv", registry=registry, trials=2, **FAST)
+    result = recommend(tmp_path / "t.csv", registry=registry, trials=2, **SHORT)
     assert result.confidence["decided_by"] == "trials"
     assert all(r.trial and r.trial["val"] == 6 and r.trial["train"] == 18 for r in result.ranking)
     assert result.ranking[0].trial["val_acc"] >= result.ranking[1].trial["val_acc"]
@@ -317,7 +360,7 @@ def test_repeated_trials_average_splits_and_reuse_the_first(
     """``trial_repeats=2``: each candidate is tried on the splits of seeds 0 and 1 and ranked by the
     mean, each split being `tlreg finetune --seed S`; a run with one repeat before it leaves only the
     second split to train."""
-    once = recommend(images, registry=registry, trials=2, **FAST)
+    once = recommend(images, registry=registry, trials=2, **SHORT)
     real, calls = ft_module.short_finetune, []
 
     def counted(record: ModelRecord, data: object, given: dict, **kwargs: object) -> object:
@@ -325,7 +368,7 @@ def test_repeated_trials_average_splits_and_reuse_the_first(
         return real(record, data, given, **kwargs)
 
     monkeypatch.setattr(ft_module, "short_finetune", counted)
-    twice = recommend(images, registry=registry, trials=2, trial_repeats=2, **FAST)
+    twice = recommend(images, registry=registry, trials=2, trial_repeats=2, **SHORT)
     tried = [r for r in twice.ranking if r.trial]
     assert sorted(calls) == sorted((r.ref, 1) for r in tried)  # seed 0's split came from the cache
     first = {r.ref: r.trial for r in once.ranking if r.trial}

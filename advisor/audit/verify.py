@@ -101,6 +101,12 @@ def _rerun_options(record: RunRecord, overrides: dict[str, Any]) -> tuple[dict[s
             notes.append(
                 f"recomputed with the run's aggregation ({used}); the default is now {defaults.AGGREGATION}"
             )
+    if recorded.get("trials") and "trial_epochs" not in recorded:
+        # recorded before --trial-epochs: its trials trained one epoch (the default is now more)
+        options["trial_epochs"] = 1
+        notes.append(
+            f"recomputed with the run's trial length (1 epoch); the default is now {defaults.TRIAL_EPOCHS}"
+        )
     options.update({k: v for k, v in overrides.items() if v is not None})
     return options, notes
 
