@@ -194,23 +194,25 @@ def test_longer_trials_of_fewer_candidates_are_evaluated_on_their_own() -> None:
         tq.evaluate(results, trials + _trials(results, truth))
 
 
+def _check_row(lines: list[str], label: str, per_k: dict) -> None:
+    """The README table row ``label`` (under the first "trials per target (k)" header in ``lines``)
+    reads ``mean / worst, τw`` of ``per_k`` in every column."""
+    header = next(line for line in lines if line.startswith("| trials per target (k)"))
+    ks = [int(c.strip().split()[0]) for c in header.strip("|").split("|")[1:]]
+    row = next(line for line in lines if line.startswith(f"| {label} |"))
+    cells = [c.strip().strip("*") for c in row.strip("|").split("|")[1:]]
+    for k, cell in zip(ks, cells, strict=True):
+        r = per_k[str(k)]
+        assert cell == f"{r['mean_regret']:.2f} / {r['worst_regret']:.1f}, {r['mean_tau_w']:.3f}", (label, k)
+
+
 def test_the_readme_three_epoch_table_is_the_committed_trials() -> None:
     """Every cell of the README's three-epoch table is the committed ``-e3`` documents'."""
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("#### Three-epoch trials") :]
-    lines = section.splitlines()
-    header = next(line for line in lines if line.startswith("| trials per target (k)"))
-    ks = [int(c.strip().split()[0]) for c in header.strip("|").split("|")[1:]]
     for bench, label in (("hub", "Hub-like benchmark"), ("first", "first benchmark")):
         per_k = json.loads(tq.out_path(bench, 3).read_text())["per_seed"]["0"]["per_k"]
-        row = next(line for line in lines if line.startswith(f"| {label} |"))
-        cells = [c.strip().strip("*") for c in row.strip("|").split("|")[1:]]
-        for k, cell in zip(ks, cells, strict=True):
-            r = per_k[str(k)]
-            assert cell == f"{r['mean_regret']:.2f} / {r['worst_regret']:.1f}, {r['mean_tau_w']:.3f}", (
-                bench,
-                k,
-            )
+        _check_row(section.splitlines(), label, per_k)
 
 
 def test_the_products_trial_recipe_is_the_one_measured() -> None:
@@ -247,16 +249,7 @@ def test_the_readme_tables_are_the_committed_trials(bench: str, heading: str) ->
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("### Short fine-tunes of the top k, measured") :]
     lines = section[section.index(heading) :].splitlines()
-    header = next(line for line in lines if line.startswith("| trials per target (k)"))
-    ks = [int(c.strip().split()[0]) for c in header.strip("|").split("|")[1:]]
     views = {"seed 0": doc["per_seed"]["0"]["per_k"], "seed 1": doc["per_seed"]["1"]["per_k"]}
     views["both splits averaged (R = 2)"] = doc["repeats"]["per_k"]
     for label, per_k in views.items():
-        row = next(line for line in lines if line.startswith(f"| {label} |"))
-        cells = [c.strip().strip("*") for c in row.strip("|").split("|")[1:]]
-        for k, cell in zip(ks, cells, strict=True):
-            r = per_k[str(k)]
-            assert cell == f"{r['mean_regret']:.2f} / {r['worst_regret']:.1f}, {r['mean_tau_w']:.3f}", (
-                label,
-                k,
-            )
+        _check_row(lines, label, per_k)
