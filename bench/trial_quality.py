@@ -135,14 +135,13 @@ def hub_inputs(work: Path, results: Mapping[str, Any], target: str, model: str) 
     registry = hb.work_registry(work)
     lite, source = hb.split_id(model)
     differs: dict[str, Any] = {}
-    if source != hb.RANDOM:
-        registry.import_from("bundled")  # the parent's weights: the bundled ImageNet Lite
-        hb.register(work, hb.build_original(work, cfg, lite, registry))
-    if source == hb.ORIGINAL:
-        folder = hb.build_original(work, cfg, lite, registry)
-    elif source == hb.RANDOM:
+    if source == hb.RANDOM:
         folder = hb.build_random(work, cfg, lite)
     else:
+        registry.import_from("bundled")  # the original's weights: the bundled ImageNet Lite
+        folder = hb.build_original(work, cfg, lite, registry)
+    if source not in (hb.RANDOM, hb.ORIGINAL):
+        hb.register(work, folder)  # the descendant's parent, which build_descendant looks up
         folder = _single_threaded(hb.build_descendant, work, cfg, model, zb.Stopwatch())
         made = json.loads((folder / "meta.json").read_text())["descend"]["val_accuracy"]
         recorded = results["models"][model]["descend"]["val_accuracy"]
