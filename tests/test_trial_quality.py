@@ -160,6 +160,39 @@ def test_k_chosen_leave_one_target_out_matches_a_direct_re_derivation() -> None:
     assert chosen["first"]["worst_regret"] == max(held["first"])
 
 
+def test_trials_of_every_candidate_are_evaluated_up_to_every_k() -> None:
+    """Trying all of a space's candidates (``--top 21`` on the Hub-like benchmark: the brute-force
+    bound) is judged for every k, not cut at the default ``--top``."""
+    results = synthetic()
+    for m in list(results["candidates"]):  # a second copy of every candidate: more than TOP of them
+        backbone, source = m.split("-")
+        twin = f"{backbone}x-{source}"
+        results["models"][twin] = {**results["models"][m], "backbone": backbone + "x"}
+        results["pairs"] += [{**p, "model": twin} for p in results["pairs"] if p["model"] == m]
+        results["candidates"].append(twin)
+    assert len(results["candidates"]) > tq.TOP
+    doc = tq.evaluate(results, _trials(results, _truth(results)))
+    assert doc["top"] == len(results["candidates"])
+    assert sorted(doc["per_k"]) == list(range(1, len(results["candidates"]) + 1))
+    assert doc["per_k"][len(results["candidates"])]["mean_regret"] == pytest.approx(0.0)
+
+
+def test_k_is_chosen_over_the_ks_both_benchmarks_cover() -> None:
+    """One benchmark's trials cover more candidates than the other's: k is chosen among the ks that
+    every held-out target has."""
+
+    def doc(regrets: dict[str, list[float]]) -> dict:
+        ks = range(1, len(next(iter(regrets.values()))) + 1)
+        rows = {str(k): {"per_target": {t: {"regret": r[k - 1]} for t, r in regrets.items()}} for k in ks}
+        return {"seeds": [0], "per_seed": {"0": {"per_k": rows}}}
+
+    views = tq.choose_k(
+        {"hub": doc({"t1": [3.0, 2.0, 0.0], "t2": [3.0, 2.0, 0.0]}), "first": doc({"t3": [1.0, 0.0]})}
+    )
+    assert {f["k"] for f in views["0"]["folds"].values()} == {2}  # k = 3 is not covered on t3
+    assert views["0"]["first"]["mean_regret"] == 0.0
+
+
 @pytest.mark.parametrize("epochs", [1, 3])
 @pytest.mark.parametrize("bench", tq.BENCHES)
 def test_the_report_reproduces_the_committed_trials(bench: str, epochs: int, capsys) -> None:
@@ -196,12 +229,15 @@ def test_longer_trials_of_fewer_candidates_are_evaluated_on_their_own() -> None:
 
 def _check_row(lines: list[str], label: str, per_k: dict) -> None:
     """The README table row ``label`` (under the first "trials per target (k)" header in ``lines``)
-    reads ``mean / worst, τw`` of ``per_k`` in every column."""
+    reads ``mean / worst, τw`` of ``per_k`` in every column, and "—" where the trials did not reach k."""
     header = next(line for line in lines if line.startswith("| trials per target (k)"))
     ks = [int(c.strip().split()[0]) for c in header.strip("|").split("|")[1:]]
     row = next(line for line in lines if line.startswith(f"| {label} |"))
     cells = [c.strip().strip("*") for c in row.strip("|").split("|")[1:]]
     for k, cell in zip(ks, cells, strict=True):
+        if str(k) not in per_k:
+            assert cell == "—", (label, k)
+            continue
         r = per_k[str(k)]
         assert cell == f"{r['mean_regret']:.2f} / {r['worst_regret']:.1f}, {r['mean_tau_w']:.3f}", (label, k)
 
